@@ -1,0 +1,54 @@
+"""Chat with a GGUF through llama-cpp-python, using the chat template and stop tokens stored in it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class ChatSession:
+    """One loaded GGUF. ``stream()`` yields text chunks; call ``close()`` (or use ``with``) when done."""
+
+    def __init__(self, gguf_path: str | Path, n_ctx: int = 2048, n_threads: int | None = None, seed: int = 0):
+        path = Path(gguf_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such GGUF file")
+        from llama_cpp import Llama
+
+        self.path = path
+        self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
+
+    @property
+    def chat_template(self) -> str | None:
+        return self.llm.metadata.get("tokenizer.chat_template")
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_tokens: int = 256,
+    ) -> Iterator[str]:
+        """Stream the assistant's reply; generation ends at the GGUF's end-of-turn token."""
+        chunks = self.llm.create_chat_completion(
+            messages=messages, temperature=temperature, top_p=top_p, max_tokens=max_tokens, stream=True
+        )
+        for chunk in chunks:
+            text = chunk["choices"][0]["delta"].get("content")
+            if text:
+                yield text
+
+    def reply(self, messages: list[dict[str, str]], **kwargs) -> str:
+        return "".join(self.stream(messages, **kwargs))
+
+    def close(self) -> None:
+        # Without an explicit close, llama-cpp-python's __del__ can raise at interpreter exit.
+        if getattr(self, "llm", None) is not None:
+            self.llm.close()
+            self.llm = None
+
+    def __enter__(self) -> ChatSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

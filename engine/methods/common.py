@@ -1,0 +1,37 @@
+"""Arguments every method's TRL config shares, taken from the recipe's ``train`` section."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.recipe import Recipe
+
+
+def common_args(recipe: Recipe, run) -> dict[str, Any]:
+    import torch
+
+    t = recipe.train
+    bf16 = t.bf16 if t.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return dict(
+        output_dir=str(run.checkpoints),
+        max_steps=t.max_steps,
+        num_train_epochs=t.num_train_epochs,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        logging_steps=t.logging_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=None,  # checkpoints are renamed and pruned by the worker (keep-last-N)
+        seed=t.seed,
+        data_seed=t.seed,
+        gradient_checkpointing=t.gradient_checkpointing,
+        bf16=bf16,
+        report_to=t.report_to,
+        disable_tqdm=True,
+        save_only_model=False,
+    )

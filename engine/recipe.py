@@ -1,0 +1,306 @@
+"""The typed Recipe: everything a run needs, read from and written to YAML.
+
+Field names follow TRL/PEFT/transformers where those libraries have one, so settings can be
+pasted across. Every error names the field path (``adapter.r``) and the file it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+ADAPTER_KINDS = ("lora", "qlora", "dora", "full")
+METHODS = ("sft",)
+STRATEGIES = ("single", "ddp", "fsdp", "zero2", "zero3")
+GGUF_TYPES = (
+    "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_0",
+    "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K",
+)  # fmt: skip
+
+
+class RecipeError(ValueError):
+    """A recipe problem, always naming the field (and the file when there is one)."""
+
+    def __init__(self, field_path: str, message: str, source: str | None = None):
+        self.field_path = field_path
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field_path}: {message}")
+
+
+@dataclass
+class ModelArgs:
+    name_or_path: str = ""
+    trust_remote_code: bool = False
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    revision: str | None = None
+
+
+@dataclass
+class DataArgs:
+    train: str = ""
+    eval: str | None = None
+    eval_size: float = 0.0  # held out of train when no eval file is given
+
+
+@dataclass
+class TemplateArgs:
+    name: str = "model"  # "model" (the tokenizer's own), a built-in name, or a .jinja file
+
+
+@dataclass
+class AdapterArgs:
+    kind: Literal["lora", "qlora", "dora", "full"] = "lora"
+    r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: list[str] | str = "all-linear"
+    bias: Literal["none", "all", "lora_only"] = "none"
+
+    def __post_init__(self) -> None:
+        if self.r <= 0:
+            raise RecipeError("adapter.r", f"must be a positive integer, got {self.r}")
+
+
+@dataclass
+class MethodArgs:
+    name: Literal["sft"] = "sft"
+    assistant_only_loss: bool = True
+
+
+@dataclass
+class TrainArgs:
+    runs_dir: str = "runs"
+    max_steps: int = -1
+    num_train_epochs: float = 1.0
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "linear"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 1024
+    logging_steps: int = 10
+    save_steps: int = 500
+    save_total_limit: int = 2
+    seed: int = 42
+    gradient_checkpointing: bool = False
+    bf16: bool | None = None  # None: bf16 where the device supports it fast (CUDA), else fp32
+    report_to: list[str] | str = "none"
+
+    def __post_init__(self) -> None:
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps", "save_steps"):
+            if getattr(self, name) <= 0:
+                raise RecipeError(f"train.{name}", f"must be a positive integer, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise RecipeError("train.learning_rate", f"must be positive, got {self.learning_rate}")
+        if self.max_steps == 0:
+            raise RecipeError("train.max_steps", "must be positive, or -1 to train for num_train_epochs")
+
+
+@dataclass
+class ExportArgs:
+    quant: list[str] = field(default_factory=lambda: ["F16", "Q8_0", "Q4_K_M"])
+    pre_tokenizer: str | None = None  # llama.cpp pre-tokenizer name when the converter does not know ours
+
+    def __post_init__(self) -> None:
+        self.quant = [normalize_quant(q, "export.quant") for q in self.quant]
+
+
+@dataclass
+class LaunchArgs:
+    num_processes: int = 1
+    strategy: Literal["single", "ddp", "fsdp", "zero2", "zero3"] = "single"
+    num_machines: int = 1
+    machine_rank: int = 0
+    main_process_ip: str | None = None
+    main_process_port: int = 29500
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+
+
+@dataclass
+class Recipe:
+    model: ModelArgs = field(default_factory=ModelArgs)
+    data: DataArgs = field(default_factory=DataArgs)
+    template: TemplateArgs = field(default_factory=TemplateArgs)
+    adapter: AdapterArgs = field(default_factory=AdapterArgs)
+    method: MethodArgs = field(default_factory=MethodArgs)
+    train: TrainArgs = field(default_factory=TrainArgs)
+    export: ExportArgs = field(default_factory=ExportArgs)
+    launch: LaunchArgs = field(default_factory=LaunchArgs)
+
+    def __post_init__(self) -> None:
+        if not self.model.name_or_path:
+            raise RecipeError("model.name_or_path", "is required (a local model folder or a Hub id)")
+        if not self.data.train:
+            raise RecipeError("data.train", "is required (a dataset file, folder or Hub id)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+
+def normalize_quant(name: str, field_path: str = "quant") -> str:
+    """Canonical spelling of a GGUF type (f16 -> F16, q4_k_m -> Q4_K_M)."""
+    canon = name.strip().upper()
+    if canon not in GGUF_TYPES:
+        raise RecipeError(field_path, f"unknown GGUF type {name!r}; choose from {', '.join(GGUF_TYPES)}")
+    return canon
+
+
+# --------------------------------------------------------------------------- building from dicts
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check/convert one value against a type hint, raising RecipeError naming ``path``."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, path)
+            except RecipeError:
+                pass
+        raise RecipeError(path, f"expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise RecipeError(path, f"must be one of {', '.join(map(str, get_args(tp)))}; got {value!r}")
+        return value
+    if origin is list:
+        (item_tp,) = get_args(tp)
+        if isinstance(value, str) and "," in value:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise RecipeError(path, f"expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise RecipeError(path, f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise RecipeError(path, f"expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML 1.1 reads "2e-4" as a string
+            except ValueError:
+                pass
+        raise RecipeError(path, f"expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise RecipeError(path, f"expected a string, got {value!r}")
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    args = [a for a in get_args(tp) if a is not type(None)]
+    return " or ".join(getattr(a, "__name__", str(a)) for a in args) or str(tp)
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(path or "recipe", f"expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        key = unknown[0]
+        where = f"{path}.{key}" if path else str(key)
+        raise RecipeError(where, f"unknown field; valid fields here: {', '.join(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def recipe_from_dict(data: dict[str, Any], source: str | None = None) -> Recipe:
+    try:
+        return _build(Recipe, data, "")
+    except RecipeError as e:
+        if source and not e.source:
+            raise RecipeError(e.field_path, str(e).split(": ", 1)[1], source) from None
+        raise
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set a.b=value`` strings (values parsed as YAML) to a raw recipe dict."""
+    import yaml
+
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(item, "an override must look like section.field=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise RecipeError(key, f"{part} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    return data
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a recipe file; relative data/model paths are resolved against the file's folder."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError("recipe", "file not found", str(path)) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise RecipeError("recipe", f"not valid YAML: {e}", str(path)) from None
+    if not isinstance(data, dict):
+        raise RecipeError("recipe", "must be a mapping of sections (model, data, ...)", str(path))
+    data = apply_overrides(data, overrides or [])
+    recipe = recipe_from_dict(data, str(path))
+    return resolve_paths(recipe, path.parent)
+
+
+def resolve_paths(recipe: Recipe, base: Path) -> Recipe:
+    """Make local paths absolute so the run directory's copy works from anywhere."""
+
+    def local(p: str | None) -> str | None:
+        if not p:
+            return p
+        candidate = Path(p).expanduser()
+        if not candidate.is_absolute():
+            candidate = base / candidate
+        return str(candidate.resolve()) if candidate.exists() else p
+
+    recipe.model.name_or_path = local(recipe.model.name_or_path) or ""
+    recipe.data.train = local(recipe.data.train) or ""
+    recipe.data.eval = local(recipe.data.eval)
+    runs = Path(recipe.train.runs_dir).expanduser()
+    recipe.train.runs_dir = str(runs if runs.is_absolute() else (base / runs).resolve())
+    return recipe

@@ -1,0 +1,162 @@
+"""The run directory protocol (see DESIGN.md): one folder per run, the only shared state.
+
+The worker writes; any number of readers (TUI, ``tunedeck attach``) read, at any time.
+``events.jsonl`` is append-only, one complete JSON line per event; ``status.json`` is replaced
+atomically. A run's state is derived from status.json plus pid liveness.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+TERMINAL_STATES = ("finished", "failed", "stopped", "crashed")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file, fsync, rename: readers see the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def new_run_id(method: str) -> str:
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{method}-{secrets.token_hex(2)}"
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    recipe_path = property(lambda self: self.path / "recipe.yaml")
+    events_path = property(lambda self: self.path / "events.jsonl")
+    status_path = property(lambda self: self.path / "status.json")
+    log_path = property(lambda self: self.path / "worker.log")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    adapter = property(lambda self: self.path / "adapter")
+    model = property(lambda self: self.path / "model")  # full fine-tuning output
+    merged = property(lambda self: self.path / "merged")
+    gguf = property(lambda self: self.path / "gguf")
+    export_report = property(lambda self: self.path / "export-report.json")
+
+    # ---- writing (the worker)
+
+    def append_event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Append one event as a single write of one line (readers never see half a line)."""
+        event = {"ts": time.time(), "kind": kind, **fields}
+        line = (json.dumps(event, default=str) + "\n").encode()
+        fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        return event
+
+    def write_status(self, **fields: Any) -> dict[str, Any]:
+        status = {**self.read_status(), **fields, "heartbeat": time.time()}
+        atomic_write_text(self.status_path, json.dumps(status, indent=2))
+        return status
+
+    # ---- reading (anyone)
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def state(self) -> str:
+        """running/stopping/... from status.json; ``crashed`` when the worker died without saying so."""
+        status = self.read_status()
+        state = status.get("state", "starting")
+        if state not in TERMINAL_STATES and not pid_alive(status.get("pid")):
+            if state == "starting" and time.time() - self.path.stat().st_mtime < 30:
+                return "starting"
+            return "crashed"
+        return state
+
+    def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Complete events from byte ``offset``; returns them and the offset to continue from."""
+        try:
+            with self.events_path.open("rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n") + 1  # a trailing partial line waits for the next read
+        events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+        return events, offset + end
+
+    def follow_events(self, poll: float = 0.5, offset: int = 0) -> Iterator[dict[str, Any]]:
+        """Yield the full history, then new events live, until the run reaches a terminal state."""
+        while True:
+            events, offset = self.read_events(offset)
+            yield from events
+            if not events and self.state() in TERMINAL_STATES:
+                events, offset = self.read_events(offset)
+                yield from events
+                return
+            if not events:
+                time.sleep(poll)
+
+    def complete_checkpoints(self) -> list[Path]:
+        """Checkpoints whose completion marker exists, oldest first."""
+        if not self.checkpoints.is_dir():
+            return []
+        return sorted(p for p in self.checkpoints.glob("step-*") if (p / "COMPLETE").exists())
+
+
+def list_runs(runs_dir: Path) -> list[RunDir]:
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    return sorted(
+        (RunDir(p) for p in runs_dir.iterdir() if (p / "recipe.yaml").exists()),
+        key=lambda r: r.path.name,
+    )
+
+
+def find_run(ref: str, runs_dir: Path) -> RunDir:
+    """A run by path, id or unique id prefix (``latest`` for the newest)."""
+    path = Path(ref).expanduser()
+    if (path / "recipe.yaml").exists():
+        return RunDir(path.resolve())
+    runs = list_runs(runs_dir)
+    if ref == "latest" and runs:
+        return runs[-1]
+    matches = [r for r in runs if r.id == ref] or [r for r in runs if r.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise FileNotFoundError(f"no run {ref!r} in {runs_dir} (tunedeck runs lists them)")
+    raise FileNotFoundError(f"{ref!r} matches several runs: {', '.join(r.id for r in matches)}")

@@ -1,0 +1,301 @@
+"""``tunedeck``: no subcommand opens the TUI; subcommands are its headless twins.
+
+Heavy libraries (torch, transformers, trl, llama_cpp) are imported inside the commands that
+need them, so ``tunedeck --help`` and the TUI start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _step_line(event: dict, started: float | None) -> str:
+    step, total = event["step"], event.get("max_steps") or 0
+    parts = [f"step {step}/{total}" if total else f"step {step}", f"loss {event['loss']:.4f}"]
+    if event.get("lr") is not None:
+        parts.append(f"lr {event['lr']:.2e}")
+    if event.get("tokens_per_s"):
+        parts.append(f"{event['tokens_per_s']:.0f} tok/s")
+    if started and total and step:
+        elapsed = event["ts"] - started
+        parts.append(f"ETA {_fmt_eta(elapsed / step * (total - step))}")
+    return "  ".join(parts)
+
+
+def follow_run(run, out=sys.stdout) -> str:
+    """Print a run's history then its live events until it ends; return the final state.
+
+    Ctrl-C only stops following: the worker runs in its own session and carries on.
+    """
+    started = None
+    try:
+        for event in run.follow_events():
+            kind = event["kind"]
+            if kind == "train_begin":
+                started = event["ts"]
+            elif kind == "step":
+                print(_step_line(event, started), file=out, flush=True)
+            elif kind == "checkpoint":
+                print(f"checkpoint at step {event['step']}: {event['path']}", file=out, flush=True)
+            elif kind == "failed":
+                print(f"FAILED: {event['error']}\nhint: {event['hint']}", file=out, flush=True)
+            elif kind in ("finished", "stopped"):
+                print(f"{kind} at step {event['step']}", file=out, flush=True)
+    except KeyboardInterrupt:
+        print(f"\ndetached; the run goes on. Follow it again with: tunedeck attach {run.id}", file=out)
+        return "detached"
+    return run.state()
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_train(args) -> int:
+    from engine.launch import start_run
+    from engine.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.set)
+    run = start_run(recipe)
+    print(f"run {run.id} started in {run.path}", flush=True)
+    if args.detach:
+        print(run.id)
+        return EXIT_OK
+    state = follow_run(run)
+    if state == "failed":
+        return EXIT_FAILED
+    return EXIT_OK if state in ("finished", "stopped", "detached") else EXIT_FAILED
+
+
+def _runs_dir(args) -> Path:
+    return Path(args.runs_dir).expanduser()
+
+
+def cmd_runs(args) -> int:
+    from engine.runs import list_runs
+
+    rows = []
+    for run in list_runs(_runs_dir(args)):
+        status = run.read_status()
+        rows.append(
+            {
+                "id": run.id,
+                "state": run.state(),
+                "step": status.get("step"),
+                "max_steps": status.get("max_steps"),
+                "loss": status.get("loss"),
+                "started": status.get("started"),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print(f"no runs in {_runs_dir(args)}")
+    for r in rows:
+        loss = f"{r['loss']:.4f}" if isinstance(r["loss"], (int, float)) else "-"
+        print(f"{r['id']:<36} {r['state']:<9} {r['step'] or 0:>6}/{r['max_steps'] or '?':<6} loss {loss}")
+    return EXIT_OK
+
+
+def cmd_attach(args) -> int:
+    from engine.runs import find_run
+
+    state = follow_run(find_run(args.run, _runs_dir(args)))
+    return EXIT_FAILED if state in ("failed", "crashed") else EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from engine.export.pipeline import export_run
+    from engine.runs import find_run
+
+    run = find_run(args.run, _runs_dir(args))
+    quants = [q for q in args.quant.split(",") if q.strip()] if args.quant else None
+    report = export_run(run, quants, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    for w in report["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(f"{'type':<8} {'size':>10}  {'stops':<5} file")
+    for f in report["files"]:
+        print(f"{f['type']:<8} {f['size_bytes'] / 2**20:>8.2f}MB  {str(f['verify']['stopped']):<5} {f['path']}")
+    print(f"report: {run.export_report}")
+    return EXIT_OK
+
+
+def cmd_chat(args) -> int:
+    from engine.chat import ChatSession
+
+    history: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system else []
+    params = dict(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens)
+    with ChatSession(args.gguf, n_ctx=args.n_ctx) as chat:
+
+        def answer(text: str) -> None:
+            history.append({"role": "user", "content": text})
+            reply = []
+            for chunk in chat.stream(history, **params):
+                reply.append(chunk)
+                print(chunk, end="", flush=True)
+            print()
+            history.append({"role": "assistant", "content": "".join(reply)})
+
+        if args.prompt is not None:
+            answer(args.prompt)
+            return EXIT_OK
+        print(f"chatting with {Path(args.gguf).name}; an empty line or Ctrl-D ends", file=sys.stderr)
+        while True:
+            try:
+                line = input("> ")
+            except (EOFError, KeyboardInterrupt):
+                print()
+                return EXIT_OK
+            if not line.strip():
+                return EXIT_OK
+            answer(line)
+
+
+def _print_demo_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    acc = result["accuracy"]
+    table = Table(title="held-out accuracy")
+    table.add_column("model")
+    table.add_column("accuracy", justify="right")
+    table.add_row("base", f"{acc['base']:.2f}")
+    table.add_row("tuned (transformers)", f"{acc['tuned']:.2f}")
+    for qtype, a in acc["gguf"].items():
+        table.add_row(f"GGUF {qtype} (llama.cpp)", f"{a:.2f}")
+    stages = Table(title="seconds per stage")
+    stages.add_column("stage")
+    stages.add_column("seconds", justify="right")
+    for stage, s in result["seconds"].items():
+        stages.add_row(stage, f"{s:.1f}")
+    console = Console()
+    console.print(table)
+    console.print(stages)
+    console.print(f"run: {result['run_dir']}")
+
+
+def cmd_demo(args) -> int:
+    from engine.demo import default_workspace, init_workspace
+
+    log = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
+    if args.init:
+        recipe = init_workspace(Path(args.init), log)
+        print(f"demo workspace ready: {recipe}\nnext: cd {recipe.parent} && tunedeck train recipe.yaml")
+        return EXIT_OK
+    if not args.headless:
+        workspace = Path(args.dir) if args.dir else default_workspace()
+        init_workspace(workspace, log)
+        return _open_tui(workspace)
+    from engine.pipeline import run_demo
+
+    workspace = Path(args.dir) if args.dir else default_workspace()
+    out = sys.stderr if args.json else sys.stdout
+    result = run_demo(
+        workspace,
+        follow=lambda run: follow_run(run, out=out),
+        progress=log,
+        chat_out=lambda text: print(text, end="", file=out, flush=True),
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_demo_table(result)
+    return EXIT_OK
+
+
+def _open_tui(workspace: Path | None = None) -> int:
+    from tui.app import TunedeckApp
+
+    TunedeckApp(workspace=workspace).run()
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tunedeck", description="Fine-tune LLMs from the terminal.")
+    p.add_argument("--workspace", help="open the TUI on this folder (its recipe.yaml and runs/)")
+    sub = p.add_subparsers(dest="command")
+
+    def runs_dir_arg(sp):
+        sp.add_argument("--runs-dir", default="runs", help="folder holding the runs (default: ./runs)")
+
+    sp = sub.add_parser("train", help="train a recipe (the worker survives the terminal)")
+    sp.add_argument("recipe")
+    sp.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field, e.g. train.max_steps=20")
+    sp.add_argument("--detach", action="store_true", help="print the run id and return at once")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("runs", help="list runs")
+    runs_dir_arg(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_runs)
+
+    sp = sub.add_parser("attach", help="replay a run's history, then follow it live (Ctrl-C detaches)")
+    sp.add_argument("run")
+    runs_dir_arg(sp)
+    sp.set_defaults(func=cmd_attach)
+
+    sp = sub.add_parser("export", help="merge, convert to GGUF, quantize and verify a finished run")
+    sp.add_argument("run", help="run id, id prefix, path, or 'latest'")
+    sp.add_argument("--quant", help="comma-separated GGUF types, e.g. f16,Q8_0,Q4_K_M (default: the recipe's)")
+    sp.add_argument("--json", action="store_true")
+    runs_dir_arg(sp)
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("chat", help="chat with a GGUF (streams; uses the file's own chat template)")
+    sp.add_argument("gguf")
+    sp.add_argument("--prompt", help="answer this one prompt and exit")
+    sp.add_argument("--system", help="system prompt")
+    sp.add_argument("--temperature", type=float, default=0.7)
+    sp.add_argument("--top-p", type=float, default=0.95)
+    sp.add_argument("--max-tokens", type=int, default=256)
+    sp.add_argument("--n-ctx", type=int, default=2048)
+    sp.set_defaults(func=cmd_chat)
+
+    sp = sub.add_parser("demo", help="the embedded demo: tiny base + synthetic data, all offline")
+    sp.add_argument("--init", metavar="DIR", help="write a demo workspace (recipe.yaml) into DIR")
+    sp.add_argument("--headless", action="store_true", help="run base -> SFT -> export -> chat and print a table")
+    sp.add_argument("--json", action="store_true", help="with --headless: print one JSON object")
+    sp.add_argument("--dir", help="workspace for --headless (default: the user data dir)")
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        return _open_tui(Path(args.workspace) if args.workspace else None)
+    from engine.adapters import ModelLoadError
+    from engine.data import DataError
+    from engine.recipe import RecipeError
+
+    try:
+        return args.func(args)
+    except (RecipeError, DataError, ModelLoadError, FileNotFoundError, ProcessLookupError) as e:
+        _err(str(e))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
