@@ -6,6 +6,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _context_length(path: Path) -> int | None:
+    """The context length the model was trained with, read from the GGUF header."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+    arch = reader.fields.get("general.architecture")
+    if arch is None:
+        return None
+    field = reader.fields.get(f"{arch.contents()}.context_length")
+    return int(field.contents()) if field is not None else None
+
+
 class ChatSession:
     """One loaded GGUF. ``stream()`` yields text chunks; call ``close()`` (or use ``with``) when done."""
 
@@ -16,7 +28,9 @@ class ChatSession:
         from llama_cpp import Llama
 
         self.path = path
-        self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
+        trained = _context_length(path)
+        self.n_ctx = min(n_ctx, trained) if trained else n_ctx
+        self.llm = Llama(str(path), n_ctx=self.n_ctx, n_threads=n_threads, seed=seed, verbose=False)
 
     @property
     def chat_template(self) -> str | None:

@@ -45,7 +45,7 @@ MODEL_CONFIG = dict(
 PRETRAIN = dict(steps=1000, batch_size=32, seq_len=64, lr=3e-3)
 VOCAB_SIZE = 512
 # Bump when anything above or the build code changes: it keys the cache.
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 
 Progress = Callable[[str], None]
 
@@ -120,8 +120,13 @@ def _chat(a: int, b: int, phrasing: str) -> list[dict[str, str]]:
 
 
 def sft_rows() -> list[dict]:
+    """Every training pair in every phrasing, plus two-turn chats so follow-up questions work too."""
     train, _ = _pairs()
-    return [{"messages": _chat(a, b, p)} for a, b in train for p in PHRASINGS]
+    rows = [{"messages": _chat(a, b, p)} for a, b in train for p in PHRASINGS]
+    rng = random.Random(SEED + 3)
+    for (a, b), (c, d) in zip(train, rng.sample(train, len(train)), strict=True):
+        rows.append({"messages": _chat(a, b, rng.choice(PHRASINGS)) + _chat(c, d, rng.choice(PHRASINGS))})
+    return rows
 
 
 def eval_rows() -> list[dict]:
@@ -278,7 +283,7 @@ DEMO_TRAIN = dict(
     per_device_train_batch_size=16,
     learning_rate=2e-3,
     warmup_steps=20,
-    max_length=64,
+    max_length=96,
     logging_steps=50,
     save_steps=500,
     seed=0,

@@ -1,0 +1,55 @@
+# tunedeck: `make demo` and `make test` work on a fresh machine (they create the venv first).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The CPU build of torch (pip takes it from local disk where a mirror has it). GPU boxes:
+#   make install TORCH_SPEC=torch   (PyPI's default Linux wheel is the CUDA build)
+TORCH_SPEC ?= torch==2.13.0
+# llama-cpp-python has no wheel on PyPI: it is compiled once and kept in a wheelhouse.
+# Portable x86-64 flags: a -march=native build can emit AMX code that dies with SIGILL on
+# machines (or VMs) that report AMX but do not let processes use it. GPU boxes:
+#   make install LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"
+LLAMA_VERSION ?= 0.3.36
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+WHEELHOUSE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tunedeck/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-8)
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test run lint bench clean llama-wheel
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet "$(TORCH_SPEC)"
+	$(MAKE) llama-wheel
+	$(PIP) install --quiet $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) check
+	touch $(STAMP)
+
+llama-wheel:
+	@if ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "llama-cpp-python $(LLAMA_VERSION): using $(WHEELHOUSE)"; \
+	else \
+		echo "building llama-cpp-python $(LLAMA_VERSION) (takes 4-9 minutes, once) into $(WHEELHOUSE)"; \
+		mkdir -p $(WHEELHOUSE) && \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+			$(PIP) wheel --quiet --no-deps --no-cache-dir -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_VERSION); \
+	fi
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/tunedeck demo --headless
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+run: $(STAMP)
+	$(VENV)/bin/tunedeck demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check engine tui themes tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,90 @@
+"""`tunedeck demo --init`, `tunedeck train` with overrides, `tunedeck export`, and clear failures."""
+
+import json
+
+import pytest
+
+from tests.conftest import tunedeck
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def short_run(demo_assets, tmp_path_factory):
+    workspace = tmp_path_factory.mktemp("ws")
+    tunedeck("demo", "--init", str(workspace), check=True)
+    proc = tunedeck(
+        "train", "recipe.yaml", "--set", "train.max_steps=20", "--set", "train.save_steps=5",
+        "--set", "train.logging_steps=5", "--set", "train.report_to=tensorboard",
+        cwd=workspace, check=True,
+    )  # fmt: skip
+    runs = sorted((workspace / "runs").iterdir())
+    assert len(runs) == 1
+    return workspace, runs[0], proc.stdout
+
+
+def test_workspace_recipe_trains_into_workspace_runs(short_run):
+    workspace, run, stdout = short_run
+    assert "step 20/20" in stdout and "finished at step 20" in stdout
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+    resolved = (run / "recipe.yaml").read_text()
+    assert "max_steps: 20" in resolved  # the override is what ran
+    assert list((run / "tensorboard").rglob("events.out.tfevents.*"))  # report_to passes through
+    # keep-last-N (save_total_limit=2) and the completion markers
+    assert [p.name for p in sorted((run / "checkpoints").glob("step-*"))] == ["step-000015", "step-000020"]
+    assert all((p / "COMPLETE").exists() for p in (run / "checkpoints").glob("step-*"))
+    assert not list((run / "checkpoints").glob("checkpoint-*"))
+
+
+def test_runs_lists_the_run(short_run):
+    workspace, run, _ = short_run
+    rows = json.loads(tunedeck("runs", "--json", cwd=workspace, check=True).stdout)
+    assert rows[0]["id"] == run.name and rows[0]["state"] == "finished" and rows[0]["step"] == 20
+
+
+def test_export_cli_writes_verified_ggufs_and_report(short_run):
+    workspace, run, _ = short_run
+    proc = tunedeck("export", run.name, "--quant", "f16,Q8_0,Q4_K_M", cwd=workspace, check=True)
+    assert "pre-tokenizer" in proc.stderr  # the explicit choice is a warning, never silent
+    report = json.loads((run / "export-report.json").read_text())
+    assert [f["type"] for f in report["files"]] == ["F16", "Q8_0", "Q4_K_M"]
+    sizes = [f["size_bytes"] for f in report["files"]]
+    assert sizes[0] > sizes[1] > sizes[2]
+    assert all(f["verify"]["loaded"] for f in report["files"])
+    assert (run / "merged" / "model.safetensors").is_file()
+    assert not list((run / "gguf").glob("*.F32.gguf"))  # the intermediate is not kept unless asked
+
+
+def test_bad_override_names_the_field(short_run):
+    workspace, _, _ = short_run
+    proc = tunedeck("train", "recipe.yaml", "--set", "adapter.r=abc", cwd=workspace)
+    assert proc.returncode == 2
+    assert "adapter.r" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_bad_dataset_fails_the_run_with_a_clear_event(short_run, tmp_path):
+    workspace, _, _ = short_run
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n{not json\n')
+    proc = tunedeck("train", "recipe.yaml", "--set", f"data.train={bad}", "--set", f"train.runs_dir={tmp_path}/runs", cwd=workspace)
+    assert proc.returncode == 1
+    assert "FAILED" in proc.stdout and str(bad) in proc.stdout
+    run = next((tmp_path / "runs").iterdir())
+    assert json.loads((run / "status.json").read_text())["state"] == "failed"
+    failed = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()][-1]
+    assert failed["kind"] == "failed" and failed["hint"] and failed["traceback"]
+
+
+def test_missing_model_is_a_clear_offline_error(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    recipe.write_text(f"model: {{name_or_path: some-org/not-here}}\ndata: {{train: {data}}}\n")
+    proc = tunedeck("train", str(recipe), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "model.name_or_path" in proc.stdout and "offline" in proc.stdout
+
+
+def test_unknown_run_is_a_usage_error(tmp_path):
+    proc = tunedeck("export", "nope", cwd=tmp_path)
+    assert proc.returncode == 2 and "no run 'nope'" in proc.stderr

@@ -1,0 +1,64 @@
+import os
+import subprocess
+import sys
+
+from engine.runs import RunDir, find_run, list_runs
+
+
+def make_run(tmp_path, name="20260101-000000-sft-abcd") -> RunDir:
+    run = RunDir(tmp_path / name)
+    run.path.mkdir(parents=True)
+    run.recipe_path.write_text("model: {}\n")
+    return run
+
+
+def test_partial_event_line_is_not_read_until_complete(tmp_path):
+    run = make_run(tmp_path)
+    run.append_event("step", step=1, loss=2.0)
+    with run.events_path.open("a") as f:
+        f.write('{"ts": 1, "kind": "step", "st')  # a writer caught mid-line
+    events, offset = run.read_events()
+    assert [e["step"] for e in events] == [1]
+    with run.events_path.open("a") as f:
+        f.write('ep": 2, "loss": 1.5}\n')
+    more, _ = run.read_events(offset)
+    assert [e["step"] for e in more] == [2]
+
+
+def test_state_is_crashed_when_the_worker_died_silently(tmp_path):
+    run = make_run(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    run.write_status(state="running", pid=proc.pid)
+    assert run.state() == "crashed"
+    run.write_status(state="running", pid=os.getpid())
+    assert run.state() == "running"
+    run.write_status(state="finished")
+    assert run.state() == "finished"
+
+
+def test_status_write_is_atomic_and_merges(tmp_path):
+    run = make_run(tmp_path)
+    run.write_status(state="running", pid=1)
+    run.write_status(step=5)
+    assert run.read_status()["pid"] == 1 and run.read_status()["step"] == 5
+    assert not list(run.path.glob(".status.json.*"))
+
+
+def test_checkpoints_without_marker_are_ignored(tmp_path):
+    run = make_run(tmp_path)
+    for step, done in ((10, True), (20, True), (30, False)):
+        ckpt = run.checkpoints / f"step-{step:06d}"
+        ckpt.mkdir(parents=True)
+        if done:
+            (ckpt / "COMPLETE").write_text(str(step))
+    assert [p.name for p in run.complete_checkpoints()] == ["step-000010", "step-000020"]
+
+
+def test_find_run_by_prefix_and_latest(tmp_path):
+    a = make_run(tmp_path, "20260101-000000-sft-aaaa")
+    b = make_run(tmp_path, "20260102-000000-sft-bbbb")
+    assert [r.id for r in list_runs(tmp_path)] == [a.id, b.id]
+    assert find_run("20260101", tmp_path).id == a.id
+    assert find_run("latest", tmp_path).id == b.id
+    assert find_run(str(a.path), tmp_path).id == a.id

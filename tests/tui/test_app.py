@@ -1,0 +1,270 @@
+"""Pilot tests of the TUI at 80x24: the runs table, keys, training launch and themes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+from engine.runs import RunDir
+from themes import ThemeError, load_themes, parse_theme
+from tui.app import TunedeckApp
+from tui.screens.keys import KeysScreen
+from tui.screens.runs import RunsScreen
+
+RUN_ID = "20260101-000000-sft-abcd"
+THEME_NAMES = {"tunedeck-dark", "tunedeck-light", "tunedeck-high-contrast"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real user themes, theme choice or NO_COLOR leak into the tests."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("TUNEDECK_THEME", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+def make_run(workspace: Path, run_id: str = RUN_ID, **status: Any) -> RunDir:
+    """A run folder written through the engine's own writer API."""
+    run = RunDir(workspace / "runs" / run_id)
+    run.path.mkdir(parents=True)
+    run.recipe_path.write_text("model:\n  name_or_path: tiny\n")
+    run.write_status(**{"state": "finished", "step": 5, "max_steps": 10, "loss": 1.5, "pid": 0, **status})
+    run.append_event("step", step=5, max_steps=10, loss=1.5, lr=1e-3)
+    return run
+
+
+def drive(app: TunedeckApp, steps: Callable[[Pilot], Awaitable[None]]) -> None:
+    """Run ``steps`` against the app at 80x24 (sync wrapper: no pytest-asyncio here)."""
+
+    async def inner() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await steps(pilot)
+
+    asyncio.run(inner())
+
+
+def table_rows(app: TunedeckApp) -> list[list[str]]:
+    table = app.screen.query_one("#runs", DataTable)
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def static_text(app: TunedeckApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).content)
+
+
+def record_notifications(app: TunedeckApp, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Capture (severity, message) of every notification the app shows."""
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(app, "notify", lambda message, **kw: seen.append((kw.get("severity", "information"), message)))
+    return seen
+
+
+def test_runs_table_shows_run_state_progress_loss_and_events(tmp_path: Path) -> None:
+    make_run(tmp_path)
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def steps(pilot: Pilot) -> None:
+        assert isinstance(app.screen, RunsScreen)
+        assert table_rows(app) == [[RUN_ID, "finished", "5/10", "1.5000"]]
+        assert "step 5/10  loss 1.5000  lr 1.00e-03" in static_text(app, "#detail")
+        assert static_text(app, "#recipe").startswith(f"no recipe.yaml in {tmp_path}")
+
+    drive(app, steps)
+
+
+def test_refresh_picks_up_new_runs_newest_first_and_the_recipe(tmp_path: Path) -> None:
+    make_run(tmp_path)
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def steps(pilot: Pilot) -> None:
+        make_run(tmp_path, "20260102-000000-sft-beef", state="failed", step=2, loss=2.25)
+        (tmp_path / "recipe.yaml").write_text("model: {}\n")
+        await pilot.press("r")
+        await pilot.pause()
+        ids_states = [row[:2] for row in table_rows(app)]
+        assert ids_states == [["20260102-000000-sft-beef", "failed"], [RUN_ID, "finished"]]
+        assert static_text(app, "#recipe") == f"recipe: {tmp_path / 'recipe.yaml'}"
+
+    drive(app, steps)
+
+
+def test_empty_workspace_says_how_to_start(tmp_path: Path) -> None:
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def steps(pilot: Pilot) -> None:
+        assert table_rows(app) == []
+        assert "press t to train" in static_text(app, "#detail")
+
+    drive(app, steps)
+
+
+def test_question_mark_lists_the_keys_and_escape_closes(tmp_path: Path) -> None:
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def steps(pilot: Pilot) -> None:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, KeysScreen)
+        keys = {key: (desc, tip) for key, desc, tip in app.screen.rows}
+        assert {"t", "r", "q", "?"} <= set(keys)
+        assert keys["t"] == ("Train", "Start training recipe.yaml in the background")
+        assert "Start training recipe.yaml" in str(app.screen.query_one("#keys-table", Static).content)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+
+    drive(app, steps)
+
+
+def test_every_binding_has_an_id_and_a_tooltip() -> None:
+    for owner in (TunedeckApp, RunsScreen, KeysScreen):
+        for binding in owner.BINDINGS:
+            assert binding.id and binding.tooltip, (owner.__name__, binding)
+
+
+def test_train_without_recipe_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = TunedeckApp(workspace=tmp_path)
+    seen = record_notifications(app, monkeypatch)
+
+    async def steps(pilot: Pilot) -> None:
+        await pilot.press("t")
+        await pilot.pause()
+        assert seen and seen[-1][0] == "error"
+        assert f"no recipe.yaml in {tmp_path}" in seen[-1][1]
+
+    drive(app, steps)
+
+
+def test_train_with_a_bad_recipe_names_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "recipe.yaml").write_text("model: {name_or_path: m}\ndata: {train: d}\nadapter: {r: lots}\n")
+    app = TunedeckApp(workspace=tmp_path)
+    seen = record_notifications(app, monkeypatch)
+
+    async def steps(pilot: Pilot) -> None:
+        await pilot.press("t")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert seen[-1][0] == "error" and "adapter.r" in seen[-1][1]
+        assert not (tmp_path / "runs").exists()
+
+    drive(app, steps)
+
+
+def test_train_starts_a_real_detached_worker_and_the_run_appears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A model that cannot be loaded offline: the real worker starts, fails fast and says why.
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    (tmp_path / "recipe.yaml").write_text(f"model: {{name_or_path: {tmp_path}/no-model}}\ndata: {{train: {data}}}\n")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    app = TunedeckApp(workspace=tmp_path)
+    seen = record_notifications(app, monkeypatch)
+
+    async def steps(pilot: Pilot) -> None:
+        await pilot.press("t")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert seen[-1][0] == "information" and "as run" in seen[-1][1]
+        [run] = list((tmp_path / "runs").iterdir())
+        for _ in range(120):  # the worker imports the ML stack before it fails
+            if RunDir(run).state() == "failed":
+                break
+            await asyncio.sleep(0.5)
+        await pilot.press("r")
+        await pilot.pause()
+        assert table_rows(app)[0][:2] == [run.name, "failed"]
+        assert "model.name_or_path" in static_text(app, "#detail")
+
+    drive(app, steps)
+
+
+def test_packaged_themes_load_and_dark_is_default(tmp_path: Path) -> None:
+    loaded = load_themes()
+    assert {t.name for t in loaded.themes} == THEME_NAMES and loaded.warnings == []
+    assert {t.name: t.dark for t in loaded.themes} == {
+        "tunedeck-dark": True,
+        "tunedeck-light": False,
+        "tunedeck-high-contrast": True,
+    }
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def steps(pilot: Pilot) -> None:
+        assert app.theme == "tunedeck-dark"
+        assert THEME_NAMES <= set(app.available_themes)
+        assert app.theme_warnings == []
+
+    drive(app, steps)
+
+
+def test_tunedeck_theme_env_selects_and_unknown_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNEDECK_THEME", "tunedeck-light")
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def light(pilot: Pilot) -> None:
+        assert app.theme == "tunedeck-light" and not app.current_theme.dark
+
+    drive(app, light)
+    monkeypatch.setenv("TUNEDECK_THEME", "no-such-theme")
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def fallback(pilot: Pilot) -> None:
+        assert app.theme == "tunedeck-dark"
+        assert any("no-such-theme" in w for w in app.theme_warnings)
+
+    drive(app, fallback)
+
+
+def test_invalid_user_theme_is_skipped_and_reported(tmp_path: Path) -> None:
+    user_dir = tmp_path / "config" / "tunedeck" / "themes"  # XDG_CONFIG_HOME is tmp_path/config
+    user_dir.mkdir(parents=True)
+    (user_dir / "bad.json").write_text('{"name": "bad", "primary": ')
+    (user_dir / "wrong-colour.json").write_text('{"name": "wrong", "primary": "blurple"}')
+    (user_dir / "mine.json").write_text('{"name": "mine", "primary": "#884488", "dark": true}')
+    loaded = load_themes()
+    assert {t.name for t in loaded.themes} == THEME_NAMES | {"mine"}
+    assert len(loaded.warnings) == 2
+    assert "bad.json" in loaded.warnings[0] and "invalid JSON" in loaded.warnings[0]
+    assert "wrong-colour.json" in loaded.warnings[1] and "'primary'" in loaded.warnings[1]
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def steps(pilot: Pilot) -> None:
+        assert app.theme == "tunedeck-dark" and "mine" in app.available_themes
+        assert app.theme_warnings == loaded.warnings
+        app.theme = "mine"  # the valid user theme really works
+        await pilot.pause()
+        assert app.current_theme.primary == "#884488"
+
+    drive(app, steps)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[]", "JSON object"),
+        ('{"name": "x"}', "'primary' is required"),
+        ('{"name": "x", "primary": "#fff", "colour": "#000"}', "unknown key(s) colour"),
+        ('{"name": "x", "primary": "#fff", "dark": "yes"}', "'dark' must be"),
+    ],
+)
+def test_parse_theme_names_the_problem(text: str, problem: str) -> None:
+    with pytest.raises(ThemeError, match=re.escape(problem)):
+        parse_theme(text)
+
+
+def test_no_color_is_honoured_by_textual(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def steps(pilot: Pilot) -> None:
+        assert app.no_color
+        assert any(type(f).__name__ in ("Monochrome", "NoColor") for f in app._filters)
+        assert app.theme == "tunedeck-dark"  # we do not fight it: the theme stays, Textual drains the colour
+
+    drive(app, steps)

@@ -1,0 +1,196 @@
+"""The home screen: the workspace's runs, the selected run's latest events, and `t` to train."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from engine.runs import RunDir, list_runs
+from tui.messages import TrainLaunched, TrainLaunchFailed
+
+REFRESH_SECONDS = 2.0
+TAIL_EVENTS = 6
+COLUMNS = (("id", "id"), ("state", "state"), ("step/total", "step"), ("loss", "loss"))
+
+
+def format_event(event: dict[str, Any]) -> str:
+    """One event as a short line: time, kind, and the fields a user looks at."""
+    ts = event.get("ts")
+    clock = time.strftime("%H:%M:%S", time.localtime(ts)) if isinstance(ts, (int, float)) else "--:--:--"
+    kind = event.get("kind", "?")
+    if kind == "step":
+        total = event.get("max_steps")
+        parts = [f"step {event.get('step')}/{total}" if total else f"step {event.get('step')}"]
+        if isinstance(event.get("loss"), (int, float)):
+            parts.append(f"loss {event['loss']:.4f}")
+        if isinstance(event.get("lr"), (int, float)):
+            parts.append(f"lr {event['lr']:.2e}")
+        return f"{clock} " + "  ".join(parts)
+    if kind == "failed":
+        return f"{clock} failed: {event.get('error', '?')}"
+    fields = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("ts", "kind"))
+    return f"{clock} {kind} {fields}".rstrip()
+
+
+def run_row(run: RunDir) -> tuple[str, str, str, str]:
+    """The table cells for one run: id, state, step/total, loss."""
+    status = run.read_status()
+    step, total, loss = status.get("step"), status.get("max_steps"), status.get("loss")
+    progress = f"{step or 0}/{total or '?'}" if step is not None or total else "-"
+    loss_text = f"{loss:.4f}" if isinstance(loss, (int, float)) else "-"
+    return run.id, run.state(), progress, loss_text
+
+
+class EventTail:
+    """The last few events of one run, read incrementally from a byte offset."""
+
+    def __init__(self, run: RunDir, size: int = TAIL_EVENTS) -> None:
+        self.run = run
+        self.offset = 0
+        self.events: deque[dict[str, Any]] = deque(maxlen=size)
+
+    def poll(self) -> None:
+        """Read the events appended since the last poll."""
+        events, self.offset = self.run.read_events(self.offset)
+        self.events.extend(events)
+
+
+class RunsScreen(Screen[None]):
+    """Lists the runs in ``<workspace>/runs`` and tails the selected one."""
+
+    BINDINGS = [
+        Binding("t", "train", "Train", id="train", tooltip="Start training recipe.yaml in the background"),
+        Binding("r", "refresh_runs", "Refresh", id="refresh", tooltip="Re-read the runs folder now"),
+    ]
+
+    def __init__(self, workspace: Path) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.recipe_path = workspace / "recipe.yaml"
+        self.runs_dir = workspace / "runs"
+        self._tail: EventTail | None = None
+        self._read_error = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="recipe", markup=False)
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static(id="detail", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        for label, key in COLUMNS:
+            table.add_column(label, key=key)
+        self.query_one("#detail", Static).border_title = "events"
+        self.refresh_runs()
+        self.set_interval(REFRESH_SECONDS, self.refresh_runs)
+
+    # ---- reading
+
+    def refresh_runs(self) -> None:
+        """Re-read the recipe, the runs and the selected run's events."""
+        if self.recipe_path.is_file():
+            recipe = f"recipe: {self.recipe_path}"
+        else:
+            recipe = f"no recipe.yaml in {self.workspace} (tunedeck demo --init {self.workspace} writes one)"
+        self.query_one("#recipe", Static).update(recipe)
+        rows = []
+        try:
+            runs = list(reversed(list_runs(self.runs_dir)))  # newest first
+        except OSError as e:  # say it once, not every two seconds
+            runs = []
+            if str(e) != self._read_error:
+                self.notify(f"cannot read {self.runs_dir}: {e}", severity="error", markup=False)
+            self._read_error = str(e)
+        for run in runs:
+            try:
+                rows.append(run_row(run))
+            except OSError:  # deleted between listing and reading
+                continue
+        self._fill_table(rows)
+        self._show_detail()
+
+    def _fill_table(self, rows: list[tuple[str, str, str, str]]) -> None:
+        table = self.query_one("#runs", DataTable)
+        keys = [row[0] for row in rows]
+        if keys == [key.value for key in table.rows]:
+            for row in rows:
+                for (_, column), value in zip(COLUMNS, row, strict=True):
+                    table.update_cell(row[0], column, Text(value))
+            return
+        selected = self.selected_run_id()
+        table.clear()
+        for row in rows:
+            table.add_row(*(Text(value) for value in row), key=row[0])
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected))
+
+    def selected_run_id(self) -> str | None:
+        """The id of the highlighted run, or None when the table is empty."""
+        table = self.query_one("#runs", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def _show_detail(self) -> None:
+        detail = self.query_one("#detail", Static)
+        run_id = self.selected_run_id()
+        if run_id is None:
+            self._tail = None
+            detail.update(f"no runs in {self.runs_dir} yet: press t to train the workspace recipe")
+            return
+        if self._tail is None or self._tail.run.id != run_id:
+            self._tail = EventTail(RunDir(self.runs_dir / run_id))
+        try:
+            self._tail.poll()
+        except (OSError, ValueError) as e:
+            detail.update(f"cannot read {self._tail.run.events_path}: {e}")
+            return
+        lines = [format_event(event) for event in self._tail.events]
+        detail.update("\n".join(lines) if lines else f"{run_id}: no events yet")
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _row_highlighted(self) -> None:
+        self._show_detail()
+
+    # ---- actions
+
+    def action_refresh_runs(self) -> None:
+        """Re-read everything now."""
+        self.refresh_runs()
+
+    def action_train(self) -> None:
+        """Start training recipe.yaml in a detached worker; never blocks the UI."""
+        if not self.recipe_path.is_file():
+            self.post_message(
+                TrainLaunchFailed(
+                    f"no recipe.yaml in {self.workspace}: write one there "
+                    f"(tunedeck demo --init {self.workspace} makes a demo recipe)"
+                )
+            )
+            return
+        self._start_training()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
+    def _start_training(self) -> None:
+        # engine.recipe and engine.launch are light (no torch): the worker process loads the ML stack.
+        from engine.launch import start_run
+        from engine.recipe import RecipeError, load_recipe
+
+        try:
+            run = start_run(load_recipe(self.recipe_path))
+        except (RecipeError, OSError) as e:
+            self.post_message(TrainLaunchFailed(str(e)))
+            return
+        self.post_message(TrainLaunched(self.recipe_path, run.id))
+        self.app.call_from_thread(self.refresh_runs)
