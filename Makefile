@@ -48,6 +48,11 @@ test: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/tunedeck demo
 
+bench: $(STAMP)
+	mkdir -p bench/results
+	for f in bench/*.py; do n=$$(basename $$f .py); echo "== $$n"; \
+		HF_HUB_OFFLINE=1 $(PY) $$f > bench/results/$$n.json && cat bench/results/$$n.json || exit 1; done
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check engine tui themes tests bench
 

@@ -6,13 +6,18 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from engine.recipe import Recipe
-from engine.runs import RunDir, new_run_id
+from engine.runs import TERMINAL_STATES, RunDir, new_run_id, pid_alive
 
 
-def _spawn(run: RunDir, extra: list[str]) -> int:
+class RunStateError(RuntimeError):
+    """The run is not in a state that allows this action; the message says what to do."""
+
+
+def _spawn(run: RunDir, extra: list[str], **status) -> int:
     """The worker in a new session and process group, stdin closed, output to worker.log."""
     with run.log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -24,7 +29,7 @@ def _spawn(run: RunDir, extra: list[str]) -> int:
             cwd=run.path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    run.write_status(state="starting", pid=proc.pid, pgid=proc.pid)
+    run.write_status(state="starting", pid=proc.pid, pgid=proc.pid, **status)
     return proc.pid
 
 
@@ -35,22 +40,41 @@ def start_run(recipe: Recipe) -> RunDir:
     run = RunDir(runs_dir / new_run_id(recipe.method.name))
     run.path.mkdir()
     recipe.save(run.recipe_path)
-    _spawn(run, [])
+    _spawn(run, [], method=recipe.method.name, started=time.time())
     return run
 
 
 def resume_run(run: RunDir) -> RunDir:
-    _spawn(run, ["--resume"])
+    """Start a new worker on the run; it continues from the newest complete checkpoint."""
+    state = run.state()
+    if state not in TERMINAL_STATES:
+        raise RunStateError(f"run {run.id} is {state}: stop it first (tunedeck stop {run.id})")
+    if state == "finished":
+        raise RunStateError(f"run {run.id} already finished; raise train.max_steps in a new run to train further")
+    _spawn(run, ["--resume"], resumed=time.time())
     return run
 
 
-def stop_run(run: RunDir, now: bool = False) -> None:
-    """SIGTERM (checkpoint at the next step, then exit) or, with ``now``, SIGKILL of the group."""
+def stop_run(run: RunDir, now: bool = False, timeout: float = 600.0) -> float:
+    """Stop a worker and wait until it has; returns the seconds it took.
+
+    Default: SIGTERM, which the worker turns into a checkpoint at the next step boundary and
+    state ``stopped``. ``now``: SIGKILL of the whole process group, no checkpoint.
+    """
     status = run.read_status()
-    pgid = status.get("pgid") or status.get("pid")
-    if not pgid:
-        raise ProcessLookupError(f"run {run.id} has no worker process recorded")
+    pid, pgid = status.get("pid"), status.get("pgid") or status.get("pid")
+    if not pid or not pid_alive(pid):
+        raise RunStateError(f"run {run.id} is {run.state()}: there is no live worker to stop")
+    t = time.time()
     os.killpg(pgid, signal.SIGKILL if now else signal.SIGTERM)
     if now:
-        run.append_event("killed")
-        run.write_status(state="stopped")
+        while pid_alive(pid) and time.time() - t < 10:
+            time.sleep(0.05)
+        run.append_event("killed", step=status.get("step"))
+        run.write_status(state="stopped", ended=time.time(), killed=True)
+        return time.time() - t
+    while pid_alive(pid):
+        if time.time() - t > timeout:
+            raise TimeoutError(f"run {run.id} did not stop within {timeout:.0f}s; tunedeck stop --now kills it")
+        time.sleep(0.1)
+    return time.time() - t

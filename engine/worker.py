@@ -7,11 +7,13 @@ step boundary and a clean exit with state ``stopped``.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -31,22 +33,42 @@ def _fsync_tree(path: Path) -> None:
         os.close(fd)
 
 
-def _hint(exc: BaseException) -> str:
+def _hint(exc: BaseException, recipe=None) -> str:
+    """What to do about a failure, with the recipe's own numbers where they matter."""
     text = f"{type(exc).__name__}: {exc}"
     if "out of memory" in text.lower():
-        return "out of memory: lower train.per_device_train_batch_size or train.max_length, set train.gradient_checkpointing: true, or use adapter.kind: qlora"
-    if isinstance(exc, OSError) and exc.errno == 28:
-        return "the disk is full: free space in the runs folder or lower train.save_total_limit"
+        t = recipe.train if recipe is not None else None
+        now = (
+            f" (now per_device_train_batch_size={t.per_device_train_batch_size}, max_length={t.max_length}, "
+            f"gradient_checkpointing={t.gradient_checkpointing}, adapter.kind={recipe.adapter.kind})"
+            if t
+            else ""
+        )
+        return (
+            "out of memory: halve train.per_device_train_batch_size (raise gradient_accumulation_steps to keep "
+            "the effective batch), lower train.max_length, set train.gradient_checkpointing: true, "
+            f"or use adapter.kind: qlora{now}"
+        )
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "the disk is full: free space in the runs folder, or lower train.save_total_limit, then tunedeck resume"
+    if isinstance(exc, FloatingPointError):
+        return "the loss diverged: lower train.learning_rate or train.max_grad_norm, and check the data"
     return "see the traceback tail; worker.log in the run folder has the whole log"
 
 
-def make_callback(run: RunDir, save_total_limit: int):
+def _fault(point: str, step: int) -> None:
+    """Crash injection for the survival tests: TUNEDECK_FAULT=<point>@<step> SIGKILLs this process there."""
+    spec = os.environ.get("TUNEDECK_FAULT", "")
+    if spec == f"{point}@{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def make_callback(run: RunDir, save_total_limit: int, stop: threading.Event):
     """A TrainerCallback that turns Trainer events into run-directory events."""
     from transformers import TrainerCallback
 
     class RunEventsCallback(TrainerCallback):
         def __init__(self) -> None:
-            self.stop_requested = False
             self.nonfinite_loss: float | None = None
             self._last = (time.time(), None)  # (time, num_tokens) at the previous log
 
@@ -55,7 +77,8 @@ def make_callback(run: RunDir, save_total_limit: int):
             run.append_event("train_begin", step=state.global_step, max_steps=state.max_steps)
 
         def on_step_end(self, args, state, control, **kwargs):
-            if self.stop_requested:
+            _fault("step", state.global_step)
+            if stop.is_set():
                 control.should_save = True
                 control.should_training_stop = True
 
@@ -89,14 +112,16 @@ def make_callback(run: RunDir, save_total_limit: int):
             gpus = sample_gpus()
             if gpus:
                 run.append_event("gpu", step=state.global_step, devices=gpus)
-            if not math.isfinite(loss):
-                self.nonfinite_loss = loss
+            grad_norm = event["grad_norm"]
+            if not math.isfinite(loss) or (isinstance(grad_norm, float) and not math.isfinite(grad_norm)):
+                self.nonfinite_loss = loss if not math.isfinite(loss) else grad_norm
                 control.should_training_stop = True
 
         def on_save(self, args, state, control, **kwargs):
             src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if not src.is_dir():
                 return
+            _fault("save", state.global_step)  # a kill here leaves a partial, unmarked checkpoint-N
             _fsync_tree(src)
             dst = run.checkpoints / f"step-{state.global_step:06d}"
             if dst.exists():
@@ -126,19 +151,20 @@ def _save_final(trainer, run: RunDir, recipe) -> Path:
 def run_worker(run: RunDir, resume: bool = False) -> int:
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.path / "tensorboard"))
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    run.write_status(state="starting", pid=os.getpid(), pgid=os.getpgid(0), started=time.time())
+    run.write_status(state="starting", pid=os.getpid(), pgid=os.getpgid(0), error=None, ended=None)
     run.append_event("started", pid=os.getpid(), resume=resume)
-    callback = None
+    stop = threading.Event()
 
     def request_stop(signum, frame):
-        if callback is not None:
-            callback.stop_requested = True
-        run.write_status(state="stopping")
-        run.append_event("stopping", signal=signal.Signals(signum).name)
+        if not stop.is_set():
+            stop.set()
+            run.write_status(state="stopping", stop_requested=time.time())
+            run.append_event("stopping", signal=signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    recipe = None
     try:
         from engine.methods import build_trainer
         from engine.recipe import load_recipe
@@ -147,20 +173,23 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
         run.checkpoints.mkdir(exist_ok=True)
         for partial in run.checkpoints.glob("checkpoint-*"):  # a save killed half-way: never resumed from
             shutil.rmtree(partial, ignore_errors=True)
-        callback = make_callback(run, recipe.train.save_total_limit)
+        callback = make_callback(run, recipe.train.save_total_limit, stop)
         trainer = build_trainer(recipe, run, [callback])
         checkpoints = run.complete_checkpoints()
         resume_from = str(checkpoints[-1]) if resume and checkpoints else None
+        if resume and not resume_from:
+            run.append_event("resumed", checkpoint=None, note="no complete checkpoint: starting at step 0")
         if resume_from:
             run.append_event("resumed", checkpoint=resume_from)
-        trainer.train(resume_from_checkpoint=resume_from)
+        if not stop.is_set():
+            trainer.train(resume_from_checkpoint=resume_from)
         step = trainer.state.global_step
         if callback.nonfinite_loss is not None:
             raise FloatingPointError(
-                f"loss became {callback.nonfinite_loss} at step {step}: lower train.learning_rate "
-                "or check the data for empty or corrupt rows"
+                f"loss (or its gradient) became {callback.nonfinite_loss} at step {step}; training stopped. "
+                "Lower train.learning_rate or check the data for empty or corrupt rows"
             )
-        if callback.stop_requested:
+        if stop.is_set():
             run.append_event("stopped", step=step)
             run.write_status(state="stopped", step=step, ended=time.time())
             return 0
@@ -172,8 +201,12 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
         tb = traceback.format_exc()
         print(tb, file=sys.stderr, flush=True)
         error = f"{type(exc).__name__}: {exc}"
-        run.append_event("failed", error=error, hint=_hint(exc), traceback=tb.splitlines()[-15:])
-        run.write_status(state="failed", error=error, ended=time.time())
+        hint = _hint(exc, recipe)
+        try:
+            run.append_event("failed", error=error, hint=hint, traceback=tb.splitlines()[-15:])
+            run.write_status(state="failed", error=error, hint=hint, ended=time.time())
+        except OSError:  # the disk may be the thing that is full: worker.log still has it
+            print(f"could not record the failure: {error}", file=sys.stderr, flush=True)
         return 1
 
 

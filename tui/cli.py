@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -23,9 +24,14 @@ def _fmt_eta(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _bar(step: int, total: int, width: int = 20) -> str:
+    done = int(width * step / total) if total else 0
+    return "[" + "#" * done + "." * (width - done) + f"] {100 * step / total:5.1f}%" if total else ""
+
+
 def _step_line(event: dict, started: float | None) -> str:
     step, total = event["step"], event.get("max_steps") or 0
-    parts = [f"step {step}/{total}" if total else f"step {step}", f"loss {event['loss']:.4f}"]
+    parts = [f"step {step}/{total}" if total else f"step {step}", _bar(step, total), f"loss {event['loss']:.4f}"]
     if event.get("lr") is not None:
         parts.append(f"lr {event['lr']:.2e}")
     if event.get("tokens_per_s"):
@@ -33,28 +39,63 @@ def _step_line(event: dict, started: float | None) -> str:
     if started and total and step:
         elapsed = event["ts"] - started
         parts.append(f"ETA {_fmt_eta(elapsed / step * (total - step))}")
-    return "  ".join(parts)
+    return "  ".join(p for p in parts if p)
+
+
+def _event_line(event: dict, started: float | None) -> str | None:
+    kind = event["kind"]
+    if kind == "step":
+        return _step_line(event, started)
+    if kind == "checkpoint":
+        return f"checkpoint at step {event['step']}: {event['path']}"
+    if kind == "failed":
+        return f"FAILED: {event['error']}\nhint: {event['hint']}"
+    if kind in ("finished", "stopped"):
+        return f"{kind} at step {event['step']}"
+    if kind in ("stopping", "killed"):
+        return f"{kind} ({event.get('signal', 'SIGKILL')})"
+    if kind == "resumed":
+        return f"resumed from {event.get('checkpoint') or 'step 0 (no complete checkpoint)'}"
+    if kind == "eval":
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in event.items() if k.startswith("eval_") and isinstance(v, float))
+        return f"eval at step {event['step']}: {metrics}"
+    return None
+
+
+HISTORY_STEP_LINES = 50  # replaying a long history prints at most this many step lines
 
 
 def follow_run(run, out=sys.stdout) -> str:
     """Print a run's history then its live events until it ends; return the final state.
 
-    Ctrl-C only stops following: the worker runs in its own session and carries on.
+    A long history is thinned to about HISTORY_STEP_LINES step lines (all other events are
+    shown). Ctrl-C only stops following: the worker runs in its own session and carries on.
     """
     started = None
     try:
-        for event in run.follow_events():
-            kind = event["kind"]
-            if kind == "train_begin":
+        history, offset = run.read_events()
+        steps = [e for e in history if e["kind"] == "step"]
+        every = max(1, len(steps) // HISTORY_STEP_LINES)
+        keep = {id(e) for e in steps[::every]} | ({id(steps[-1])} if steps else set())
+        lines = []
+        for event in history:
+            if event["kind"] == "train_begin":
                 started = event["ts"]
-            elif kind == "step":
-                print(_step_line(event, started), file=out, flush=True)
-            elif kind == "checkpoint":
-                print(f"checkpoint at step {event['step']}: {event['path']}", file=out, flush=True)
-            elif kind == "failed":
-                print(f"FAILED: {event['error']}\nhint: {event['hint']}", file=out, flush=True)
-            elif kind in ("finished", "stopped"):
-                print(f"{kind} at step {event['step']}", file=out, flush=True)
+            if event["kind"] == "step" and id(event) not in keep:
+                continue
+            line = _event_line(event, started)
+            if line:
+                lines.append(line)
+        if every > 1:
+            lines.insert(0, f"history: {len(history)} events, showing every {every}th step")
+        if lines:
+            print("\n".join(lines), file=out, flush=True)
+        for event in run.follow_events(offset=offset):
+            if event["kind"] == "train_begin":
+                started = event["ts"]
+            line = _event_line(event, started)
+            if line:
+                print(line, file=out, flush=True)
     except KeyboardInterrupt:
         print(f"\ndetached; the run goes on. Follow it again with: tunedeck attach {run.id}", file=out)
         return "detached"
@@ -84,6 +125,13 @@ def _runs_dir(args) -> Path:
     return Path(args.runs_dir).expanduser()
 
 
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
 def cmd_runs(args) -> int:
     from engine.runs import list_runs
 
@@ -93,11 +141,14 @@ def cmd_runs(args) -> int:
         rows.append(
             {
                 "id": run.id,
+                "method": status.get("method"),
                 "state": run.state(),
                 "step": status.get("step"),
                 "max_steps": status.get("max_steps"),
                 "loss": status.get("loss"),
                 "started": status.get("started"),
+                "age_s": time.time() - status["started"] if status.get("started") else None,
+                "error": status.get("error"),
             }
         )
     if args.json:
@@ -105,9 +156,16 @@ def cmd_runs(args) -> int:
         return EXIT_OK
     if not rows:
         print(f"no runs in {_runs_dir(args)}")
+        return EXIT_OK
+    print(f"{'id':<30} {'method':<6} {'state':<9} {'step':>13} {'loss':>8}  {'started':<16} {'age':>4}")
     for r in rows:
         loss = f"{r['loss']:.4f}" if isinstance(r["loss"], (int, float)) else "-"
-        print(f"{r['id']:<36} {r['state']:<9} {r['step'] or 0:>6}/{r['max_steps'] or '?':<6} loss {loss}")
+        step = f"{r['step'] or 0}/{r['max_steps'] or '?'}"
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"])) if r["started"] else "-"
+        age = _age(r["age_s"]) if r["age_s"] is not None else "-"
+        print(f"{r['id']:<30} {r['method'] or '-':<6} {r['state']:<9} {step:>13} {loss:>8}  {started:<16} {age:>4}")
+        if r["state"] in ("failed", "crashed"):
+            print(f"  {r['error'] or 'the worker died without a word: see worker.log'}")
     return EXIT_OK
 
 
@@ -116,6 +174,40 @@ def cmd_attach(args) -> int:
 
     state = follow_run(find_run(args.run, _runs_dir(args)))
     return EXIT_FAILED if state in ("failed", "crashed") else EXIT_OK
+
+
+def cmd_stop(args) -> int:
+    from engine.launch import stop_run
+    from engine.runs import find_run
+
+    run = find_run(args.run, _runs_dir(args))
+    how = "killing" if args.now else "stopping (checkpoint at the next step)"
+    print(f"{how} {run.id} ...", flush=True)
+    seconds = stop_run(run, now=args.now)
+    status = run.read_status()
+    print(f"{run.id} {run.state()} at step {status.get('step', 0)} after {seconds:.1f}s")
+    if not args.now:
+        ckpts = run.complete_checkpoints()
+        print(f"resume with: tunedeck resume {run.id}" + (f" (from {ckpts[-1].name})" if ckpts else ""))
+    return EXIT_OK
+
+
+def cmd_resume(args) -> int:
+    from engine.launch import resume_run
+    from engine.runs import find_run
+
+    run = resume_run(find_run(args.run, _runs_dir(args)))
+    ckpts = run.complete_checkpoints()
+    print(f"resuming {run.id} from {ckpts[-1].name if ckpts else 'step 0 (no complete checkpoint)'}", flush=True)
+    if args.detach:
+        return EXIT_OK
+    # Follow only what the new worker writes: the history is one `tunedeck attach` away.
+    _, offset = run.read_events()
+    for event in run.follow_events(offset=offset):
+        line = _event_line(event, None)
+        if line:
+            print(line, flush=True)
+    return EXIT_FAILED if run.state() in ("failed", "crashed") else EXIT_OK
 
 
 def cmd_export(args) -> int:
@@ -254,6 +346,18 @@ def build_parser() -> argparse.ArgumentParser:
     runs_dir_arg(sp)
     sp.set_defaults(func=cmd_attach)
 
+    sp = sub.add_parser("stop", help="stop a run: checkpoint at the next step, then exit")
+    sp.add_argument("run")
+    sp.add_argument("--now", action="store_true", help="kill at once, without a checkpoint")
+    runs_dir_arg(sp)
+    sp.set_defaults(func=cmd_stop)
+
+    sp = sub.add_parser("resume", help="continue a stopped, failed or crashed run from its newest checkpoint")
+    sp.add_argument("run")
+    sp.add_argument("--detach", action="store_true")
+    runs_dir_arg(sp)
+    sp.set_defaults(func=cmd_resume)
+
     sp = sub.add_parser("export", help="merge, convert to GGUF, quantize and verify a finished run")
     sp.add_argument("run", help="run id, id prefix, path, or 'latest'")
     sp.add_argument("--quant", help="comma-separated GGUF types, e.g. f16,Q8_0,Q4_K_M (default: the recipe's)")
@@ -286,11 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         return _open_tui(Path(args.workspace) if args.workspace else None)
     from engine.adapters import ModelLoadError
     from engine.data import DataError
+    from engine.launch import RunStateError
     from engine.recipe import RecipeError
 
     try:
         return args.func(args)
-    except (RecipeError, DataError, ModelLoadError, FileNotFoundError, ProcessLookupError) as e:
+    except (RecipeError, DataError, ModelLoadError, RunStateError, FileNotFoundError, ProcessLookupError) as e:
         _err(str(e))
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -33,5 +33,6 @@ def common_args(recipe: Recipe, run) -> dict[str, Any]:
         bf16=bf16,
         report_to=t.report_to,
         disable_tqdm=True,
+        logging_nan_inf_filter=False,  # a NaN loss must be seen (and stop the run), not averaged away
         save_only_model=False,
     )

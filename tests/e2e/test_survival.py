@@ -1,0 +1,151 @@
+"""Runs survive the terminal: detach, SIGHUP, kill -9 of readers, stop/resume, crash injection."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.runs import RunDir, pid_alive
+from tests.conftest import ROOT, tunedeck
+
+pytestmark = pytest.mark.slow
+
+SHORT = ["--set", "train.logging_steps=1", "--set", "train.save_steps=10", "--set", "train.warmup_steps=2"]
+
+
+@pytest.fixture(scope="module")
+def workspace(demo_assets, tmp_path_factory) -> Path:
+    ws = tmp_path_factory.mktemp("survive")
+    tunedeck("demo", "--init", str(ws), check=True)
+    return ws
+
+
+def start(workspace: Path, *overrides: str, env: dict | None = None) -> RunDir:
+    before = set((workspace / "runs").glob("*")) if (workspace / "runs").exists() else set()
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "train", "recipe.yaml", "--detach", *SHORT, *overrides],
+        cwd=workspace, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    [path] = set((workspace / "runs").glob("*")) - before
+    assert proc.stdout.strip().splitlines()[-1] == path.name  # --detach prints the run id
+    return RunDir(path)
+
+
+def wait_for(predicate, timeout: float = 300, what: str = "condition") -> None:
+    t = time.time()
+    while not predicate():
+        if time.time() - t > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def losses(run: RunDir) -> dict[int, float]:
+    events, _ = run.read_events()
+    return {e["step"]: e["loss"] for e in events if e["kind"] == "step"}
+
+
+def last_step(run: RunDir) -> int:
+    return max(losses(run), default=0)
+
+
+@pytest.fixture(scope="module")
+def reference(workspace) -> dict[int, float]:
+    """The same 30-step run, uninterrupted."""
+    run = start(workspace, "--set", "train.max_steps=30")
+    wait_for(lambda: run.state() == "finished", what="reference run")
+    return losses(run)
+
+
+def test_sighup_to_the_terminal_and_kill_9_of_readers_never_touch_the_worker(workspace):
+    # `tunedeck train` in the foreground, in a shell with its own session: the "terminal".
+    before = set((workspace / "runs").glob("*"))
+    shell = subprocess.Popen(
+        ["bash", "-c", f"{sys.executable} -m tui.cli train recipe.yaml --set train.max_steps=400 {' '.join(SHORT)}; sleep 600"],
+        cwd=workspace, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    wait_for(lambda: set((workspace / "runs").glob("*")) - before, what="the run folder")
+    [path] = set((workspace / "runs").glob("*")) - before
+    run = RunDir(path)
+    wait_for(lambda: last_step(run) >= 3, what="first steps")
+    os.killpg(shell.pid, signal.SIGHUP)  # the SSH connection drops
+    shell.wait(timeout=10)
+    attach = subprocess.Popen([sys.executable, "-m", "tui.cli", "attach", run.id, "--runs-dir", str(workspace / "runs")],
+                              stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    time.sleep(1)
+    attach.kill()  # kill -9 of a reader
+    attach.wait()
+    step = last_step(run)
+    wait_for(lambda: last_step(run) >= step + 5, what="progress after SIGHUP")
+    assert run.state() == "running" and pid_alive(run.read_status()["pid"])
+    proc = tunedeck("stop", run.id, "--now", "--runs-dir", str(workspace / "runs"), check=True)
+    assert "stopped" in proc.stdout
+    assert not pid_alive(run.read_status()["pid"])
+
+
+def test_stop_checkpoints_then_resume_continues_the_same_loss_curve(workspace, reference):
+    run = start(workspace, "--set", "train.max_steps=30")
+    wait_for(lambda: last_step(run) >= 4, what="first steps")
+    proc = tunedeck("stop", run.id, "--runs-dir", str(workspace / "runs"), check=True)
+    assert run.state() == "stopped"
+    stopped_at = run.read_status()["step"]
+    assert 4 <= stopped_at < 30
+    assert "after " in proc.stdout and f"at step {stopped_at}" in proc.stdout
+    ckpts = run.complete_checkpoints()
+    assert ckpts[-1].name == f"step-{stopped_at:06d}"  # checkpoint at the step boundary of the stop
+
+    proc = tunedeck("resume", run.id, "--runs-dir", str(workspace / "runs"), check=True)
+    assert f"from step-{stopped_at:06d}" in proc.stdout and "finished at step 30" in proc.stdout
+    assert run.state() == "finished"
+    got = losses(run)
+    assert sorted(got) == sorted(reference) == list(range(1, 31))  # no step lost or repeated
+    for step, loss in reference.items():
+        assert got[step] == pytest.approx(loss, rel=1e-3, abs=1e-4), step
+    kinds = [e["kind"] for e in run.read_events()[0]]
+    assert kinds.count("started") == 2 and "resumed" in kinds  # one events.jsonl across both workers
+
+
+def test_kill_9_during_a_save_leaves_the_previous_checkpoint_usable(workspace, reference):
+    run = start(workspace, "--set", "train.max_steps=30", env={"TUNEDECK_FAULT": "save@20"})
+    wait_for(lambda: run.state() == "crashed", what="the injected crash")
+    assert [p.name for p in run.complete_checkpoints()] == ["step-000010"]
+    assert (run.checkpoints / "checkpoint-20").is_dir()  # the partial save is there, unmarked
+    rows = json.loads(tunedeck("runs", "--json", "--runs-dir", str(workspace / "runs"), check=True).stdout)
+    assert {r["id"]: r["state"] for r in rows}[run.id] == "crashed"
+
+    proc = tunedeck("resume", run.id, "--runs-dir", str(workspace / "runs"), check=True)
+    assert "from step-000010" in proc.stdout
+    assert run.state() == "finished" and not (run.checkpoints / "checkpoint-20").exists()
+    got = losses(run)
+    for step in range(11, 31):
+        assert got[step] == pytest.approx(reference[step], rel=1e-3, abs=1e-4), step
+
+
+def test_nonfinite_loss_stops_the_run_with_a_message(workspace):
+    run = start(workspace, "--set", "train.max_steps=50", "--set", "train.learning_rate=1e30", "--set", "train.max_grad_norm=0")
+    wait_for(lambda: run.state() in ("failed", "finished"), what="divergence")
+    assert run.state() == "failed"
+    status = run.read_status()
+    assert "became nan" in status["error"].lower() and "learning_rate" in status["hint"]
+    assert last_step(run) < 50
+    proc = tunedeck("attach", run.id, "--runs-dir", str(workspace / "runs"))
+    assert proc.returncode == 1 and "FAILED: FloatingPointError" in proc.stdout and "hint:" in proc.stdout
+
+
+def test_concurrent_runs_in_one_runs_folder(workspace):
+    a = start(workspace, "--set", "train.max_steps=12")
+    b = start(workspace, "--set", "train.max_steps=12", "--set", "train.seed=7")
+    assert a.id != b.id
+    wait_for(lambda: a.state() == "finished" and b.state() == "finished", what="both runs")
+    for run in (a, b):
+        events, _ = run.read_events()
+        assert {e["pid"] for e in events if e["kind"] == "started"} == {run.read_status()["pid"]}
+        assert sorted(losses(run)) == list(range(1, 13))
+    assert losses(a) != losses(b)
