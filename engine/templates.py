@@ -7,6 +7,8 @@ Every built-in wraps the assistant content *and its end-of-turn token* in
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from typing import Any
 
 # ChatML (<|im_start|>role\n…<|im_end|>), as used by Qwen and many fine-tunes.
 CHATML = (
@@ -22,7 +24,126 @@ CHATML = (
     "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
 )
 
-BUILTIN_TEMPLATES: dict[str, str] = {"chatml": CHATML}
+# Qwen2.5: ChatML with Qwen's default system prompt when the conversation has none.
+QWEN25 = (
+    "{%- if not messages or messages[0]['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif -%}" + CHATML
+)
+
+# Llama 3 / 3.1 / 3.2 instruct: header blocks, <|eot_id|> ends every turn.
+LLAMA3 = (
+    "{%- if bos_token -%}{{ bos_token }}{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{%- generation -%}{{ message['content'] | trim + '<|eot_id|>' }}{%- endgeneration -%}"
+    "{%- else -%}"
+    "{{ message['content'] | trim + '<|eot_id|>' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif -%}"
+)
+
+# Mistral instruct ([INST] … [/INST]answer</s>); a system message is prepended to the first user turn.
+MISTRAL = (
+    "{%- if bos_token -%}{{ bos_token }}{%- endif -%}"
+    "{%- if messages and messages[0]['role'] == 'system' -%}"
+    "{%- set system = messages[0]['content'] -%}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set system = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "{%- if loop.first and system -%}{{ '[INST] ' + system + '\\n\\n' + message['content'] + ' [/INST]' }}"
+    "{%- else -%}{{ '[INST] ' + message['content'] + ' [/INST]' }}{%- endif -%}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{%- generation -%}{{ message['content'] + eos_token }}{%- endgeneration -%}"
+    "{%- else -%}{{ raise_exception('mistral template: unsupported role ' + message['role']) }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
+
+# Gemma (2/3): the assistant is 'model'; no system role, so a system message opens the first user turn.
+GEMMA = (
+    "{%- if bos_token -%}{{ bos_token }}{%- endif -%}"
+    "{%- if messages and messages[0]['role'] == 'system' -%}"
+    "{%- set system = messages[0]['content'] | trim + '\\n\\n' -%}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set system = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{ '<start_of_turn>model\\n' }}"
+    "{%- generation -%}{{ message['content'] | trim + '<end_of_turn>' }}{%- endgeneration -%}"
+    "{{ '\\n' }}"
+    "{%- else -%}"
+    "{{ '<start_of_turn>' + message['role'] + '\\n' + (system if loop.first else '') "
+    "+ message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
+)
+
+# Phi-3 / 3.5: <|role|>\n … <|end|>.
+PHI3 = (
+    "{%- for message in messages -%}"
+    "{{ '<|' + message['role'] + '|>\\n' }}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{%- generation -%}{{ message['content'] + '<|end|>' }}{%- endgeneration -%}{{ '\\n' }}"
+    "{%- else -%}"
+    "{{ message['content'] + '<|end|>\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|assistant|>\\n' }}{%- endif -%}"
+)
+
+# Alpaca (### Instruction / ### Response); the model's EOS ends each response.
+ALPACA = (
+    "{%- if messages and messages[0]['role'] == 'system' -%}"
+    "{{ messages[0]['content'] + '\\n\\n' }}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}"
+    "{{ 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\\n\\n' }}"
+    "{%- set loop_messages = messages -%}"
+    "{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "{{ '### Instruction:\\n' + message['content'] + '\\n\\n' }}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{ '### Response:\\n' }}{%- generation -%}{{ message['content'] + eos_token }}{%- endgeneration -%}{{ '\\n\\n' }}"
+    "{%- else -%}{{ raise_exception('alpaca template: unsupported role ' + message['role']) }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '### Response:\\n' }}{%- endif -%}"
+)
+
+BUILTIN_TEMPLATES: dict[str, str] = {
+    "chatml": CHATML,
+    "llama3": LLAMA3,
+    "mistral": MISTRAL,
+    "gemma": GEMMA,
+    "qwen2.5": QWEN25,
+    "phi3": PHI3,
+    "alpaca": ALPACA,
+}
+# The token that ends an assistant turn in each built-in (None: the tokenizer's eos_token).
+BUILTIN_END_OF_TURN: dict[str, str | None] = {
+    "chatml": "<|im_end|>",
+    "llama3": "<|eot_id|>",
+    "mistral": None,
+    "gemma": "<end_of_turn>",
+    "qwen2.5": "<|im_end|>",
+    "phi3": "<|end|>",
+    "alpaca": None,
+}
+# Literal tokens each built-in needs the tokenizer to know as single tokens.
+BUILTIN_SPECIAL_TOKENS: dict[str, tuple[str, ...]] = {
+    "chatml": ("<|im_start|>", "<|im_end|>"),
+    "llama3": ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
+    "mistral": ("[INST]", "[/INST]"),
+    "gemma": ("<start_of_turn>", "<end_of_turn>"),
+    "qwen2.5": ("<|im_start|>", "<|im_end|>"),
+    "phi3": ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>"),
+    "alpaca": (),
+}
+# End-of-turn tokens used across model families, for spotting a template's terminator.
+KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>", "<|eom_id|>")
 
 _GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
 
@@ -62,3 +183,291 @@ def resolve_template(name: str, model_template: str | None) -> str:
         f"template.name: unknown template {name!r}; use 'model', a .jinja file or one of: "
         + ", ".join(BUILTIN_TEMPLATES)
     )
+
+
+def load_template(name: str, tokenizer=None) -> str:
+    """``resolve_template`` against a tokenizer's own template (``name='model'``)."""
+    return resolve_template(name, getattr(tokenizer, "chat_template", None))
+
+
+# --------------------------------------------------------------------------- token-level view with the loss mask
+
+
+@dataclass
+class TokenView:
+    """One tokenized training sequence: ids, which of them are trained (carry loss), and their text pieces."""
+
+    name: str  # "text" for SFT rows; "chosen"/"rejected" for preference pairs
+    ids: list[int]
+    trained: list[bool]
+    pieces: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def tokens(self) -> list[dict]:
+        """[{id, text, trained}] per token (the ``template render --json`` shape)."""
+        pieces = self.pieces or [""] * len(self.ids)
+        return [{"id": i, "text": p, "trained": t} for i, p, t in zip(self.ids, pieces, self.trained, strict=True)]
+
+
+def is_chat(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+def _pieces(tokenizer, text: str, ids: list[int], add_special_tokens: bool) -> list[str]:
+    """Each token's slice of ``text`` (gaps go to the next token, so the pieces join back to the text)."""
+    try:
+        enc = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    except (NotImplementedError, ValueError, TypeError):  # slow tokenizers have no offsets
+        enc = None
+    if enc is None or list(enc["input_ids"]) != list(ids):
+        return [tokenizer.decode([i]) for i in ids]
+    pieces, prev = [], 0
+    for tid, (start, end) in zip(ids, enc["offset_mapping"], strict=True):
+        if start == end:  # a token the tokenizer added (e.g. a BOS): no span in the text
+            pieces.append(tokenizer.convert_ids_to_tokens(tid))
+            continue
+        pieces.append(text[prev:end])
+        prev = max(prev, end)
+    if prev < len(text) and pieces:
+        pieces[-1] += text[prev:]
+    return pieces
+
+
+def _render_chat(tokenizer, messages: list, template: str, *, generation_prompt: bool = False, mask: bool = False):
+    out = tokenizer.apply_chat_template(
+        messages,
+        chat_template=template,
+        tokenize=True,
+        return_dict=True,
+        add_generation_prompt=generation_prompt,
+        return_assistant_tokens_mask=mask and has_generation_markers(template),
+    )
+    ids = list(out["input_ids"])
+    masks = out.get("assistant_masks")
+    return ids, [bool(m) for m in masks] if masks is not None else [False] * len(ids)
+
+
+def _chat_text(tokenizer, messages: list, template: str) -> str:
+    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _completion_view(
+    tokenizer, name: str, prompt: Any, completion: Any, template: str | None, with_text: bool, assistant_mask: bool
+) -> TokenView:
+    """A prompt + completion sequence with the completion trained, as TRL builds it."""
+    if is_chat(prompt):
+        prompt_ids, _ = _render_chat(tokenizer, prompt, template, generation_prompt=True)
+        ids, amask = _render_chat(tokenizer, prompt + completion, template, mask=assistant_mask)
+        start = _common_prefix(prompt_ids, ids)
+        trained = [i >= start and (amask[i] or not assistant_mask) for i in range(len(ids))]
+        pieces = (
+            _pieces(tokenizer, _chat_text(tokenizer, prompt + completion, template), ids, False) if with_text else []
+        )
+        return TokenView(name, ids, trained, pieces)
+    eos = tokenizer.eos_token or ""
+    full = prompt + completion if completion.endswith(eos) else prompt + completion + eos
+    prompt_ids = list(tokenizer(prompt)["input_ids"])
+    ids = list(tokenizer(full)["input_ids"])
+    start = _common_prefix(prompt_ids, ids)
+    trained = [i >= start for i in range(len(ids))]
+    return TokenView(name, ids, trained, _pieces(tokenizer, full, ids, True) if with_text else [])
+
+
+def token_views(
+    tokenizer, row: dict, chat_template: str | None = None, *, assistant_only_loss: bool = True, with_text: bool = True
+) -> list[TokenView]:
+    """The sequences TRL trains on for one normalized row, with the trained-token mask.
+
+    ``messages`` rows: the template's ``{% generation %}`` spans (everything when
+    ``assistant_only_loss`` is off); prompt/completion, preference and KTO rows: the completion;
+    ``text`` rows: every token. Rendering goes through ``tokenizer.apply_chat_template``
+    (transformers' sandboxed Jinja).
+    """
+    template = chat_template or tokenizer.chat_template
+    if "messages" in row:
+        messages = row["messages"]
+        ids, mask = _render_chat(tokenizer, messages, template, mask=assistant_only_loss)
+        trained = mask if assistant_only_loss else [True] * len(ids)
+        pieces = _pieces(tokenizer, _chat_text(tokenizer, messages, template), ids, False) if with_text else []
+        return [TokenView("text", ids, trained, pieces)]
+    if "chosen" in row:
+        return [
+            _completion_view(tokenizer, key, row["prompt"], row[key], template, with_text, False)
+            for key in ("chosen", "rejected")
+        ]
+    if "completion" not in row and "text" not in row:  # prompt only: completions are generated online
+        prompt = row["prompt"]
+        if is_chat(prompt):
+            ids, _ = _render_chat(tokenizer, prompt, template, generation_prompt=True)
+            text = tokenizer.apply_chat_template(
+                prompt, chat_template=template, tokenize=False, add_generation_prompt=True
+            )
+            return [
+                TokenView("text", ids, [False] * len(ids), _pieces(tokenizer, text, ids, False) if with_text else [])
+            ]
+        ids = list(tokenizer(prompt)["input_ids"])
+        return [TokenView("text", ids, [False] * len(ids), _pieces(tokenizer, prompt, ids, True) if with_text else [])]
+    if "completion" in row:
+        # TRL trains the completion of prompt/completion rows (completion_only_loss)
+        return [_completion_view(tokenizer, "text", row["prompt"], row["completion"], template, with_text, False)]
+    text = row["text"]
+    eos = tokenizer.eos_token or ""
+    text = text if text.endswith(eos) else text + eos
+    ids = list(tokenizer(text)["input_ids"])
+    return [TokenView("text", ids, [True] * len(ids), _pieces(tokenizer, text, ids, True) if with_text else [])]
+
+
+def token_lengths(tokenizer, rows: list[dict], chat_template: str | None = None) -> list[int]:
+    """Tokens per row (the longest sequence for preference pairs)."""
+    return [max(len(v.ids) for v in token_views(tokenizer, row, chat_template, with_text=False)) for row in rows]
+
+
+def end_of_turn_ids(tokenizer, chat_template: str | None) -> dict[int, str]:
+    """Token ids that end a turn: the EOS and any known end-of-turn token the template uses."""
+    out: dict[int, str] = {}
+    if tokenizer.eos_token_id is not None:
+        out[tokenizer.eos_token_id] = tokenizer.eos_token
+    for literal in KNOWN_END_OF_TURN:
+        if chat_template and literal in chat_template:
+            ids = tokenizer(literal, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1:
+                out[ids[0]] = literal
+    return out
+
+
+def _split_end_of_turn(tokenizer, chat_template: str | None) -> list[str]:
+    """End-of-turn literals in the template that this tokenizer does not know as one token."""
+    out = []
+    for literal in KNOWN_END_OF_TURN:
+        if chat_template and literal in chat_template:
+            n = len(tokenizer(literal, add_special_tokens=False)["input_ids"])
+            if n > 1:
+                out.append(f"{literal} (split into {n} tokens)")
+    return out
+
+
+def _trains(row: dict) -> bool:
+    """False for prompt-only rows (nothing of theirs is trained)."""
+    return any(k in row for k in ("messages", "completion", "chosen", "text"))
+
+
+def _spans(mask: list[bool]) -> int:
+    return sum(1 for i, m in enumerate(mask) if m and (i == 0 or not mask[i - 1]))
+
+
+CHECK_ROWS = 64
+
+
+def check_trainable(
+    tokenizer,
+    rows,
+    chat_template: str | None = None,
+    *,
+    max_length: int | None = None,
+    assistant_only_loss: bool = True,
+    n: int = CHECK_ROWS,
+) -> list[str]:
+    """Check the loss mask on the first ``n`` normalized rows before training starts.
+
+    Raises ValueError when no token of those rows is trained (training would learn nothing).
+    Returns warnings: the end-of-turn token is never trained (the model would not learn to
+    stop), rows with nothing trained (e.g. cut off by ``max_length``), conversations where some
+    assistant turns are untrained.
+    """
+    import itertools
+
+    rows = [r for r in itertools.islice(iter(rows), n) if _trains(r)]
+    if not rows:  # nothing to check: e.g. prompt-only rows (GRPO/RLOO generate their completions)
+        return []
+    template = chat_template or tokenizer.chat_template
+    chat_rows = any("messages" in r or is_chat(r.get("prompt")) for r in rows)
+    if chat_rows and not template:
+        raise ValueError(
+            "the tokenizer has no chat template and none was given; set template.name to a built-in "
+            f"({', '.join(BUILTIN_TEMPLATES)}) or a .jinja file"
+        )
+    if assistant_only_loss and any("messages" in r for r in rows) and not has_generation_markers(template):
+        raise ValueError(
+            "the chat template has no {% generation %} markers, so assistant-only loss would train no token at all. "
+            f"Use a built-in template that matches the model (template.name: {', '.join(BUILTIN_TEMPLATES)}), "
+            "add the markers around the assistant content and its end-of-turn token in your .jinja file, "
+            "or set method.assistant_only_loss: false"
+        )
+    eot = end_of_turn_ids(tokenizer, template)
+    total = 0
+    eot_trained = False
+    empty_rows, partial_rows = [], []
+    for i, row in enumerate(rows):
+        row_total = 0
+        for view in token_views(tokenizer, row, template, assistant_only_loss=assistant_only_loss, with_text=False):
+            trained = view.trained[:max_length] if max_length else view.trained
+            row_total += sum(trained)
+            eot_trained = eot_trained or any(t and tid in eot for tid, t in zip(view.ids, trained, strict=False))
+            if assistant_only_loss and "messages" in row and not max_length:
+                turns = sum(m["role"] == "assistant" for m in row["messages"])
+                if 0 < _spans(trained) < turns:
+                    partial_rows.append(i)
+        total += row_total
+        if row_total == 0:
+            empty_rows.append(i)
+    cut = f" within max_length {max_length}" if max_length else ""
+    scope = "this row" if len(rows) == 1 else f"the first {len(rows)} rows"
+    if total == 0:
+        raise ValueError(
+            f"no token of {scope} is trained{cut}: the loss would be empty. "
+            + (
+                "The prompts fill max_length: raise train.max_length or shorten the prompts."
+                if max_length
+                else "Check the chat template's {% generation %} markers (tunedeck template render shows the mask)."
+            )
+        )
+    warnings = []
+    if empty_rows:
+        shown = ", ".join(map(str, empty_rows[:10]))
+        warnings.append(f"{len(empty_rows)} of {scope} have no trained token{cut} (rows {shown})")
+    if partial_rows:
+        shown = ", ".join(map(str, partial_rows[:10]))
+        warnings.append(
+            f"in {len(partial_rows)} multi-turn rows (rows {shown}) only some assistant turns are trained; "
+            "the template marks fewer turns than there are (only the last?)"
+        )
+    if not eot_trained:
+        names = ", ".join(sorted(set(eot.values()))) or "(the tokenizer has no eos_token)"
+        split = _split_end_of_turn(tokenizer, template)
+        hint = f"; the template's {', '.join(split)} is not a token of this model" if split else ""
+        warnings.append(
+            f"the end-of-turn token ({names}) is never trained in {scope}{hint}: the model may "
+            "never learn to stop. Put the end-of-turn token inside {% generation %}…{% endgeneration %}, "
+            "or use a built-in template that matches the model"
+        )
+    return warnings
+
+
+def load_chat_tokenizer(model: str, template: str = "model", trust_remote_code: bool = False):
+    """(tokenizer, template text) for a local model folder or Hub id; ValueError says what to do."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"{model}: could not load a tokenizer: not a local model folder, and the Hugging Face Hub could not "
+            f"provide it (offline?). Detail: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
+    text = resolve_template(template, tokenizer.chat_template)
+    tokenizer.chat_template = text
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, text

@@ -1,0 +1,226 @@
+"""One pass over a dataset: format, every bad row, duplicates and a sample for token stats.
+
+Memory stays bounded on any size: rows are validated one at a time, duplicates are kept as one
+64-bit digest per row, and only a fixed-size reservoir of rows is kept for tokenizing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.data.errors import DataError, Location, RowError
+from engine.data.formats import DETECT_ROWS, TRL_COLUMNS, choose_format, map_row, normalize_row, user_field
+from engine.data.load import Source, iter_records, resolve_source
+from engine.data.stats import TOKEN_SAMPLE, Reservoir
+from engine.data.validate import RowValidator
+
+MAX_ERRORS = 100  # kept in the report; all are counted
+PREVIEW_ROWS = 5
+_HEAD_LIMIT = 10 * DETECT_ROWS  # records read before giving up on finding parseable rows to detect from
+
+
+@dataclass
+class PreviewRow:
+    where: Location
+    row: dict | None  # normalized when valid, else the raw object (or None when it did not parse)
+    errors: list[RowError]
+
+
+@dataclass
+class DataReport:
+    """What ``inspect_data`` found. ``to_dict`` is the ``--json`` shape."""
+
+    source: str
+    kind: str
+    files: list[str]
+    format: str | None = None
+    confidence: float = 0.0
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+    detected_from: int = 0  # rows the format was detected from (0: the format was given)
+    form: str | None = None  # "chat" or "text" for formats that can be either
+    columns: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
+    valid: int = 0
+    invalid: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    duplicate_examples: list[tuple[str, str]] = field(default_factory=list)
+    preview: list[PreviewRow] = field(default_factory=list)
+    sample: list[tuple[Location, dict]] = field(default_factory=list)  # normalized valid rows, in file order
+    complete: bool = False
+
+    @property
+    def trl_columns(self) -> tuple[str, ...]:
+        return TRL_COLUMNS.get(self.format or "", ())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "format": self.format,
+            "confidence": round(self.confidence, 3),
+            "detected_from": self.detected_from,
+            "candidates": [{"format": f, "confidence": round(c, 3)} for f, c in self.candidates],
+            "columns": self.columns,
+            "rows": self.rows,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "errors": [e.to_dict() for e in self.errors],
+            "errors_shown": len(self.errors),
+            "error_kinds": self.error_kinds,
+            "duplicates": self.duplicates,
+            "duplicate_examples": [{"row": a, "same_as": b} for a, b in self.duplicate_examples],
+            "trl_columns": list(self.trl_columns),
+        }
+
+
+def _first_rows(records, limit: int) -> list:
+    head, parsed = [], 0
+    for rec in records:
+        head.append(rec)
+        parsed += rec[3] is not None
+        if parsed >= DETECT_ROWS or len(head) >= limit:
+            break
+    return head
+
+
+def inspect_data(
+    source: str | Source,
+    *,
+    fmt: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    split: str = "train",
+    sample_size: int = TOKEN_SAMPLE,
+    seed: int = 0,
+    max_errors: int = MAX_ERRORS,
+    preview_rows: int = PREVIEW_ROWS,
+    on_preview: Callable[[DataReport], None] | None = None,
+) -> DataReport:
+    """Validate every row of ``source`` in one bounded-memory pass.
+
+    ``on_preview`` is called once the format is known and the first rows are checked, before the
+    rest of the file is read (so a UI can show a first page at once). Raises DataError when the
+    source cannot be read at all, is empty, or its format cannot be decided.
+    """
+    src = source if isinstance(source, Source) else resolve_source(source, split)
+    report = DataReport(src.name, src.kind, [str(f) for f in src.files], columns=dict(columns or {}))
+    records = iter_records(src)
+    head = _first_rows(records, _HEAD_LIMIT)
+    if not head:
+        raise DataError(f"{src.name}: no rows (only blank lines); there is nothing to train on")
+    parsed = [map_row(rec[3], columns) for rec in head if rec[3] is not None]
+    if not parsed and fmt == "auto":
+        _, line, row, _, err, _ = head[0]
+        where = Location(row, head[0][0], line)
+        raise DataError(
+            f"{src.name}: none of the first {len(head)} rows could be read, so the format is unknown; "
+            f"first problem at {where}: {err[2] if err else 'unreadable'}"
+        )
+    report.format, report.confidence, report.candidates = choose_format(parsed, fmt, src.name)
+    report.detected_from = len(parsed) if fmt == "auto" else 0
+    fmt = report.format
+    validator = RowValidator(fmt)
+    reservoir = Reservoir(sample_size, seed)
+    seen: dict[int, int] = {}
+    files: list[str] = []  # file names by index, for packed duplicate references
+    kinds = report.error_kinds
+
+    def ref(file: str, line: int | None, row: int) -> int:
+        if line is None:
+            return row
+        if not files or files[-1] != file:
+            files.append(file)
+        return (len(files) - 1) << 40 | line
+
+    def unref(value: int, kind_line: bool) -> str:
+        if not kind_line:
+            return str(Location(value, src.name))
+        return f"{files[value >> 40]}:{value & ((1 << 40) - 1)}"
+
+    def process(rec, keep_preview: bool) -> None:
+        file, line, row, obj, err, raw = rec
+        report.rows += 1
+        if err is not None:
+            problems = [err]
+            mapped = None
+        else:
+            mapped = map_row(obj, columns) if columns else obj
+            problems = validator(mapped, Location(row, file, line) if validator.form is None else "")
+        if problems:
+            report.invalid += 1
+            where = Location(row, file, line)
+            errors = [RowError(where, user_field(f, columns), k, r) for f, k, r in problems]
+            for e in errors:
+                kinds[e.kind] = kinds.get(e.kind, 0) + 1
+            room = max_errors - len(report.errors)
+            if room > 0:
+                report.errors.extend(errors[:room])
+            if keep_preview:
+                report.preview.append(PreviewRow(where, obj, errors))
+            return
+        report.valid += 1
+        digest = hash(raw) if raw is not None else hash(json.dumps(obj, sort_keys=True, default=str))
+        here = ref(file, line, row)
+        first = seen.setdefault(digest, here)
+        if first != here:
+            report.duplicates += 1
+            if len(report.duplicate_examples) < 10:
+                report.duplicate_examples.append((unref(here, line is not None), unref(first, line is not None)))
+        slot = reservoir.wants() if sample_size else None
+        if slot is not None or keep_preview:
+            normalized = normalize_row(mapped, fmt)
+            if slot is not None:
+                reservoir.put(slot, (Location(row, file, line), normalized))
+            if keep_preview:
+                report.preview.append(PreviewRow(Location(row, file, line), normalized, []))
+
+    for i, rec in enumerate(head):
+        process(rec, i < preview_rows)
+    report.form = validator.form
+    if on_preview is not None:
+        on_preview(report)
+    for rec in records:
+        process(rec, False)
+    report.form = validator.form
+    report.sample = sorted(reservoir.items, key=lambda item: item[0].row)
+    report.complete = True
+    return report
+
+
+def read_row(
+    source: str,
+    index: int,
+    *,
+    fmt: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    split: str = "train",
+) -> tuple[str, Location, dict | None, list[RowError]]:
+    """Row ``index`` (0-based) of ``source``: (format, location, normalized row or None, its errors)."""
+    if index < 0:
+        raise DataError(f"row {index}: rows are numbered from 0")
+    src = resolve_source(source, split)
+    records = iter_records(src)
+    head = _first_rows(records, _HEAD_LIMIT)
+    parsed = [map_row(rec[3], columns) for rec in head if rec[3] is not None]
+    if not parsed and fmt == "auto":
+        raise DataError(f"{src.name}: none of the first {len(head)} rows could be read, so the format is unknown")
+    fmt, _, _ = choose_format(parsed, fmt, src.name)
+    count = 0
+    for rec in itertools.chain(head, records):
+        count += 1
+        file, line, row, obj, err, _ = rec
+        if row != index:
+            continue
+        where = Location(row, file, line)
+        if err is not None:
+            return fmt, where, None, [RowError(where, err[0], err[1], err[2])]
+        mapped = map_row(obj, columns)
+        problems = RowValidator(fmt)(mapped, where)
+        if problems:
+            return fmt, where, None, [RowError(where, user_field(f, columns), k, r) for f, k, r in problems]
+        return fmt, where, normalize_row(mapped, fmt), []
+    raise DataError(f"{src.name}: row {index} does not exist; the dataset has {count} rows (numbered from 0)")

@@ -1,0 +1,293 @@
+"""Loading: local files and folders through ``datasets`` for training, and a bounded-memory record
+stream for validation that knows each row's FILE:LINE.
+
+JSON Lines are streamed here line by line (that is what gives line numbers and lets BOMs,
+non-UTF-8 bytes and invalid JSON be reported per line); every other format goes through
+``datasets`` and rows are named by index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.data.errors import DataError
+
+BUILDERS = {
+    ".json": "json",
+    ".jsonl": "json",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+}
+BOM = b"\xef\xbb\xbf"
+
+# One record of the stream: (file, line or None, row index, parsed object or None, error or None, raw line or None).
+# ``error`` is (field, kind, reason). A plain tuple keeps the per-line cost low on million-row files.
+Record = tuple[str, "int | None", int, "dict | None", "tuple[str, str, str] | None", "bytes | None"]
+
+
+@dataclass
+class Source:
+    """A resolved data source: JSON Lines files streamed here, a JSON array, or anything ``datasets`` loads."""
+
+    name: str
+    kind: str  # "jsonl" | "json_array" | "datasets"
+    files: list[Path] = field(default_factory=list)
+    split: str = "train"
+
+    @property
+    def streamed(self) -> bool:
+        return self.kind in ("jsonl", "json_array")
+
+
+def quiet_datasets() -> None:
+    """Silence ``datasets`` progress bars and info logs (for the CLI, where they are noise)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+def _is_hf_saved(path: Path) -> bool:
+    return (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+
+
+def _sniff_json(path: Path) -> str:
+    """``json_array`` when the file is one JSON array, else ``jsonl`` (one object per line)."""
+    with path.open("rb") as f:
+        head = f.read(4096).lstrip(BOM).lstrip()
+    return "json_array" if head.startswith(b"[") else "jsonl"
+
+
+def _split_files(path: Path, split: str) -> list[Path]:
+    """The files ``datasets.load_dataset(folder, split=...)`` would read, in its order."""
+    from datasets.data_files import DataFilesDict, get_data_patterns
+
+    try:
+        patterns = get_data_patterns(str(path))
+        files = DataFilesDict.from_patterns(patterns, base_path=str(path))
+    except Exception as e:  # datasets raises EmptyDatasetError and friends
+        raise DataError(f"{path}: no data files found in this folder ({type(e).__name__}: {e})") from None
+    if split not in files:
+        raise DataError(f"{path}: the folder has no {split!r} split; it has: {', '.join(map(str, files))}")
+    return [Path(f) for f in files[split]]
+
+
+def resolve_source(source: str, split: str = "train") -> Source:
+    """Decide how to read ``source`` (a file, a folder or a Hub id) without reading it yet."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix not in BUILDERS:
+            raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(BUILDERS)}")
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: the file is empty; there is nothing to train on")
+        if suffix == ".jsonl":
+            return Source(source, "jsonl", [path], split)
+        if suffix == ".json":
+            return Source(source, _sniff_json(path), [path], split)
+        return Source(source, "datasets", [path], split)
+    if path.is_dir():
+        if _is_hf_saved(path):
+            return Source(source, "datasets", [path], split)
+        files = _split_files(path, split)
+        if files and all(f.suffix.lower() in (".jsonl", ".json") for f in files):
+            if all(f.stat().st_size == 0 for f in files):
+                raise DataError(f"{path}: every data file in the folder is empty")
+            if all(f.suffix.lower() == ".jsonl" or _sniff_json(f) == "jsonl" for f in files):
+                return Source(source, "jsonl", files, split)
+        return Source(source, "datasets", files, split)
+    if path.is_absolute() or source.startswith((".", "~")) or path.suffix.lower() in BUILDERS or not source.strip():
+        raise DataError(f"{source}: no such file or folder")
+    return Source(source, "datasets", [], split)
+
+
+def _csv_kwargs(path: Path) -> dict:
+    """Every column read as text (a column of digits is still an answer, not a number)."""
+    import csv
+
+    import datasets
+
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f, delimiter=delimiter), [])
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}: not valid UTF-8 (byte 0x{e.object[e.start]:02x}); re-encode the file as UTF-8"
+        ) from None
+    if not header or len(set(header)) != len(header):
+        raise DataError(f"{path}: the first line must be a header naming each column once; got {header}")
+    return {"delimiter": delimiter, "features": datasets.Features({c: datasets.Value("string") for c in header})}
+
+
+def load_rows(source: str, split: str = "train"):
+    """Load a dataset as a ``datasets.Dataset`` from a file, a folder or a Hub id."""
+    import datasets
+
+    path = Path(source).expanduser()
+    if path.is_file():
+        builder = BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(BUILDERS)}")
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: the file is empty; there is nothing to train on")
+        kwargs = _csv_kwargs(path) if builder == "csv" else {}
+        try:
+            return datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
+        except Exception as e:  # datasets wraps parse errors in several types
+            raise DataError(
+                f"{path}: could not be read as {builder}: {e}. Run `tunedeck data inspect {path}` to find the bad rows."
+            ) from None
+    if path.is_dir():
+        try:
+            if _is_hf_saved(path):
+                ds = datasets.load_from_disk(str(path))
+                if isinstance(ds, datasets.DatasetDict):
+                    if split not in ds:
+                        raise DataError(f"{path}: the saved dataset has no {split!r} split; it has: {', '.join(ds)}")
+                    return ds[split]
+                return ds
+            return datasets.load_dataset(str(path), split=split)
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(f"{path}: could not be loaded as a dataset folder: {type(e).__name__}: {e}") from None
+    if path.is_absolute() or source.startswith((".", "~")) or path.suffix.lower() in BUILDERS or not source.strip():
+        raise DataError(f"{source}: no such file or folder")
+    try:
+        return datasets.load_dataset(source, split=split)
+    except Exception as e:
+        raise DataError(
+            f"{source}: not a local file or folder, and loading it from the Hugging Face Hub failed "
+            f"({type(e).__name__}). If you are offline, download it on a machine with network access "
+            "(the data files, or `Dataset.save_to_disk`) and point at the local path."
+        ) from None
+
+
+# --------------------------------------------------------------------------- the record stream
+
+
+def _iter_jsonl(path: Path, name: str, first_row: int) -> Iterator[Record]:
+    row = first_row
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line:
+                continue
+            if lineno == 1 and line.startswith(BOM):
+                yield (
+                    name, lineno, row, None,
+                    ("", "bom", "the file starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without a BOM "
+                     f"(e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {name})"),
+                    None,
+                )  # fmt: skip
+                row += 1
+                continue
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                col = e.start + len(raw) - len(raw.lstrip()) + 1
+                yield (
+                    name, lineno, row, None,
+                    ("", "not_utf8", f"not valid UTF-8 (byte 0x{line[e.start]:02x} at column {col}); "
+                     "re-encode the file as UTF-8"),
+                    None,
+                )  # fmt: skip
+                row += 1
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                yield name, lineno, row, None, ("", "invalid_json", f"invalid JSON: {e.msg} (column {e.colno})"), None
+                row += 1
+                continue
+            if not isinstance(obj, dict):
+                reason = f"expected a JSON object per line, got {_json_type(obj)}"
+                yield name, lineno, row, None, ("", "wrong_type", reason), None
+            else:
+                yield name, lineno, row, obj, None, line
+            row += 1
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+def _iter_json_array(path: Path, name: str) -> Iterator[Record]:
+    data = path.read_bytes()
+    bom = data.startswith(BOM)
+    try:
+        text = data[len(BOM) :].decode("utf-8") if bom else data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"{name}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x}); re-encode the file as UTF-8"
+        ) from None
+    del data
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"{name}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}; fix it or convert the file to JSON Lines"
+        ) from None
+    if not isinstance(rows, list):
+        raise DataError(f"{name}: expected a JSON array of rows, or one JSON object per line (JSON Lines)")
+    if not rows:
+        raise DataError(f"{name}: the JSON array is empty; there is nothing to train on")
+    for i, obj in enumerate(rows):
+        if i == 0 and bom:
+            yield (
+                name,
+                None,
+                i,
+                None,
+                ("", "bom", "the file starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without a BOM"),
+                None,
+            )
+        elif not isinstance(obj, dict):
+            yield name, None, i, None, ("", "wrong_type", f"expected a JSON object, got {_json_type(obj)}"), None
+        else:
+            yield name, None, i, obj, None, None
+
+
+def _iter_dataset(source: Source) -> Iterator[Record]:
+    ds = load_rows(source.name, source.split)
+    if len(ds) == 0:
+        raise DataError(f"{source.name}: the dataset has no rows; there is nothing to train on")
+    row = 0
+    for batch in ds.iter(batch_size=1000):
+        columns = list(batch)
+        n = len(batch[columns[0]]) if columns else 0
+        for i in range(n):
+            yield source.name, None, row, {c: batch[c][i] for c in columns}, None, None
+            row += 1
+
+
+def iter_records(source: Source) -> Iterator[Record]:
+    """Every row of ``source`` in order, with its location; parse problems come back as errors, not exceptions."""
+    if source.kind == "jsonl":
+        row = 0
+        many = len(source.files) > 1
+        for path in source.files:
+            name = str(path) if many else source.name
+            for record in _iter_jsonl(path, name, row):
+                row = record[2] + 1
+                yield record
+    elif source.kind == "json_array":
+        yield from _iter_json_array(source.files[0], source.name)
+    else:
+        yield from _iter_dataset(source)

@@ -1,0 +1,114 @@
+"""The training path: validate everything, normalize to TRL form, mix; refuse with named rows on bad data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from engine.data.errors import DataError
+from engine.data.formats import check_method_format, normalize_dataset
+from engine.data.inspect import DataReport, inspect_data
+from engine.data.load import load_rows
+from engine.data.mix import as_mix_sources, incompatibility, mix_datasets
+
+SHOWN_ERRORS = 10
+
+
+def raise_for_invalid(report: DataReport, field_path: str = "data.train") -> None:
+    """DataError naming the first bad rows when any row is invalid (training never skips rows silently)."""
+    if not report.invalid:
+        return
+    shown = report.errors[:SHOWN_ERRORS]
+    lines = "\n".join(f"  {e}" for e in shown)
+    more = report.invalid - len({e.where for e in shown})
+    tail = f"\n  … and {more} more invalid rows" if more > 0 else ""
+    raise DataError(
+        f"{field_path}: {report.invalid} of {report.rows} rows in {report.source} are invalid "
+        f"({report.format} format):\n{lines}{tail}\n"
+        f"Fix them (or remove them), then check with: tunedeck data inspect {report.source}"
+    )
+
+
+def load_normalized(
+    path: str,
+    fmt: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    split: str = "train",
+    field_path: str = "data.train",
+):
+    """Validate every row of ``path`` and return it as a ``datasets.Dataset`` in TRL form."""
+    report = inspect_data(path, fmt=fmt, columns=columns, split=split, sample_size=0, preview_rows=0)
+    raise_for_invalid(report, field_path)
+    return normalize_dataset(load_rows(path, split), report.format, columns), report
+
+
+def prepare_dataset(
+    path: str,
+    fmt: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    mix: Iterable[Any] | None = None,
+    seed: int = 0,
+    method: str | None = None,
+):
+    """The training dataset for a recipe's ``data`` section: validated, in TRL form, mixed by ratio.
+
+    ``method`` (the recipe's method.name) checks that the format fits it. ``mix`` holds (path, ratio)
+    tuples, dicts or recipe entries with .path/.ratio (.format/.columns optional).
+    """
+    return prepare_splits(path, fmt=fmt, columns=columns, mix=mix, seed=seed, method=method)[0]
+
+
+def prepare_splits(
+    train: str,
+    eval: str | None = None,
+    eval_size: float = 0.0,
+    fmt: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    mix: Iterable[Any] | None = None,
+    seed: int = 0,
+    method: str | None = None,
+):
+    """(train, eval or None) for a recipe's ``data`` section, both validated and in TRL form.
+
+    The eval rows come from ``eval``, or are held out of ``train`` (``eval_size``) *before* mixing,
+    so the general-purpose mix never leaks into evaluation.
+    """
+    sources = as_mix_sources(mix)
+    train_ds, report = load_normalized(train, fmt, columns)
+    if method:
+        check_method_format(method, report.format)
+    eval_ds = None
+    if eval:
+        eval_ds, eval_report = load_normalized(eval, fmt, columns, field_path="data.eval")
+        problem = incompatibility(report, eval_report, "data.eval")
+        if problem:
+            raise DataError(problem)
+    elif eval_size > 0:
+        split = train_ds.train_test_split(test_size=eval_size, seed=seed)
+        train_ds, eval_ds = split["train"], split["test"]
+    mixed = []
+    for i, src in enumerate(sources):
+        ds, mix_report = load_normalized(src.path, src.format, src.columns, field_path=f"data.mix[{i}]")
+        problem = incompatibility(report, mix_report, f"data.mix[{i}]")
+        if problem:
+            raise DataError(problem)
+        mixed.append((ds, src.ratio))
+    return mix_datasets(train_ds, mixed, seed), eval_ds
+
+
+def preflight(recipe, rows_to_read: int = 100) -> str:
+    """Before any process starts: data.train's format, checked against the recipe's method.
+
+    Reads only the first rows (streamed for JSON Lines), so it answers at once even on big files.
+    """
+    from itertools import islice
+
+    from engine.data.formats import choose_format, map_row
+    from engine.data.load import iter_records, resolve_source
+
+    d = recipe.data
+    source = resolve_source(d.train)
+    rows = [map_row(r[3], d.columns) for r in islice(iter_records(source), rows_to_read) if r[3] is not None]
+    fmt, _, _ = choose_format(rows, d.format, f"data.train ({d.train})")
+    check_method_format(recipe.method.name, fmt)
+    return fmt

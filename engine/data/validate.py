@@ -1,0 +1,223 @@
+"""Row-level validation: every problem of every row, as (field, kind, reason).
+
+Kinds are stable strings for counting: missing, empty, wrong_type, unknown_role,
+not_assistant_last, no_prompt, identical, mixed_forms (plus invalid_json, not_utf8, bom and
+wrong_type from the loader).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.data.formats import ROLES, SHAREGPT_ROLES, conversation_key, parse_label, split_implicit_prompt
+
+Problem = tuple[str, str, str]  # (field, kind, reason)
+
+_TYPE_NAMES = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def type_name(value: Any) -> str:
+    return "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _string(row: dict, key: str, out: list[Problem], required: bool = True, allow_empty: bool = False) -> None:
+    value = row.get(key)
+    if value is None:
+        if required:
+            out.append((key, "missing", "missing; add it, or map your column to it with data.columns"))
+    elif not isinstance(value, str):
+        out.append((key, "wrong_type", f"expected a string, got {type_name(value)}"))
+    elif not allow_empty and not value.strip():
+        out.append((key, "empty", "empty"))
+
+
+def check_messages(
+    value: Any,
+    field: str,
+    out: list[Problem],
+    *,
+    sharegpt: bool = False,
+    must_end_with_assistant: bool = True,
+) -> str | None:
+    """Check a message list; returns the last turn's (normalized) role."""
+    role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
+    allowed = SHAREGPT_ROLES if sharegpt else dict.fromkeys(ROLES)
+    if not isinstance(value, list):
+        out.append((field, "wrong_type", f"expected a list of messages, got {type_name(value)}"))
+        return None
+    if not value:
+        out.append((field, "empty", "empty conversation"))
+        return None
+    last = None
+    for i, message in enumerate(value):
+        where = f"{field}[{i}]"
+        if not isinstance(message, dict):
+            out.append(
+                (
+                    where,
+                    "wrong_type",
+                    f"expected a message object {{{role_key}, {content_key}}}, got {type_name(message)}",
+                )
+            )
+            last = None
+            continue
+        role, content = message.get(role_key), message.get(content_key)
+        if role is None:
+            out.append((f"{where}.{role_key}", "missing", "missing"))
+            last = None
+        elif not isinstance(role, str):
+            out.append((f"{where}.{role_key}", "wrong_type", f"expected a string, got {type_name(role)}"))
+            last = None
+        elif role not in allowed:
+            out.append(
+                (f"{where}.{role_key}", "unknown_role", f"unknown role {role!r}; expected one of {', '.join(allowed)}")
+            )
+            last = None
+        else:
+            last = SHAREGPT_ROLES[role] if sharegpt else role
+        if content is None:
+            out.append((f"{where}.{content_key}", "missing", "missing"))
+        elif not isinstance(content, str):
+            out.append((f"{where}.{content_key}", "wrong_type", f"expected a string, got {type_name(content)}"))
+        elif not content.strip():
+            out.append((f"{where}.{content_key}", "empty", "empty"))
+    if must_end_with_assistant and last is not None and last != "assistant":
+        raw = value[-1].get(role_key)
+        out.append((
+            f"{field}[{len(value) - 1}].{role_key}",
+            "not_assistant_last",
+            f"the conversation ends with a {raw!r} turn; it must end with an assistant turn (the part that is trained)",
+        ))  # fmt: skip
+    return last
+
+
+def _prompt_or_messages(row: dict, key: str, out: list[Problem], *, is_prompt: bool) -> str | None:
+    """A prompt/completion-like field: a non-empty string or a message list. Returns 'text'/'chat'/None."""
+    value = row.get(key)
+    if value is None:
+        out.append((key, "missing", "missing; add it, or map your column to it with data.columns"))
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            out.append((key, "empty", "empty"))
+        return "text"
+    if isinstance(value, list):
+        n = len(out)
+        last = check_messages(value, key, out, must_end_with_assistant=not is_prompt)
+        if is_prompt and last == "assistant":
+            out.append((f"{key}[{len(value) - 1}].role", "wrong_type", "a prompt must not end with an assistant turn"))
+        return "chat" if len(out) == n else None
+    out.append((key, "wrong_type", f"expected a string or a list of messages, got {type_name(value)}"))
+    return None
+
+
+class RowValidator:
+    """Validates rows of one format; remembers the first row's form (strings vs messages) so mixed files are caught."""
+
+    def __init__(self, fmt: str):
+        self.fmt = fmt
+        self.form: str | None = None
+        self.form_at: str | None = None
+        self._check = getattr(self, f"_{fmt}")
+
+    def __call__(self, row: dict, where: str = "") -> list[Problem]:
+        """Problems of one row (empty when valid). ``where`` names the row for mixed-form messages."""
+        out: list[Problem] = []
+        form = self._check(row, out)
+        if form and not out:
+            if self.form is None:
+                self.form, self.form_at = form, where or "the first row"
+            elif form != self.form:
+                what = {"text": "strings", "chat": "message lists"}
+                out.append((
+                    "", "mixed_forms",
+                    f"uses {what[form]} but earlier rows (first at {self.form_at}) use {what[self.form]}; "
+                    "use one form for the whole file",
+                ))  # fmt: skip
+        return out
+
+    # one method per format; each returns the row's form ("text" or "chat") when it has one
+
+    def _alpaca(self, row: dict, out: list[Problem]) -> str | None:
+        _string(row, "instruction", out)
+        _string(row, "input", out, required=False, allow_empty=True)
+        _string(row, "output", out)
+        _string(row, "system", out, required=False, allow_empty=True)
+        return None
+
+    def _messages(self, row: dict, out: list[Problem]) -> str | None:
+        key = conversation_key(row)
+        if key is None:
+            out.append(("messages", "missing", "missing; add it, or map your column to it with data.columns"))
+        else:
+            check_messages(row[key], key, out)
+        return None
+
+    def _sharegpt(self, row: dict, out: list[Problem]) -> str | None:
+        key = conversation_key(row)
+        if key is None:
+            out.append(("conversations", "missing", "missing; add it, or map your column to it with data.columns"))
+        else:
+            check_messages(row[key], key, out, sharegpt=True)
+        return None
+
+    def _text(self, row: dict, out: list[Problem]) -> str | None:
+        _string(row, "text", out)
+        return None
+
+    def _prompt_completion(self, row: dict, out: list[Problem]) -> str | None:
+        a = _prompt_or_messages(row, "prompt", out, is_prompt=True)
+        b = _prompt_or_messages(row, "completion", out, is_prompt=False)
+        if a and b and a != b:
+            out.append(
+                ("completion", "wrong_type", "prompt and completion must both be strings or both be message lists")
+            )
+        return a if a == b else None
+
+    def _prompt(self, row: dict, out: list[Problem]) -> str | None:
+        return _prompt_or_messages(row, "prompt", out, is_prompt=True)
+
+    def _kto(self, row: dict, out: list[Problem]) -> str | None:
+        form = self._prompt_completion(row, out)
+        label = row.get("label")
+        if label is None:
+            out.append(("label", "missing", "missing; true for a desirable completion, false for an undesirable one"))
+        elif parse_label(label) is None:
+            out.append(("label", "wrong_type", f"expected true or false, got {label!r}"))
+        return form
+
+    def _preference(self, row: dict, out: list[Problem]) -> str | None:
+        if row.get("prompt") is None:  # implicit prompt: two full conversations sharing their opening turns
+            chosen, rejected = row.get("chosen"), row.get("rejected")
+            n = len(out)
+            for key in ("chosen", "rejected"):
+                if isinstance(row.get(key), str):
+                    out.append(
+                        ("prompt", "missing", f"missing; needed when {key} is a string (or give full conversations)")
+                    )
+                    return None
+                check_messages(row.get(key), key, out)
+            if len(out) > n:
+                return None
+            prompt, c, r = split_implicit_prompt(chosen, rejected)
+            if not prompt:
+                out.append(("prompt", "no_prompt", "chosen and rejected share no opening turns, so there is no prompt"))
+            elif c == r:
+                out.append(("rejected", "identical", "chosen and rejected are identical"))
+            return "chat"
+        a = _prompt_or_messages(row, "prompt", out, is_prompt=True)
+        b = _prompt_or_messages(row, "chosen", out, is_prompt=False)
+        c = _prompt_or_messages(row, "rejected", out, is_prompt=False)
+        if a and b and c and len({a, b, c}) > 1:
+            out.append(("", "wrong_type", "prompt, chosen and rejected must all be strings or all be message lists"))
+            return None
+        if b and b == c and row["chosen"] == row["rejected"]:
+            out.append(("rejected", "identical", "chosen and rejected are identical"))
+        return a if a and a == b == c else None

@@ -1,0 +1,197 @@
+"""`data inspect` and `template render` as a user runs them: exit codes, text, --json, no tracebacks.
+
+They run as ``python -m tui.cli_data`` (the same subcommands ``tunedeck`` registers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+GOOD = {"messages": [{"role": "user", "content": "What is 3 plus 4?"}, {"role": "assistant", "content": "7."}]}
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui.cli_data", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def write(path: Path, lines: list) -> Path:
+    path.write_bytes(b"".join((ln if isinstance(ln, bytes) else json.dumps(ln).encode()) + b"\n" for ln in lines))
+    return path
+
+
+def test_valid_data_exits_0_with_format_and_first_page(demo_assets):
+    proc = run("data", "inspect", str(demo_assets.sft))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "format: messages" in out and "confidence 100%" in out
+    first_page, rest = out.split("checking all rows…")
+    assert "line 1 " in first_page and "user: What" in first_page
+    assert "invalid 0" in rest
+
+
+def test_invalid_rows_exit_1_and_every_one_is_listed(tmp_path):
+    path = write(
+        tmp_path / "chat.jsonl",
+        [GOOD, b"{not json", {"messages": [{"role": "user", "content": "Hi"}]}, {"messages": []}, GOOD],
+    )
+    proc = run("data", "inspect", str(path))
+    assert proc.returncode == 1
+    assert "rows 5   valid 2   invalid 3   duplicates 1" in proc.stdout
+    assert f"{path}:2: invalid JSON" in proc.stdout
+    assert f"{path}:3: messages[0].role: the conversation ends with a 'user' turn" in proc.stdout
+    assert f"{path}:4: messages: empty conversation" in proc.stdout
+
+    proc = run("data", "inspect", str(path), "--json")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert {k: report[k] for k in ("format", "rows", "valid", "invalid")} == {
+        "format": "messages",
+        "rows": 5,
+        "valid": 2,
+        "invalid": 3,
+    }
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [(2, ""), (3, "messages[0].role"), (4, "messages")]
+    assert all(set(e) >= {"line", "field", "reason"} for e in report["errors"])
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.joinpath("empty.jsonl").write_bytes(b"") and None or p / "empty.jsonl", "empty"),
+        (lambda p: p / "missing.jsonl", "no such file"),
+        (lambda p: (p.joinpath("x.json").write_text('[{"a": 1},'), p / "x.json")[1], "invalid JSON"),
+        (lambda p: Path("nobody/no-such-dataset"), "Hugging Face Hub failed"),
+        (lambda p: write(p / "odd.jsonl", [{"foo": 1}]), "cannot tell the format"),
+        (lambda p: write(p / "two.jsonl", [{"text": "t", "prompt": "p", "completion": "c"}]), "ambiguous"),
+    ],
+    ids=["empty", "missing", "bad-json-array", "hub-offline", "unknown-format", "ambiguous"],
+)
+def test_unreadable_input_exits_2_with_a_message(tmp_path, make, message):
+    path = make(tmp_path)
+    proc = run("data", "inspect", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and message in proc.stderr
+    proc = run("data", "inspect", str(path), "--json")
+    assert proc.returncode == 2 and message in json.loads(proc.stdout)["error"]
+
+
+def test_format_and_column_options(tmp_path):
+    mapping = ["--column", "instruction=question", "--column", "output=answer"]
+    qa = write(tmp_path / "qa.jsonl", [{"question": "2+2?", "answer": "4"}])
+    assert run("data", "inspect", str(qa)).returncode == 2
+    proc = run("data", "inspect", str(qa), *mapping, "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["format"] == "alpaca"
+    both = write(tmp_path / "both.jsonl", [{"question": "2+2?", "answer": "4", "text": "2+2=4"}])
+    proc = run("data", "inspect", str(both), *mapping, "--json")
+    assert proc.returncode == 2 and "ambiguous" in json.loads(proc.stdout)["error"]
+    proc = run("data", "inspect", str(both), *mapping, "--format", "alpaca", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["format"] == "alpaca"
+
+
+def test_token_stats_and_mask_check_with_a_model(demo_assets):
+    proc = run(
+        "data", "inspect", str(demo_assets.sft), "--model", str(demo_assets.base), "--max-length", "40", "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    tokens = report["tokens"]
+    assert set(tokens) >= {"min", "mean", "p50", "p95", "max", "over_max_length"}
+    assert tokens["min"] <= tokens["p50"] <= tokens["p95"] <= tokens["max"]
+    assert tokens["over_max_length"] > 0 and tokens["exact"] and tokens["sampled"] == report["valid"]
+    assert report["mask"]["error"] is None and report["mask"]["warnings"] == []
+
+    proc = run("data", "inspect", str(demo_assets.sft), "--model", str(demo_assets.base), "--template", "llama3")
+    assert proc.returncode == 0
+    assert "warning: the end-of-turn token" in proc.stdout and "<|eot_id|>" in proc.stdout
+
+
+def test_mix_is_shown(demo_assets, tmp_path):
+    general = write(
+        tmp_path / "general.jsonl",
+        [
+            {"conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": f"a{i}"}]}
+            for i in range(50)
+        ],
+    )
+    proc = run("data", "inspect", str(demo_assets.sft), "--mix", f"{general}=0.2", "--seed", "7", "--json")
+    assert proc.returncode == 0, proc.stderr
+    mix = json.loads(proc.stdout)["mix"]
+    assert mix["seed"] == 7
+    assert [(s["format"], s["rows"], s["repeated"]) for s in mix["sources"]] == [
+        ("messages", 1500, False),
+        ("sharegpt", 375, True),
+    ]
+    text = run("data", "inspect", str(demo_assets.sft), "--mix", f"{general}=0.2").stdout
+    assert "mix (seed 0), 1,875 rows:" in text and "(repeats)" in text
+
+
+def test_recipe_supplies_the_path_model_and_max_length(demo_assets, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"model: {{name_or_path: {demo_assets.base}}}\ndata: {{train: {demo_assets.sft}}}\ntrain: {{max_length: 50}}\n"
+    )
+    proc = run("data", "inspect", "--recipe", str(recipe), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["source"] == str(demo_assets.sft) and report["tokens"]["max_length"] == 50
+    recipe.write_text("model: {name_or_path: x}\n")
+    proc = run("data", "inspect", "--recipe", str(recipe))
+    assert proc.returncode == 2 and "data.train" in proc.stderr
+
+
+def test_template_render_marks_the_trained_tokens(demo_assets):
+    proc = run("template", "render", "--model", str(demo_assets.base), "--data", str(demo_assets.sft), "--row", "0")
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(demo_assets.sft.read_text().splitlines()[0])
+    answer = row["messages"][1]["content"]
+    assert f"[[{answer}<|im_end|>]]" in proc.stdout
+    assert f"{demo_assets.sft}:1 (messages)" in proc.stdout
+
+    proc = run(
+        "template", "render", "--model", str(demo_assets.base), "--data", str(demo_assets.sft), "--row", "0", "--json"
+    )
+    out = json.loads(proc.stdout)
+    assert all(set(t) == {"id", "text", "trained"} for t in out["tokens"])
+    assert "".join(t["text"] for t in out["tokens"] if t["trained"]) == answer + "<|im_end|>"
+    assert "".join(t["text"] for t in out["tokens"]) == out["text"]
+
+
+def test_template_render_errors(demo_assets, tmp_path):
+    base = ["template", "render", "--model", str(demo_assets.base), "--data", str(demo_assets.sft)]
+    proc = run(*base, "--row", "99999")
+    assert proc.returncode == 2 and "row 99999 does not exist" in proc.stderr
+    proc = run(*base, "--template", "vicuna")
+    assert proc.returncode == 2 and "unknown template 'vicuna'" in proc.stderr
+    bad = write(tmp_path / "bad.jsonl", [{"messages": [{"role": "user", "content": "Hi"}]}])
+    proc = run("template", "render", "--model", str(demo_assets.base), "--data", str(bad))
+    assert proc.returncode == 1 and f"{bad}:1" in proc.stderr
+    evil = tmp_path / "evil.jinja"
+    evil.write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    proc = run(*base, "--template", str(evil))
+    assert proc.returncode == 2 and "SecurityError" in proc.stderr
+    proc = run("template", "render", "--model", str(tmp_path / "no-model"), "--data", str(demo_assets.sft))
+    assert proc.returncode == 2 and "could not load a tokenizer" in proc.stderr
+
+
+def test_template_list():
+    proc = run("template", "list")
+    assert proc.returncode == 0
+    for name in ("chatml", "llama3", "mistral", "gemma", "qwen2.5", "phi3", "alpaca"):
+        assert name in proc.stdout

@@ -1,0 +1,221 @@
+"""Built-in chat templates: the trained mask is exactly each assistant reply plus its end-of-turn token.
+
+Rendering goes through the tokenizer (transformers' sandboxed Jinja). The demo tokenizer knows the
+ChatML tokens; the other families' special tokens are added to a copy of it here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.templates import (
+    BUILTIN_END_OF_TURN,
+    BUILTIN_SPECIAL_TOKENS,
+    BUILTIN_TEMPLATES,
+    CHATML,
+    check_trainable,
+    resolve_template,
+    strip_generation_markers,
+    token_lengths,
+    token_views,
+)
+
+CONVERSATION = [
+    {"role": "system", "content": "You add numbers."},
+    {"role": "user", "content": "What is 3 plus 4?"},
+    {"role": "assistant", "content": "The sum of 3 and 4 is 7."},
+    {"role": "user", "content": "And 5 plus 6?"},
+    {"role": "assistant", "content": "The sum of 5 and 6 is 11."},
+    {"role": "user", "content": "Thanks!"},
+    {"role": "assistant", "content": "You are welcome."},
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(demo_assets):
+    """The demo tokenizer, plus every built-in's special tokens, and a BOS as Llama/Mistral/Gemma have."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(demo_assets.base)
+    extra = sorted({t for tokens in BUILTIN_SPECIAL_TOKENS.values() for t in tokens} - set(tok.get_vocab()))
+    tok.add_special_tokens({"additional_special_tokens": extra, "bos_token": "<s>"})
+    return tok
+
+
+@pytest.fixture(scope="module")
+def plain_tokenizer(demo_assets):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(demo_assets.base)
+
+
+def expected_trained(tok, name: str, messages: list[dict]) -> list[int]:
+    eot = BUILTIN_END_OF_TURN[name] or tok.eos_token
+    ids: list[int] = []
+    for m in messages:
+        if m["role"] == "assistant":
+            ids += tok(m["content"] + eot, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+@pytest.mark.parametrize("name", list(BUILTIN_TEMPLATES))
+@pytest.mark.parametrize("turns", [3, 7], ids=["one-turn", "multi-turn"])
+def test_builtin_mask_is_exactly_the_assistant_content_and_end_of_turn(tokenizer, name, turns):
+    messages = CONVERSATION[:turns]
+    out = tokenizer.apply_chat_template(
+        messages, return_dict=True, return_assistant_tokens_mask=True, chat_template=BUILTIN_TEMPLATES[name]
+    )
+    trained = [i for i, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
+    assert trained == expected_trained(tokenizer, name, messages)
+    # our token view agrees, and its text pieces join back into the rendered text
+    view = token_views(tokenizer, {"messages": messages}, BUILTIN_TEMPLATES[name])[0]
+    assert [i for i, t in zip(view.ids, view.trained, strict=True) if t] == trained
+    assert view.text == tokenizer.apply_chat_template(messages, tokenize=False, chat_template=BUILTIN_TEMPLATES[name])
+    assert check_trainable(tokenizer, [{"messages": messages}], BUILTIN_TEMPLATES[name]) == []
+
+
+@pytest.mark.parametrize("name", list(BUILTIN_TEMPLATES))
+def test_builtin_generation_prompt_is_a_prefix_of_the_answered_conversation(tokenizer, name):
+    template = BUILTIN_TEMPLATES[name]
+    prompt = tokenizer.apply_chat_template(
+        CONVERSATION[:2], tokenize=False, add_generation_prompt=True, chat_template=template
+    )
+    full = tokenizer.apply_chat_template(CONVERSATION[:3], tokenize=False, chat_template=template)
+    assert full.startswith(prompt) and CONVERSATION[2]["content"] in full[len(prompt) :]
+
+
+def test_builtin_texts_follow_each_family(tokenizer):
+    def render(name):
+        return tokenizer.apply_chat_template(CONVERSATION[:3], tokenize=False, chat_template=BUILTIN_TEMPLATES[name])
+
+    assert render("llama3").startswith("<s><|start_header_id|>system<|end_header_id|>\n\nYou add numbers.<|eot_id|>")
+    assert (
+        render("mistral") == "<s>[INST] You add numbers.\n\nWhat is 3 plus 4? [/INST]The sum of 3 and 4 is 7.<|im_end|>"
+    )
+    assert render("gemma").startswith("<s><start_of_turn>user\nYou add numbers.\n\nWhat is 3 plus 4?<end_of_turn>\n")
+    assert "<start_of_turn>model\nThe sum" in render("gemma")
+    assert render("phi3").startswith("<|system|>\nYou add numbers.<|end|>\n<|user|>\n")
+    assert render("alpaca").startswith("You add numbers.\n\n### Instruction:\nWhat is 3 plus 4?\n\n### Response:\n")
+    qwen = tokenizer.apply_chat_template(CONVERSATION[1:3], tokenize=False, chat_template=BUILTIN_TEMPLATES["qwen2.5"])
+    assert qwen.startswith("<|im_start|>system\nYou are Qwen")
+    assert render("chatml") == render("qwen2.5")  # with a system message of its own they agree
+
+
+def test_exported_templates_lose_only_the_markers():
+    for template in BUILTIN_TEMPLATES.values():
+        stripped = strip_generation_markers(template)
+        assert "generation" not in stripped.replace("add_generation_prompt", "")
+
+
+def test_the_sandbox_refuses_python_internals(plain_tokenizer):
+    from jinja2.exceptions import SecurityError
+
+    attacks = [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__.os.popen('echo pwned').read() }}",
+        "{{ raise_exception.__globals__['__builtins__']['__import__']('os').system('echo pwned') }}",
+    ]
+    for template in attacks:
+        with pytest.raises(SecurityError):
+            plain_tokenizer.apply_chat_template(CONVERSATION[:3], tokenize=False, chat_template=template)
+
+
+def test_resolve_template_names_builtins_model_and_files(tmp_path):
+    assert resolve_template("gemma", None) == BUILTIN_TEMPLATES["gemma"]
+    assert resolve_template("model", CHATML) == CHATML
+    path = tmp_path / "mine.jinja"
+    path.write_text(CHATML)
+    assert resolve_template(str(path), None) == CHATML
+    with pytest.raises(ValueError, match="unknown template 'vicuna'"):
+        resolve_template("vicuna", None)
+    with pytest.raises(ValueError, match="has no chat_template"):
+        resolve_template("model", None)
+
+
+# --------------------------------------------------------------------------- check_trainable: what training refuses
+
+
+def test_a_template_without_markers_trains_nothing_and_is_refused(plain_tokenizer):
+    with pytest.raises(ValueError, match=r"no \{% generation %\} markers"):
+        check_trainable(plain_tokenizer, [{"messages": CONVERSATION}], strip_generation_markers(CHATML))
+    # without assistant-only loss every token is trained: nothing to refuse
+    assert (
+        check_trainable(
+            plain_tokenizer, [{"messages": CONVERSATION}], strip_generation_markers(CHATML), assistant_only_loss=False
+        )
+        == []
+    )
+
+
+def test_markers_around_nothing_are_refused(plain_tokenizer):
+    empty = CHATML.replace("{{ message['content'] + '<|im_end|>' }}", "").replace(
+        "{%- endgeneration -%}", "{%- endgeneration -%}{{ message['content'] + '<|im_end|>' }}"
+    )
+    with pytest.raises(ValueError, match="no token of the first 2 rows is trained"):
+        check_trainable(plain_tokenizer, [{"messages": CONVERSATION}] * 2, empty)
+
+
+def test_end_of_turn_outside_the_markers_warns(plain_tokenizer):
+    no_stop = CHATML.replace(
+        "{%- generation -%}{{ message['content'] + '<|im_end|>' }}{%- endgeneration -%}",
+        "{%- generation -%}{{ message['content'] }}{%- endgeneration -%}{{ '<|im_end|>' }}",
+    )
+    warnings = check_trainable(plain_tokenizer, [{"messages": CONVERSATION}], no_stop)
+    assert len(warnings) == 1 and "end-of-turn token (<|im_end|>) is never trained" in warnings[0]
+
+
+def test_a_template_of_another_family_warns_that_its_stop_token_is_unknown(plain_tokenizer):
+    warnings = check_trainable(plain_tokenizer, [{"messages": CONVERSATION}], BUILTIN_TEMPLATES["llama3"])
+    assert any("<|eot_id|> (split into" in w for w in warnings)
+
+
+def test_only_the_last_turn_trained_warns(plain_tokenizer):
+    last_only = CHATML.replace(
+        "{%- if message['role'] == 'assistant' -%}", "{%- if message['role'] == 'assistant' and loop.last -%}"
+    )
+    warnings = check_trainable(plain_tokenizer, [{"messages": CONVERSATION}], last_only)
+    assert any("only some assistant turns are trained" in w for w in warnings)
+
+
+def test_truncation_that_cuts_every_answer_is_refused(plain_tokenizer):
+    with pytest.raises(ValueError, match="within max_length 8"):
+        check_trainable(plain_tokenizer, [{"messages": CONVERSATION}], CHATML, max_length=8)
+    short = {"messages": CONVERSATION[1:3]}
+    long_prompt = {"messages": [{"role": "user", "content": "seven " * 60}, CONVERSATION[2]]}
+    limit = len(token_views(plain_tokenizer, short, CHATML)[0].ids)
+    warnings = check_trainable(plain_tokenizer, [short, long_prompt], CHATML, max_length=limit)
+    assert warnings == [f"1 of the first 2 rows have no trained token within max_length {limit} (rows 1)"]
+
+
+# --------------------------------------------------------------------------- the other forms TRL trains on
+
+
+def test_prompt_completion_rows_train_the_completion_and_eos(plain_tokenizer):
+    tok = plain_tokenizer
+    (view,) = token_views(tok, {"prompt": "3+4=", "completion": "7"}, CHATML)
+    trained = [i for i, t in zip(view.ids, view.trained, strict=True) if t]
+    assert tok.decode(trained) == "7" + tok.eos_token
+    chat = {"prompt": CONVERSATION[:2], "completion": CONVERSATION[2:3]}
+    (view,) = token_views(tok, chat, CHATML)
+    trained = [i for i, t in zip(view.ids, view.trained, strict=True) if t]
+    assert tok.decode(trained) == "The sum of 3 and 4 is 7.<|im_end|>\n"
+
+
+def test_text_rows_train_every_token_and_preference_rows_give_two_sequences(plain_tokenizer):
+    tok = plain_tokenizer
+    (view,) = token_views(tok, {"text": "1+1=2"})
+    assert all(view.trained) and view.text == "1+1=2" + tok.eos_token
+    pref = {
+        "prompt": CONVERSATION[1:2],
+        "chosen": CONVERSATION[2:3],
+        "rejected": [{"role": "assistant", "content": "8"}],
+    }
+    chosen, rejected = token_views(tok, pref, CHATML)
+    assert (chosen.name, rejected.name) == ("chosen", "rejected")
+    assert tok.decode([i for i, t in zip(rejected.ids, rejected.trained, strict=True) if t]) == "8<|im_end|>\n"
+    kto = {"prompt": "2+2=", "completion": "5", "label": False}
+    assert sum(token_views(tok, kto)[0].trained) > 0
+    (prompt_only,) = token_views(tok, {"prompt": CONVERSATION[1:2]}, CHATML)
+    assert not any(prompt_only.trained) and prompt_only.text.endswith("<|im_start|>assistant\n")
+    assert check_trainable(tok, [{"prompt": CONVERSATION[1:2]}], CHATML) == []  # GRPO prompts: nothing to check
+    assert token_lengths(tok, [{"text": "1+1=2"}, pref], CHATML)[1] == max(len(chosen.ids), len(rejected.ids))
