@@ -1,0 +1,811 @@
+"""Training memory per device, from the model config alone (meta device), and a probe that measures it.
+
+The estimate follows what the stack actually keeps (transformers 5 Llama-style blocks, PEFT LoRA,
+TRL 1.16 SFTTrainer with its chunked LM head, fused AdamW), in bytes:
+
+* weights: params x dtype bytes; 4-bit (NF4/FP4) linears 0.5 byte/param plus constants (fp32 absmax
+  per 64 = 0.5 bit/param; double quantization 0.127 bit/param), 8-bit 1 byte/param plus a fp32
+  scale per row. With a quantized base, PEFT's prepare_model_for_kbit_training keeps every other
+  parameter (embeddings, norms, head) in fp32. The LM head is never quantized.
+* adapter weights: LoRA A/B (r(d + k) per target, + d for DoRA) in fp32 (PEFT upcasts them), or
+  bf16 on a quantized base (TRL casts them); modules_to_save copies at their dtype.
+* gradients: one per trainable parameter at its dtype. Optimizer: AdamW keeps two states per
+  trainable parameter at its dtype (HF Trainer keeps no fp32 master copy); DeepSpeed keeps an fp32
+  master and fp32 states (12 bytes per trainable parameter) under mixed precision.
+* activations, per token and decoder layer (h hidden, i intermediate, q = heads x head_dim,
+  kv = kv_heads x head_dim, a heads, r rank; R = residual-stream bytes, O = linear-output bytes,
+  S = SDPA bytes, P = bytes a LoRA input is kept in):
+  two RMSNorms 2(4h + 4) (fp32 input copy and rsqrt) + SDPA S(2q + 2kv) + 4a (q, k, v, output,
+  log-sum-exp) + gated MLP 3iO (gate, SiLU output, up) + the input of each LoRA target, kept once
+  when the adapter shares the input's dtype, else one copy per target at P bytes + r x P per target
+  (A's output) + for DoRA d(O + P) per target. Full fine-tuning keeps each linear's input instead
+  (plus the norm outputs). Under autocast a fp32 weight is kept once more as a bf16 copy per layer.
+  With gradient checkpointing only each layer's input (hR per token) stays, plus one layer's worth
+  during its recomputation. Beyond the layers: the final norm (4h + 4), the hidden states the head
+  reads (hR), and the attention mask (batch x seq^2 bytes).
+* loss head: TRL 1.16 never materialises batch x seq x vocab logits. Its chunked log-prob buffer
+  is min(tokens, 4096) x 32768 at compute bytes, whatever the vocabulary (seven fp32 tiles of
+  min(tokens, 4096) x min(vocab, 32768) more in the torch fallback off CUDA), and its backward
+  holds an fp32 gradient of the hidden states (4h per token).
+* peak = weights + optimizer + max(activations + head + the head's own gradients, gradients):
+  gradients are allocated while activations are freed. With checkpointing, a layer's activations
+  return only when backward reaches it, after the head's buffers are freed, so the larger of the two
+  counts. Runtime overhead (CUDA context, cuBLAS
+  workspaces; 0.75 GiB by default) comes on top and is not counted by torch's allocator statistics.
+* strategies with N processes: DDP replicates everything and adds gradient buckets (one more copy
+  of the gradients); ZeRO-2 shards gradients and optimizer states by N; ZeRO-3 and FSDP shard
+  weights, gradients and optimizer states by N and gather one layer at a time (x2 for prefetch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import math
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.recipe import STRATEGIES, Recipe
+
+GIB = 2**30
+MIB = 2**20
+CUDA_OVERHEAD_GIB = 0.75
+HEAD_TOKEN_CHUNK = 4096  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE
+HEAD_VOCAB_CHUNK = 32768  # trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
+PAIRWISE_METHODS = ("dpo", "orpo", "simpo", "reward")  # chosen and rejected go through the model together
+
+ATTN_OUT_NAMES = ("o_proj", "out_proj", "dense", "c_proj", "wo")
+
+
+# --------------------------------------------------------------------------- model shape
+
+
+@dataclass
+class Arch:
+    """What the estimate needs from a model, read from its meta-device copy."""
+
+    model_type: str
+    architecture: str
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied: bool
+    params: int
+    linear_params: int  # quantizable: every linear except the output head
+    linear_rows: int  # out_features summed over those linears (8-bit keeps one fp32 scale per row)
+    largest_linear: int
+    layer_params: int  # the largest decoder layer
+    head_params: int  # the output head (0 when tied)
+    final_norm_params: int
+    slots: dict[str, int]  # linears per layer feeding from: attn_in, attn_out, mlp_in, mlp_out
+
+    @property
+    def q_dim(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    @property
+    def gated(self) -> bool:
+        return self.slots.get("mlp_in", 0) >= 2
+
+
+def _slot(group, hidden: int) -> str:
+    leaf = group.name.rsplit(".", 1)[-1]
+    if group.role == "attention":
+        return "attn_out" if leaf in ATTN_OUT_NAMES else "attn_in"
+    if group.role == "mlp":
+        return "mlp_out" if group.shape[0] == hidden else "mlp_in"
+    return "attn_in"
+
+
+def arch_of(model) -> Arch:
+    """Read the shapes the formulas need from a (meta-device) causal LM."""
+    from engine.adapters import decoder_layers, discover_targets
+
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    h = config.hidden_size
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or h // heads
+    groups = discover_targets(model)
+    layers = config.num_hidden_layers
+    body = [g for g in groups if g.role != "head"]
+    head = [g for g in groups if g.role == "head"]
+    slots: dict[str, int] = {}
+    for g in body:
+        slots[_slot(g, h)] = slots.get(_slot(g, h), 0) + max(1, round(g.count / layers))
+    _, blocks = decoder_layers(model)
+    layer_params = max(sum(p.numel() for p in b.parameters()) for b in blocks)
+    params = sum(p.numel() for p in model.parameters())
+    names = [n for n, _ in model.named_parameters()]
+    norm = getattr(getattr(model, model.base_model_prefix, model), "norm", None)
+    tied = bool(getattr(config, "tie_word_embeddings", False)) and not any(n.endswith("lm_head.weight") for n in names)
+    return Arch(
+        model_type=getattr(config, "model_type", "?"),
+        architecture=type(model).__name__,
+        hidden=h,
+        intermediate=getattr(config, "intermediate_size", None) or 4 * h,
+        layers=layers,
+        heads=heads,
+        kv_heads=getattr(config, "num_key_value_heads", None) or heads,
+        head_dim=head_dim,
+        vocab=config.vocab_size,
+        tied=tied,
+        params=params,
+        linear_params=sum(g.params for g in body),
+        linear_rows=sum(g.shape[0] * g.count for g in body),
+        largest_linear=max((g.shape[0] * g.shape[1] for g in body), default=0),
+        layer_params=layer_params,
+        head_params=0 if tied else sum(g.params for g in head),
+        final_norm_params=sum(p.numel() for p in norm.parameters()) if norm is not None else h,
+        slots=slots,
+    )
+
+
+# --------------------------------------------------------------------------- precision
+
+
+@dataclass
+class Precision:
+    """Bytes per element of each kind of tensor, as the worker would set them up on ``device``."""
+
+    device: str
+    weight_dtype: str
+    weight: int  # bytes of unquantized weights
+    autocast: bool  # bf16 mixed precision (train.bf16)
+    quant: str | None  # nf4, fp4, int8 or None
+    double_quant: bool
+    residual: int  # hidden states between layers (R)
+    linear_out: int  # outputs of the linear layers (O)
+    sdpa: int  # what SDPA keeps (S)
+    lora: int  # LoRA parameters
+    matmul: int  # compute dtype of matmuls
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def precision_of(recipe: Recipe, device: str) -> Precision:
+    """Mirror engine.adapters._dtype and engine.methods.common: auto is bf16 on CUDA, fp32 on CPU."""
+    cuda = device == "cuda"
+    name = recipe.model.dtype if recipe.model.dtype != "auto" else ("bfloat16" if cuda else "float32")
+    weight = _BYTES[name]
+    autocast = recipe.train.bf16 if recipe.train.bf16 is not None else cuda
+    a = recipe.adapter
+    quant = "int8" if a.load_in_8bit else (a.bnb_4bit_quant_type if a.kind == "qlora" else None)
+    compute = a.bnb_4bit_compute_dtype if a.bnb_4bit_compute_dtype != "auto" else name
+    if quant:
+        residual = 4  # prepare_model_for_kbit_training keeps norms and embeddings in fp32
+        # bitsandbytes 4-bit returns the input's dtype; LLM.int8 returns bf16/fp16 under autocast
+        linear_out = 2 if quant == "int8" and autocast else residual
+        lora = 2  # TRL casts the adapter of a quantized model to bf16
+        matmul = 2 if autocast else (_BYTES[compute] if quant != "int8" else 2)
+    else:
+        residual = weight
+        linear_out = 2 if autocast else weight
+        lora = 4  # PEFT upcasts bf16/fp16 adapters to fp32
+        matmul = 2 if autocast else weight
+    return Precision(
+        device=device,
+        weight_dtype=name,
+        weight=weight,
+        autocast=bool(autocast),
+        quant=quant,
+        double_quant=bool(a.bnb_4bit_use_double_quant) if quant in ("nf4", "fp4") else False,
+        residual=residual,
+        linear_out=linear_out,
+        sdpa=2 if autocast else residual,
+        lora=lora,
+        matmul=matmul,
+    )
+
+
+# --------------------------------------------------------------------------- the breakdown
+
+
+@dataclass
+class Breakdown:
+    """Bytes per device for one strategy."""
+
+    strategy: str
+    num_processes: int
+    weights: float
+    adapter_weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    loss_head: float
+    transient: float  # dequantized weights, DoRA's weight norm, FSDP's gathered layers
+    overhead: float
+    peak: float  # what torch's allocator would report as max allocated
+    total: float  # peak + overhead: what the device must have
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: (round(v) if isinstance(v, float) else v) for k, v in d.items()} | {
+            "total_gib": round(self.total / GIB, 3),
+            "peak_gib": round(self.peak / GIB, 3),
+        }
+
+
+@dataclass
+class Estimate:
+    recipe: str
+    device: str
+    arch: Arch
+    precision: Precision
+    kind: str
+    method: str
+    batch: int
+    seq: int
+    gradient_checkpointing: bool
+    params: Any  # engine.adapters.ParamMath
+    strategy: str
+    num_processes: int
+    breakdown: Breakdown
+    strategies: dict[str, Breakdown]
+    activations_without_checkpointing: float
+    activations_with_checkpointing: float
+    per_token_layer_bytes: float
+    notes: list[str] = field(default_factory=list)
+    max_batch: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "device": self.device,
+            "model": dataclasses.asdict(self.arch),
+            "precision": self.precision.to_dict(),
+            "kind": self.kind,
+            "method": self.method,
+            "batch": self.batch,
+            "seq": self.seq,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "params": self.params.to_dict(),
+            "strategy": self.strategy,
+            "num_processes": self.num_processes,
+            "memory": self.breakdown.to_dict(),
+            "strategies": {k: v.to_dict() for k, v in self.strategies.items()},
+            "activations": {
+                "without_checkpointing": round(self.activations_without_checkpointing),
+                "with_checkpointing": round(self.activations_with_checkpointing),
+                "per_token_per_layer": round(self.per_token_layer_bytes, 1),
+            },
+            "max_batch": self.max_batch,
+            "notes": self.notes,
+        }
+
+
+def _lora_groups(recipe: Recipe, model) -> list:
+    from engine.adapters import discover_targets, resolve_target_modules
+
+    if recipe.adapter.kind == "full":
+        return []
+    return resolve_target_modules(recipe.adapter.target_modules, discover_targets(model))
+
+
+def layer_activation_bytes(arch: Arch, prec: Precision, recipe: Recipe, groups: list) -> tuple[float, float]:
+    """(bytes per token, fixed bytes) one decoder layer keeps for backward; see the module docstring."""
+    a = recipe.adapter
+    h, i, q, kv = arch.hidden, arch.intermediate, arch.q_dim, arch.kv_dim
+    full = a.kind == "full"
+    per_token = 2 * (4 * h + 4)  # RMSNorms: fp32 copy of the input, rsqrt
+    per_token += prec.sdpa * (2 * q + 2 * kv) + 4 * arch.heads  # SDPA: q, k, v, output, log-sum-exp
+    per_token += (3 if arch.gated else 1) * i * prec.linear_out  # MLP: gate, act, up (or the activation's input)
+    x_bytes = {"attn_in": prec.residual, "attn_out": prec.sdpa, "mlp_in": prec.residual, "mlp_out": prec.linear_out}
+    width = {"attn_in": h, "attn_out": q, "mlp_in": h, "mlp_out": i}
+    kept_anyway = {"attn_out"}  # SDPA keeps its output, which o_proj reads
+    fixed = 0.0
+    if full:
+        per_token += 2 * h * prec.residual  # the norms' weights train: their normalised inputs are kept
+        for slot, n in arch.slots.items():
+            if x_bytes[slot] != prec.matmul:  # autocast casts the input once per linear
+                per_token += n * width[slot] * prec.matmul
+            elif slot not in kept_anyway:
+                per_token += width[slot] * x_bytes[slot]
+    else:
+        kept = 2 if prec.autocast else prec.lora
+        per_slot: dict[str, list] = {}
+        for g in groups:
+            per_slot.setdefault(_slot(g, h), []).append(g)
+        for slot, gs in per_slot.items():
+            n = sum(max(1, round(g.count / arch.layers)) for g in gs)
+            x = x_bytes[slot]
+            if prec.autocast:
+                copy = not (x == 2 and prec.lora == 2)
+            else:
+                copy = x != prec.lora
+            if a.lora_dropout > 0:  # dropout's output is a copy, and its mask is kept (bool on CUDA)
+                mask = 1 if prec.device == "cuda" else (x if prec.quant and prec.autocast else prec.lora)
+                per_token += n * width[slot] * (kept + mask)
+            elif copy:
+                per_token += n * width[slot] * kept
+            elif slot not in kept_anyway:
+                per_token += width[slot] * x
+            per_token += n * a.r * kept  # A's output, which B reads
+            if a.kind == "dora":  # the base and LoRA outputs, for the magnitude's gradient; the weight norm
+                outs = sum(max(1, round(g.count / arch.layers)) * g.shape[0] for g in gs)
+                per_token += outs * (prec.linear_out + kept)
+                fixed += 3 * outs * 4
+        if prec.autocast and prec.lora == 4:  # fp32 adapters cast to bf16 once per forward, kept for backward
+            fixed += sum(g.count * a.r * (g.shape[0] + g.shape[1]) for g in groups) / arch.layers * 2
+    if prec.autocast and not prec.quant and prec.weight == 4:
+        fixed += arch.linear_params / arch.layers * 2  # bf16 copies of the fp32 weights
+    return per_token, fixed
+
+
+def _head_bytes(arch: Arch, prec: Precision, tokens: int, head_trains: bool) -> float:
+    rows = min(tokens, HEAD_TOKEN_CHUNK)
+    compute = 2 if prec.autocast else prec.residual  # the autocast dtype, else the hidden states' dtype
+    # the tile buffer is allocated HEAD_VOCAB_CHUNK wide whatever the vocabulary; the fp32 gradient of the hidden states
+    out = rows * HEAD_VOCAB_CHUNK * compute + tokens * arch.hidden * 4
+    if prec.device != "cuda":
+        out += 7 * rows * min(arch.vocab, HEAD_VOCAB_CHUNK) * 4  # the torch fallback's fp32 temporaries per tile
+    out += min(tokens, HEAD_TOKEN_CHUNK) * arch.hidden * compute  # the token chunk cast to the compute dtype
+    if head_trains:
+        head = arch.vocab * arch.hidden
+        out += head * (4 + prec.weight)  # fp32 gradient accumulator, then its cast
+    return out
+
+
+def _weights_bytes(arch: Arch, prec: Precision) -> float:
+    other = arch.params - arch.linear_params
+    if prec.quant in ("nf4", "fp4"):
+        bits = 4 + (0.127 if prec.double_quant else 0.5)
+        return arch.linear_params * bits / 8 + other * 4
+    if prec.quant == "int8":
+        return arch.linear_params + arch.linear_rows * 4 + other * 4
+    return arch.params * prec.weight
+
+
+def _strategy_breakdown(
+    strategy: str, n: int, parts: dict[str, float], largest_layer_bytes: float, overhead: float, deepspeed_mixed: bool
+) -> Breakdown:
+    w, aw, g, opt, act, head, tr, backward, trainable = (
+        parts[k] for k in ("weights", "adapter", "grads", "optim", "acts", "head", "transient", "backward", "trainable")
+    )
+    if strategy in ("zero2", "zero3") and deepspeed_mixed:
+        opt = trainable * 12  # fp32 master + two fp32 states
+    if strategy == "ddp":
+        extra_grads = g  # DDP's gradient buckets
+    else:
+        extra_grads = 0.0
+    if strategy in ("zero2", "zero3", "fsdp"):
+        g, opt = g / n, opt / n
+    if strategy in ("zero3", "fsdp"):
+        w, aw = w / n, aw / n
+        tr += 2 * largest_layer_bytes  # the gathered layer, and the next one prefetched
+    peak = w + aw + opt + extra_grads + max(backward + tr, g)
+    return Breakdown(strategy, n, w, aw, g, opt, act, head, tr, overhead, peak, peak + overhead)
+
+
+def estimate(
+    recipe: Recipe,
+    *,
+    device: str | None = None,
+    batch: int | None = None,
+    seq: int | None = None,
+    num_processes: int | None = None,
+    strategy: str | None = None,
+    overhead_gib: float | None = None,
+    model=None,
+    source: str = "",
+) -> Estimate:
+    """Memory per device for this recipe, from the config alone (no weights are loaded)."""
+    from engine.adapters import meta_model, parameter_math, trainable_after_freeze
+
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = model if model is not None else meta_model(recipe)
+    arch = arch_of(model)
+    prec = precision_of(recipe, device)
+    a, t = recipe.adapter, recipe.train
+    batch = batch or t.per_device_train_batch_size
+    seq = seq or t.max_length
+    notes: list[str] = []
+    seqs_per_step = batch * (2 if recipe.method.name in PAIRWISE_METHODS else 1)
+    if recipe.method.name in PAIRWISE_METHODS:
+        notes.append(
+            f"{recipe.method.name}: chosen and rejected run together, so activations count 2 x batch sequences"
+        )
+    if recipe.method.name in ("grpo", "rloo", "kto"):
+        notes.append(f"{recipe.method.name}: generation and reference passes are not modelled; --probe measures them")
+    tokens = seqs_per_step * seq
+    pm = parameter_math(recipe, model)
+    groups = _lora_groups(recipe, model)
+
+    weights = _weights_bytes(arch, prec)
+    if a.kind == "full":
+        trainable_bytes = prec.weight
+        adapter_weights = 0.0
+    else:
+        # LoRA at its dtype; DoRA magnitudes stay fp32; modules_to_save copies at the base dtype (bf16 when quantized)
+        base_dtype = 2 if prec.quant else prec.weight
+        magnitudes = sum(g.count * g.shape[0] for g in groups) if a.kind == "dora" else 0
+        adapter_weights = (
+            (pm.adapter_params - magnitudes) * prec.lora + magnitudes * 4 + pm.extra_trainable * base_dtype
+        )
+        trainable_bytes = adapter_weights / max(pm.trainable, 1)
+    grads = pm.trainable * trainable_bytes
+    optim = 2 * pm.trainable * trainable_bytes
+
+    per_token, fixed = layer_activation_bytes(arch, prec, recipe, groups)
+    trained_layers = arch.layers
+    if a.kind == "full" and a.freeze_all_but_last_n_layers and not t.gradient_checkpointing:
+        trained_layers = a.freeze_all_but_last_n_layers  # frozen layers below keep nothing for backward
+    final_norm = 4 * arch.hidden + 4 + (arch.hidden * prec.residual if a.kind == "full" else 0)
+    outside = tokens * (final_norm + arch.hidden * prec.residual) + seqs_per_step * seq * seq  # + head input, mask
+    acts_plain = trained_layers * (per_token * tokens + fixed) + outside
+    acts_ckpt = arch.layers * tokens * arch.hidden * prec.residual + per_token * tokens + fixed + outside
+    acts = acts_ckpt if t.gradient_checkpointing else acts_plain
+
+    head_trains = a.kind == "full" and not arch.tied or bool(a.modules_to_save and "lm_head" in a.modules_to_save)
+    head = _head_bytes(arch, prec, tokens, head_trains)
+    grads_first = 0.0
+    if a.kind == "full":
+        grads_first = (arch.head_params + arch.final_norm_params) * prec.weight
+        if a.freeze_all_but_last_n_layers:
+            keep = trainable_after_freeze(model, a.freeze_all_but_last_n_layers)
+            if not any(n.endswith("lm_head.weight") for n in keep):
+                grads_first = arch.final_norm_params * prec.weight
+    transient = 0.0
+    if prec.quant:
+        transient += arch.largest_linear * prec.matmul  # one weight dequantized for its matmul
+    if a.kind == "dora":
+        # the weight norm: an identity through A and B, W + BA, all fp32
+        transient += max((g.shape[1] ** 2 + 3 * g.shape[0] * g.shape[1] for g in groups), default=0) * 4
+    overhead = (overhead_gib if overhead_gib is not None else (CUDA_OVERHEAD_GIB if device == "cuda" else 0.0)) * GIB
+
+    # The start of backward: every kept activation, and the loss head's gradient buffers. With checkpointing,
+    # a layer's activations come back only when backward reaches it, after the head's buffers are gone.
+    one_layer = per_token * tokens + fixed
+    if t.gradient_checkpointing:
+        backward = acts_ckpt - one_layer + max(head + grads_first, one_layer)
+    else:
+        backward = acts_plain + head + grads_first
+    parts = dict(
+        weights=weights, adapter=adapter_weights, grads=grads, optim=optim, acts=acts, head=head,
+        transient=transient, backward=backward, trainable=pm.trainable,
+    )  # fmt: skip
+    layer_bytes = arch.layer_params * (prec.weight if not prec.quant else 0.6)
+    mixed = prec.autocast and prec.weight == 2
+    n_default = num_processes or recipe.launch.num_processes
+    n_multi = max(n_default, 2)
+    strategies = {
+        s: _strategy_breakdown(s, 1 if s == "single" else n_multi, parts, layer_bytes, overhead, mixed)
+        for s in STRATEGIES
+    }
+    chosen = strategy or recipe.launch.strategy
+    breakdown = _strategy_breakdown(
+        chosen, 1 if chosen == "single" else max(n_default, 1), parts, layer_bytes, overhead, mixed
+    )
+
+    if prec.quant in ("nf4", "fp4") and chosen in ("fsdp", "zero3"):
+        notes.append("sharding a 4-bit base needs bnb_4bit_quant_storage set to the compute dtype")
+    if device == "cpu":
+        notes.append(
+            "cpu: float32 unless model.dtype says otherwise, no mixed precision; --device cuda plans for a GPU"
+        )
+    if a.kind == "dora":
+        notes.append("DoRA keeps the base and LoRA outputs of every target for its magnitude gradient")
+    return Estimate(
+        recipe=source,
+        device=device,
+        arch=arch,
+        precision=prec,
+        kind=a.kind,
+        method=recipe.method.name,
+        batch=batch,
+        seq=seq,
+        gradient_checkpointing=t.gradient_checkpointing,
+        params=pm,
+        strategy=chosen,
+        num_processes=breakdown.num_processes,
+        breakdown=breakdown,
+        strategies=strategies,
+        activations_without_checkpointing=acts_plain,
+        activations_with_checkpointing=acts_ckpt,
+        per_token_layer_bytes=per_token,
+        notes=notes + pm.notes,
+    )
+
+
+def max_batch_that_fits(recipe: Recipe, budget_bytes: float, cap: int = 4096, **kwargs) -> int:
+    """The largest per-device batch whose estimated total fits in ``budget_bytes`` (0 when none does)."""
+
+    def fits(b: int) -> bool:
+        return estimate(recipe, batch=b, **kwargs).breakdown.total <= budget_bytes
+
+    if not fits(1):
+        return 0
+    lo, hi = 1, 2
+    while hi <= cap and fits(hi):
+        lo, hi = hi, hi * 2
+    hi = min(hi, cap + 1)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def device_budget(device: str) -> tuple[float, str]:
+    """(bytes, what they are): the GPU's total memory, or the host's available RAM."""
+    if device == "cuda":
+        import torch
+
+        free, total = torch.cuda.mem_get_info()
+        return float(total), f"{torch.cuda.get_device_name()} total memory"
+    return float(_meminfo("MemAvailable")), "available host RAM"
+
+
+def _meminfo(key: str) -> int:
+    text = Path("/proc/meminfo").read_text()
+    return int(re.search(rf"{key}:\s+(\d+)", text).group(1)) * 1024
+
+
+# --------------------------------------------------------------------------- the probe
+
+
+def _rss() -> int:
+    return int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
+
+
+def _hwm() -> int:
+    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
+
+
+def _release_free_memory() -> None:
+    """Hand memory freed by Python and torch back to the OS, so the next RSS growth is real growth."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_hwm() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _tensor_meter_class():
+    """A TorchDispatchMode counting the bytes of live tensor storages: CUDA's max_memory_allocated, on any device."""
+    import weakref
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_map_only
+    from torch.utils.weak import WeakIdKeyDictionary
+
+    class TensorMeter(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen = WeakIdKeyDictionary()
+            self.current = 0
+            self.peak = 0
+
+        def _free(self, n: int) -> None:
+            self.current -= n
+
+        def track(self, t) -> None:
+            if t.device.type == "meta" or not isinstance(t, torch.Tensor):
+                return
+            try:
+                st = t.untyped_storage()
+            except (NotImplementedError, RuntimeError):
+                return
+            if st in self.seen:
+                return
+            n = st.nbytes()
+            self.seen[st] = weakref.finalize(st, self._free, n)
+            self.current += n
+            self.peak = max(self.peak, self.current)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            tree_map_only(torch.Tensor, self.track, out)
+            return out
+
+    return TensorMeter
+
+
+def _probe_recipe(recipe: Recipe, data_file: Path, runs_dir: Path, batch: int, steps: int) -> Recipe:
+    r = dataclasses.replace(recipe)
+    r.data = dataclasses.replace(recipe.data, train=str(data_file), eval=None, eval_size=0.0)
+    r.train = dataclasses.replace(
+        recipe.train,
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=1,
+        max_steps=steps,
+        save_steps=10**9,
+        logging_steps=1,
+        report_to="none",
+        runs_dir=str(runs_dir),
+    )
+    return r
+
+
+def _subset(recipe: Recipe, rows: int, path: Path) -> Path:
+    from engine.data import load_rows
+
+    ds = load_rows(recipe.data.train)
+    ds = ds.shuffle(seed=recipe.train.seed).select(range(min(rows, len(ds))))
+    ds.to_json(str(path), lines=True, force_ascii=False)
+    return path
+
+
+def _run_steps(recipe: Recipe, workdir: Path, device: str) -> dict[str, Any]:
+    """Build the worker's trainer for ``recipe``, run its steps, and measure peak memory.
+
+    ``peak`` counts live tensor bytes (torch.cuda.max_memory_allocated on CUDA, a dispatch-mode
+    count of tensor storages elsewhere); ``rss_peak`` is the process's peak RSS growth (CPU only).
+    """
+    import torch
+
+    from engine.methods import build_trainer
+    from engine.runs import RunDir
+
+    run = RunDir(Path(tempfile.mkdtemp(prefix="probe-", dir=workdir)))
+    run.checkpoints.mkdir()
+    shapes: list[tuple[int, ...]] = []
+    cuda = device == "cuda"
+    trainer = None
+    try:
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            start = torch.cuda.memory_allocated()
+        else:
+            _release_free_memory()
+            _reset_hwm()
+            start = _rss()
+        trainer = build_trainer(recipe, run, [])
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(PrinterCallback)  # the probe's caller owns stdout (--json)
+        trainer.remove_callback(ProgressCallback)
+        embeddings = trainer.model.get_input_embeddings()
+        hook = embeddings.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape)))
+        t0 = time.time()
+        if cuda:
+            weights = torch.cuda.memory_allocated() - start
+            torch.cuda.reset_peak_memory_stats()
+            with contextlib.redirect_stdout(sys.stderr):
+                trainer.train()
+            torch.cuda.synchronize()
+            peak, rss_peak = torch.cuda.max_memory_allocated() - start, None
+            reserved = torch.cuda.max_memory_reserved()
+        else:
+            meter = _tensor_meter_class()()
+            for t in [*trainer.model.parameters(), *trainer.model.buffers()]:
+                meter.track(t)
+            weights = meter.current
+            with meter, contextlib.redirect_stdout(sys.stderr):
+                trainer.train()
+            peak, rss_peak, reserved = meter.peak, _hwm() - start, None
+        seconds = time.time() - t0
+        hook.remove()
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    finally:
+        del trainer
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+    train_shapes = [s for s in shapes if len(s) == 2]
+    return {
+        "weights": weights,
+        "peak": peak,
+        "rss_peak": rss_peak,
+        "reserved_peak": reserved,
+        "seconds": round(seconds, 2),
+        "max_seq": max((s[1] for s in train_shapes), default=0),
+        "losses": losses,
+    }
+
+
+def probe(
+    recipe: Recipe,
+    *,
+    steps: int = 3,
+    search: bool = True,
+    cap: int | None = None,
+    progress: Callable[[str], None] = lambda m: None,
+) -> dict[str, Any]:
+    """Run ``steps`` real training steps with the worker's own trainer and measure peak memory.
+
+    On CUDA the figure is torch.cuda.max_memory_allocated (the CUDA context is not in it). On CPU
+    it is the growth of the process's peak RSS, so it includes allocator caching and Python
+    objects; "fits" on CPU means fits in the host RAM available now. With ``search``, batch sizes
+    1, 2, 4, ... (up to ``cap``: 64 on CPU, 1024 on CUDA) run 2 steps each until one does not fit.
+    """
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    cap = cap or (1024 if device == "cuda" else 64)
+    batch = recipe.train.per_device_train_batch_size
+    budget, budget_what = device_budget(device)
+    result: dict[str, Any] = {"device": device, "steps": steps, "budget_bytes": int(budget), "budget": budget_what}
+    with tempfile.TemporaryDirectory(prefix="tunedeck-probe-") as tmp:
+        workdir = Path(tmp)
+        rows = max(batch, cap if search else 0, 1) * steps
+        data = _subset(recipe, rows, workdir / "probe.jsonl")
+        sizes = sorted({batch} | ({2**k for k in range(int(math.log2(cap)) + 1)} if search else set()))
+        if device != "cuda":
+            progress("probe: warming up (one step at batch 1, not reported)")
+            _run_steps(_probe_recipe(recipe, data, workdir, 1, 1), workdir, device)  # lazy initialisation
+        runs: list[dict[str, Any]] = []
+        largest = 0
+        for b in sizes:
+            if search and b != batch and estimate(recipe, device=device, batch=b).breakdown.peak > budget:
+                runs.append({"batch": b, "fits": False, "skipped": "the estimate alone exceeds the budget"})
+                break
+            n_steps = steps if b == batch else 2
+            progress(f"probe: batch {b}, {n_steps} steps on {device}")
+            try:
+                m = _run_steps(_probe_recipe(recipe, data, workdir, b, n_steps), workdir, device)
+            except torch.OutOfMemoryError:
+                runs.append({"batch": b, "fits": False, "error": "out of memory"})
+                break
+            fits = m["rss_peak"] is None or m["rss_peak"] < budget
+            est = estimate(recipe, device=device, batch=b, seq=m["max_seq"] or None)
+            row = {
+                "batch": b,
+                "seq": m["max_seq"],
+                "fits": fits,
+                "measured_peak": m["peak"],
+                "estimate_peak": round(est.breakdown.peak),
+                "ratio": round(est.breakdown.peak / m["peak"], 3) if m["peak"] else None,
+                "measured_weights": m["weights"],
+                "estimate_weights": round(est.breakdown.weights + est.breakdown.adapter_weights),
+                "rss_peak": m["rss_peak"],
+                "reserved_peak": m["reserved_peak"],
+                "seconds": m["seconds"],
+                "losses": m["losses"],
+            }
+            runs.append(row)
+            if not fits:
+                break
+            largest = b
+        result["runs"] = runs
+        result["recipe_batch"] = next((r for r in runs if r["batch"] == batch), None)
+        result["largest_batch_that_fits"] = largest
+        result["search_cap"] = cap if search else None
+        if device == "cuda":
+            result["note"] = "cuda: measured = torch.cuda.max_memory_allocated; the CUDA context comes on top"
+        else:
+            result["note"] = (
+                "cpu: measured = peak bytes of live tensors (what max_memory_allocated counts on CUDA); "
+                f"'fits' means the process's peak RSS growth fits in {budget_what} ({budget / GIB:.1f} GiB)"
+                + (f", searched up to batch {cap}" if search else "")
+            )
+    return result
+
+
+def format_bytes(n: float) -> str:
+    if abs(n) >= GIB:
+        return f"{n / GIB:.2f} GiB"
+    if abs(n) >= MIB:
+        return f"{n / MIB:.1f} MiB"
+    return f"{n / 1024:.0f} KiB"
