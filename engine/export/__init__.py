@@ -1,1 +1,1 @@
-"""Export a finished run: merge the adapter, convert to GGUF, quantize, verify each file."""
+"""Export a finished run: merge the adapter, convert to GGUF, quantize, and prove each file's fidelity."""

@@ -1,15 +1,23 @@
-"""Adapter -> full model (safetensors), ready for conversion or for transformers users."""
+"""Adapter -> full model (safetensors, sharded), and the adapter itself as a standalone export."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from pathlib import Path
 
 from engine.recipe import load_recipe
 from engine.runs import RunDir
 
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+    "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
+)  # fmt: skip
 
-def merge_run(run: RunDir, max_shard_size: str = "2GB"):
+
+def merge_run(run: RunDir, max_shard_size: str = "2GB") -> Path:
     """Write run/merged (adapter merged into the base in float32); return its path."""
     import torch
     from peft import PeftModel
@@ -37,3 +45,56 @@ def merge_run(run: RunDir, max_shard_size: str = "2GB"):
     shutil.rmtree(run.merged, ignore_errors=True)
     os.replace(tmp, run.merged)
     return run.merged
+
+
+def describe_model_dir(path: Path) -> dict:
+    """Files, shards and size of a safetensors model folder."""
+    files = sorted(p for p in Path(path).iterdir() if p.is_file())
+    shards = [p.name for p in files if p.suffix == ".safetensors"]
+    return {
+        "path": str(path),
+        "shards": shards,
+        "index": (Path(path) / "model.safetensors.index.json").is_file(),
+        "size_bytes": sum(p.stat().st_size for p in files if p.suffix == ".safetensors"),
+    }
+
+
+def export_adapter(run: RunDir, dest: Path) -> dict:
+    """Copy the PEFT adapter (config + safetensors) and its tokenizer to ``dest``."""
+    missing = [name for name in ADAPTER_FILES if not (run.adapter / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{run.adapter}: no {', '.join(missing)} (state: {run.state()})")
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in (*ADAPTER_FILES, *TOKENIZER_FILES, "README.md"):
+        if (run.adapter / name).is_file():
+            shutil.copy2(run.adapter / name, tmp / name)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    config = json.loads((dest / "adapter_config.json").read_text())
+    return {
+        "path": str(dest),
+        "files": sorted(p.name for p in dest.iterdir()),
+        "size_bytes": (dest / "adapter_model.safetensors").stat().st_size,
+        "peft_type": config.get("peft_type"),
+        "base_model": config.get("base_model_name_or_path"),
+        "r": config.get("r"),
+    }
+
+
+def adapter_logits(base: str, adapter_dir: Path, ids: list[int], trust_remote_code: bool = False, revision: str | None = None):
+    """Logits of base + adapter (loaded from the exported copy, not merged) for one token sequence."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        base, dtype=torch.float32, trust_remote_code=trust_remote_code, revision=revision, use_safetensors=True
+    )
+    model = PeftModel.from_pretrained(model, adapter_dir)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.tensor([ids])).logits[0].numpy()
+    del model
+    return out

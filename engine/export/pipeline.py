@@ -1,87 +1,386 @@
-"""``export_run``: merge -> convert (F32) -> quantize each type -> verify each file -> report."""
+"""``export_run``: merge -> adapter copy -> reference -> convert (F32) + parity -> quantize each type
+-> fidelity of each file against the HF model -> Modelfiles -> GPTQ/AWQ -> export-report.json.
+
+Every file written is checked before the report calls it done: its chat template, EOS and
+end-of-turn tokens, rendering and tokenization equal the HF tokenizer's (``parity``), generation
+stops where the HF model stops, and its perplexity, top-1 agreement and KL against the HF model on
+held-out text, and task accuracy on the eval set, are measured (``fidelity``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from engine.recipe import load_recipe, normalize_quant
+from engine.recipe import GGUF_IMATRIX_TYPES, load_recipe, normalize_quant
 from engine.runs import RunDir, atomic_write_text
 
 Progress = Callable[[str], None]
+FLOAT_TYPES = ("F32", "F16", "BF16")
+STOP_TOKENS = 64  # generation limit of the stop checks
+ADAPTER_TOLERANCE = 1e-3  # max |logit difference| between the exported adapter and the merged model
 
 
-def _probe_prompt(recipe) -> list[dict[str, str]]:
-    """A user turn from the run's own data, to check each file answers and stops."""
-    from engine.evaluate import load_eval_rows, split_prompt
+class _Clock:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
 
-    for source in (recipe.data.eval, recipe.data.train):
-        if source and source.endswith(".jsonl") and Path(source).is_file():
-            try:
-                return split_prompt(load_eval_rows(Path(source))[0])[0]
-            except (KeyError, ValueError, IndexError):
-                continue
-    return [{"role": "user", "content": "Hello!"}]
+    def time(self, name: str):
+        clock = self
+
+        class _Timer:
+            def __enter__(self):
+                self.t = time.time()
+
+            def __exit__(self, *exc):
+                clock.seconds[name] = round(clock.seconds.get(name, 0.0) + time.time() - self.t, 3)
+
+        return _Timer()
 
 
-def export_run(run: RunDir, quants: list[str] | None = None, progress: Progress = lambda m: None) -> dict:
-    from engine.export.gguf import convert_to_gguf
-    from engine.export.merge import merge_run
-    from engine.export.quantize import quantize_gguf
-    from engine.export.verify import verify_gguf
+def _export_args(recipe, quants: list[str] | None, overrides: dict[str, Any] | None):
+    args = dataclasses.replace(recipe.export, **(overrides or {}))  # re-validated by __post_init__
+    if quants:
+        args.quant = [normalize_quant(q, "--quant") for q in quants]
+    return args
 
+
+def export_run(
+    run: RunDir,
+    quants: list[str] | None = None,
+    progress: Progress = lambda m: None,
+    overrides: dict[str, Any] | None = None,
+) -> dict:
+    """Export ``run`` as the recipe's export section says (``overrides`` replace its fields)."""
+    from engine.export.errors import ExportError
+
+    run = RunDir(run.path.resolve())  # the report's paths must work from anywhere
     recipe = load_recipe(run.recipe_path)
-    quants = [normalize_quant(q) for q in (quants or recipe.export.quant)]
-    seconds: dict[str, float] = {}
-    t = time.time()
-    progress("merging the adapter into the base")
-    model_dir = merge_run(run)
-    seconds["merge"] = time.time() - t
+    args = _export_args(recipe, quants, overrides)
+    report: dict[str, Any] = {"run": run.id, "ok": False, "options": dataclasses.asdict(args)}
+    try:
+        _export(run, recipe, args, report, progress)
+    except ExportError as e:
+        report["error"] = str(e)
+        _write_report(run, report)
+        run.append_event("export_failed", error=str(e))
+        raise
+    report["ok"] = True
+    _write_report(run, report)
+    run.append_event("export", files=[{k: f[k] for k in ("path", "type", "size_bytes")} for f in report["files"]])
+    return report
 
-    t = time.time()
+
+def _write_report(run: RunDir, report: dict) -> None:
+    atomic_write_text(run.export_report, json.dumps(report, indent=2))
+
+
+def _export(run: RunDir, recipe, args, report: dict, progress: Progress) -> None:
+    from engine.export.fidelity import HFReference, reference_scores
+    from engine.export.merge import describe_model_dir, merge_run
+    from engine.export.parity import expected_template
+    from engine.export.samples import run_samples
+
+    clock = _Clock()
+    report["seconds"] = clock.seconds
+    warnings: list[str] = []
+    report["warnings"] = warnings
+    export_dir = run.path / "export"
+
+    with clock.time("merge"):
+        progress("merging the adapter into the base")
+        model_dir = merge_run(run, args.max_shard_size)
+    report["model_dir"] = str(model_dir)
+    report["merged"] = describe_model_dir(model_dir)
+
+    with clock.time("samples"):
+        samples = run_samples(recipe, args.fidelity_texts, args.eval_rows, args.calibration_rows)
+    warnings += samples.warnings
+    report["samples"] = {
+        "heldout": samples.heldout_source,
+        "heldout_texts": len(samples.heldout),
+        "eval": samples.eval_source,
+        "eval_rows": len(samples.eval_rows),
+        "calibration_rows": len(samples.calibration),
+        "probes": [conv[-1]["content"] for conv in samples.probes],
+    }
+
+    adapter_logits = None
+    if recipe.adapter.kind != "full" and args.adapter:
+        with clock.time("adapter"):
+            progress("copying the adapter (PEFT safetensors)")
+            report["adapter"], adapter_logits = _export_adapter(run, recipe, export_dir / "adapter", samples)
+
+    with clock.time("reference"):
+        progress("loading the merged model as the reference (transformers)")
+        ref = HFReference(model_dir)
+        report["merged"]["loads"] = True
+        texts = [ref.scored_text(c) for c in samples.heldout]
+        report["reference"] = {"source": samples.heldout_source, **reference_scores(ref, texts)}
+        if adapter_logits is not None:
+            report["adapter"]["verify"] = _compare_adapter(ref, adapter_logits, warnings)
+        hf_replies = ref.generate(samples.probes, STOP_TOKENS)
+        report["reference"]["probes_stopped"] = sum(r["stopped"] for r in hf_replies)
+        template, stripped = expected_template(ref.tokenizer, samples.probes)
+    try:
+        _gguf_exports(run, args, report, progress, clock, ref, samples, texts, hf_replies, template, stripped)
+        if args.hf_quant:
+            _hf_exports(args, report, progress, clock, ref, samples, texts, export_dir, model_dir)
+    finally:
+        ref.close()
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+def _export_adapter(run: RunDir, recipe, dest: Path, samples) -> tuple[dict, Any]:
+    """Copy the adapter, then load base + the copy (unmerged) for one text: the logits to compare."""
+    from transformers import AutoTokenizer
+
+    from engine.export.merge import adapter_logits, export_adapter
+
+    info = export_adapter(run, dest)
+    if not samples.heldout:
+        return info, None
+    tok = AutoTokenizer.from_pretrained(dest)
+    conv = samples.heldout[0]
+    if not isinstance(conv, str) and not tok.chat_template:
+        conv = "\n".join(m["content"] for m in conv)
+    text = conv if isinstance(conv, str) else tok.apply_chat_template(conv, tokenize=False)
+    ids = tok(text, add_special_tokens=False)["input_ids"][:64]
+    logits = adapter_logits(recipe.model.name_or_path, dest, ids, recipe.model.trust_remote_code, recipe.model.revision)
+    return info, (ids, logits)
+
+
+def _compare_adapter(ref, adapter: tuple[list[int], Any], warnings: list[str]) -> dict:
+    import numpy as np
+    import torch
+
+    ids, logits = adapter
+    with torch.no_grad():
+        merged = ref.model(torch.tensor([ids], device=ref.device)).logits[0].float().cpu().numpy()
+    diff = float(np.abs(merged - logits).max())
+    same_top1 = float((merged.argmax(-1) == logits.argmax(-1)).mean())
+    if diff > ADAPTER_TOLERANCE:
+        warnings.append(f"adapter: base + exported adapter differs from the merged model by up to {diff:.2g} in the logits")
+    return {"loaded": True, "max_abs_logit_diff": diff, "top1_agreement": round(same_top1, 4), "tokens": len(ids)}
+
+
+# --------------------------------------------------------------------------- GGUF
+
+
+def _gguf_exports(run, args, report, progress, clock, ref, samples, texts, hf_replies, template, stripped) -> None:
+    from engine.export.gguf import convert_to_gguf
+
     run.gguf.mkdir(exist_ok=True)
     source = run.gguf / f"{run.id}.F32.gguf"
-    progress("converting to GGUF with llama.cpp's converter")
-    conversion = convert_to_gguf(model_dir, source, "f32", recipe.export.pre_tokenizer)
-    seconds["convert"] = time.time() - t
+    stop_ids = ref.stop_ids()
+    metadata: dict[str, Any] = {"tokenizer.chat_template": template} if stripped else {}
+    with clock.time("convert"):
+        progress("converting to GGUF with llama.cpp's converter")
+        conversion = convert_to_gguf(Path(report["model_dir"]), source, "f32", args.pre_tokenizer, metadata)
+    report["pre_tokenizer"] = conversion["pre_tokenizer"]
+    report["warnings"] += conversion["warnings"]
 
-    files, prompt = [], _probe_prompt(recipe)
-    for qtype in quants:
-        t = time.time()
-        out = run.gguf / f"{run.id}.{qtype}.gguf"
-        fallbacks = []
-        if qtype != "F32":
-            progress(f"quantizing to {qtype}")
-            fallbacks = quantize_gguf(source, out, qtype)
-        quantize_s = time.time() - t
-        t = time.time()
-        progress(f"verifying {out.name}")
-        check = verify_gguf(out, prompt)
-        files.append(
-            {
-                "path": str(out),
-                "type": qtype,
-                "size_bytes": out.stat().st_size,
-                "fallback_tensors": fallbacks,
-                "quantize_seconds": round(quantize_s, 3),
-                "verify": check,
-            }
-        )
-        seconds[f"quantize_{qtype}"] = quantize_s
-        seconds[f"verify_{qtype}"] = time.time() - t
-    if "F32" not in quants:
-        source.unlink()
-    report = {
-        "run": run.id,
-        "model_dir": str(model_dir),
-        "pre_tokenizer": conversion["pre_tokenizer"],
-        "warnings": conversion["warnings"]
-        + [f"{f['type']}: {len(f['fallback_tensors'])} tensor(s) fell back to another type" for f in files if f["fallback_tensors"]],
-        "files": files,
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    with clock.time("parity"):
+        progress("checking template, EOS/EOT and stop parity against the HF tokenizer")
+        parity = _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata, progress)
+    parity["generation_markers_removed"] = stripped
+    report["parity"] = parity
+    stop = parity.get("stop", {})
+    if stop.get("diverged"):
+        report["warnings"].append(f"stop parity: {stop['diverged']} of {stop['hf_stopped']} replies took another path than the HF model's (not judged)")
+    elif stop.get("note"):
+        report["warnings"].append(f"stop parity {stop['note']}")
+    _reference_accuracy(report, ref, samples, progress, clock)  # after parity: a failing export fails fast
+
+    quants = list(args.quant)
+    report["unavailable"] = []
+    report["files"] = []
+    try:
+        imatrix, reason = _importance_matrix(args, report, progress, clock, ref, samples, source)
+        stops = [ref.tokenizer.convert_ids_to_tokens(i) for i in stop_ids]
+        for qtype in quants:
+            if qtype in GGUF_IMATRIX_TYPES and not imatrix:
+                report["unavailable"].append({"type": qtype, "reason": f"needs an importance matrix: {reason}"})
+                report["warnings"].append(f"{qtype}: not written (needs an importance matrix: {reason})")
+                continue
+            use = imatrix if qtype not in FLOAT_TYPES and (qtype in GGUF_IMATRIX_TYPES or args.imatrix == "always") else None
+            entry = _export_file(run, qtype, source, use, args, report, progress, clock, ref, samples, texts, stops)
+            report["files"].append(entry)
+    finally:
+        if "F32" not in quants:
+            source.unlink(missing_ok=True)
+
+
+def _reference_accuracy(report, ref, samples, progress, clock) -> None:
+    if samples.eval_rows and "accuracy" not in report["reference"]:
+        with clock.time("reference_accuracy"):
+            progress(f"task accuracy of the merged model on {len(samples.eval_rows)} eval rows")
+            report["reference"]["accuracy"] = round(ref.accuracy(samples.eval_rows), 4)
+
+
+def _importance_matrix(args, report, progress, clock, ref, samples, source) -> tuple[dict | None, str | None]:
+    """(imatrix or None, why not) as export.imatrix asks: auto computes it only for the types that need one."""
+    from engine.export.imatrix import compute_imatrix
+
+    quants = set(args.quant)
+    needed = quants & set(GGUF_IMATRIX_TYPES)
+    if args.imatrix == "never" or not (needed or (args.imatrix == "always" and quants - set(FLOAT_TYPES))):
+        return None, "export.imatrix is 'never'" if needed else None
+    if not samples.calibration:
+        reason = "no calibration text: the run's training data has no rows"
+        report["warnings"].append(f"importance matrix unavailable: {reason}")
+        return None, reason
+    with clock.time("imatrix"):
+        progress(f"computing an importance matrix on {len(samples.calibration)} training rows")
+        imatrix, info = compute_imatrix(ref.model, _chunks(ref, samples.calibration), source)
+    report["imatrix"] = {"source": "training rows (data.train)", **info}
+    if imatrix:
+        return imatrix, None
+    reason = f"no linear layer of the model mapped to a GGUF tensor ({info})"
+    report["warnings"].append(f"importance matrix unavailable: {reason}")
+    return None, reason
+
+
+def _export_file(run, qtype, source, imatrix, args, report, progress, clock, ref, samples, texts, stops) -> dict:
+    """Quantize one type from the checked F32 file, then measure it and write its Modelfile."""
+    from engine.export.gguf import read_metadata, tensor_stats
+    from engine.export.parity import ParityError
+    from engine.export.quantize import quantize_gguf
+
+    out = run.gguf / f"{run.id}.{qtype}.gguf"
+    entry: dict[str, Any] = {"path": str(out), "type": qtype, "fallback_tensors": [], "imatrix": bool(imatrix)}
+    t = time.time()
+    if qtype != "F32":
+        progress(f"quantizing to {qtype}" + (" with the importance matrix" if imatrix else ""))
+        entry["fallback_tensors"] = quantize_gguf(source, out, qtype, imatrix=imatrix).fallback_tensors
+    entry["quantize_seconds"] = round(time.time() - t, 3)
+    entry["size_bytes"] = out.stat().st_size
+    entry.update(tensor_stats(out))
+    meta, checked = read_metadata(out), read_metadata(source)
+    for key in ("tokenizer.chat_template", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"):
+        if meta.get(key) != checked.get(key):
+            raise ParityError(f"{out.name}: {key} differs from the parity-checked F32 conversion; the quantizer changed it")
+    with clock.time(f"verify_{qtype}"):
+        progress(f"measuring {out.name} against the HF model")
+        entry["verify"], entry["fidelity"] = _measure(out, ref, samples, texts, report["reference"])
+    if args.modelfile:
+        from engine.export.modelfile import write_modelfile
+
+        mf = entry["modelfile"] = write_modelfile(out, ref.render, stops, samples.probes)
+        if not mf["matches"]:
+            report["warnings"].append(f"{qtype}: the Ollama Modelfile template does not match the chat template ({mf.get('difference') or mf['template']})")
+    if entry["fallback_tensors"]:
+        report["warnings"].append(f"{qtype}: {len(entry['fallback_tensors'])} tensor(s) fell back to another type")
+    if not entry["verify"]["stopped"] and report["reference"].get("probes_stopped"):
+        report["warnings"].append(f"{qtype}: greedy generation did not stop on every probe ({entry['verify']['stop_rate']:.0%} did)")
+    return entry
+
+
+def _chunks(ref, texts: list) -> list[list[int]]:
+    """Calibration texts as llama.cpp's imatrix tool feeds them: concatenated, cut to the context size."""
+    ids = [t for c in texts for t in ref.encode(ref.render(c))]
+    return [ids[i : i + ref.max_tokens] for i in range(0, len(ids), ref.max_tokens)]
+
+
+def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata, progress) -> dict:
+    """Check parity; with export.fix_metadata, re-convert with corrected metadata and check again."""
+    from engine.export.gguf import convert_to_gguf
+    from engine.export.parity import check_metadata, check_stop, raise_for
+
+    def check() -> tuple[dict, list]:
+        meta_report, problems = check_metadata(source, ref.tokenizer, stop_ids, template, samples.probes)
+        if not any(p.check in ("eos", "eog", "chat_template", "render") for p in problems):
+            meta_report["stop"], stop_problems = check_stop(source, ref.tokenizer, samples.probes, hf_replies, STOP_TOKENS)
+            problems += stop_problems
+        return meta_report, problems
+
+    parity, problems = check()
+    fixed: list[dict] = []
+    if problems and args.fix_metadata and all(p.fix for p in problems):
+        fixes = {k: v for p in problems for k, v in p.fix.items()}
+        progress(f"writing corrected metadata: {', '.join(sorted(fixes))}")
+        fixed = [{"check": p.check, "was": p.message, "set": sorted(p.fix)} for p in problems]
+        convert_to_gguf(Path(ref.model_dir), source, "f32", args.pre_tokenizer, {**metadata, **fixes})
+        parity, problems = check()
+    parity["fixed"] = fixed
+    if problems:
+        source.unlink(missing_ok=True)
+        raise_for(source, problems, args.fix_metadata)
+    parity["ok"] = True
+    return parity
+
+
+def _measure(path: Path, ref, samples, texts, reference: dict) -> tuple[dict, dict]:
+    from engine.export.fidelity import gguf_generation, gguf_scores
+
+    gen = gguf_generation(path, samples.probes, samples.eval_rows, STOP_TOKENS)
+    replies = gen["replies"]
+    stopped = sum(r["stopped"] for r in replies)
+    verify = {
+        "loaded": True,
+        "sample_reply": replies[0]["text"] if replies else None,
+        "stopped": bool(replies) and stopped == len(replies),
+        "stop_rate": round(stopped / len(replies), 4) if replies else None,
     }
-    atomic_write_text(run.export_report, json.dumps(report, indent=2))
-    run.append_event("export", files=[{k: f[k] for k in ("path", "type", "size_bytes")} for f in files])
-    return report
+    scores = gguf_scores(path, ref, texts)
+    fidelity = {
+        "perplexity": scores["perplexity"],
+        "perplexity_hf": reference.get("perplexity"),
+        "top1_agreement": scores["top1_agreement"],
+        "mean_kl": scores["mean_kl"],
+        "tokens": scores["tokens"],
+        "scored_tokens": scores["scored_tokens"],
+        "accuracy": round(gen["accuracy"], 4) if gen["accuracy"] is not None else None,
+        "accuracy_hf": reference.get("accuracy"),
+    }
+    return verify, fidelity
+
+
+# --------------------------------------------------------------------------- GPTQ / AWQ
+
+
+def _hf_exports(args, report, progress, clock, ref, samples, texts, export_dir: Path, model_dir: Path) -> None:
+    from engine.evaluate import hf_exact_match
+    from engine.export.fidelity import torch_scores
+    from engine.export.hfquant import availability, load_quantized, quantize_hf
+
+    out: list[dict] = []
+    report["hf_quant"] = out
+    _reference_accuracy(report, ref, samples, progress, clock)
+    calibration = [ref.render(c) for c in samples.calibration]
+    for method in args.hf_quant:
+        reason = availability(method)
+        if reason:
+            report["unavailable"].append({"type": method.upper(), "reason": reason})
+            report["warnings"].append(f"{method.upper()}: not written ({reason})")
+            continue
+        with clock.time(method):
+            progress(f"{method.upper()} {args.hf_quant_bits}-bit with GPTQModel on {len(calibration)} training rows")
+            dest = export_dir / f"{method}-{args.hf_quant_bits}bit"
+            entry = quantize_hf(method, model_dir, dest, calibration, args.hf_quant_bits, args.hf_quant_group_size)
+            model = load_quantized(dest)
+            scores = torch_scores(model, ref, texts)
+            accuracy = None
+            if samples.eval_rows:
+                side = ref.tokenizer.padding_side
+                accuracy = round(hf_exact_match(model, ref.tokenizer, samples.eval_rows), 4)
+                ref.tokenizer.padding_side = side
+            del model
+        entry["size_bytes"] = sum(p.stat().st_size for p in dest.glob("*.safetensors"))
+        entry["verify"] = {"loaded": True, "loader": "transformers AutoModelForCausalLM"}
+        entry["fidelity"] = {
+            "perplexity": scores["perplexity"],
+            "perplexity_hf": report["reference"].get("perplexity"),
+            "top1_agreement": scores["top1_agreement"],
+            "mean_kl": scores["mean_kl"],
+            "tokens": scores["tokens"],
+            "accuracy": accuracy,
+            "accuracy_hf": report["reference"].get("accuracy"),
+        }
+        out.append(entry)

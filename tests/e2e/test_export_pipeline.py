@@ -1,0 +1,125 @@
+"""`tunedeck export`: every file it writes comes with proof of fidelity, or the export fails saying why."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tunedeck
+from tests.engine.test_export_merge import make_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exported(demo_assets, tmp_path_factory):
+    workspace = tmp_path_factory.mktemp("ws")
+    run = make_run(demo_assets, workspace)
+    proc = tunedeck(
+        "export", run.name, "--quant", "F16,Q4_K_M,IQ2_XS", "--max-shard-size", "1MB", "--hf-quant", "gptq,awq",
+        cwd=workspace, check=True,
+    )  # fmt: skip
+    return run, json.loads((run / "export-report.json").read_text()), proc
+
+
+def test_every_file_has_a_fidelity_report(exported):
+    run, report, proc = exported
+    assert report["ok"] and [f["type"] for f in report["files"]] == ["F16", "Q4_K_M", "IQ2_XS"]
+    ref = report["reference"]
+    assert ref["texts"] == 20 and ref["perplexity"] > 1 and ref["accuracy"] is not None
+    assert "eval.jsonl" in ref["source"]
+    for f in report["files"]:
+        fid = f["fidelity"]
+        assert fid["perplexity"] > 1 and fid["perplexity_hf"] == ref["perplexity"]
+        assert 0 <= fid["top1_agreement"] <= 1 and fid["mean_kl"] >= 0 and fid["tokens"] > 100
+        assert fid["accuracy"] is not None and fid["accuracy_hf"] == ref["accuracy"]
+        assert f["size_bytes"] == Path(f["path"]).stat().st_size and f["bits_per_weight"] > 0
+        assert f["fallback_tensors"] == [] and f["verify"]["loaded"]
+    f16, q4, iq2 = report["files"]
+    assert f16["fidelity"]["top1_agreement"] >= 0.99 and f16["fidelity"]["mean_kl"] < 1e-3
+    assert f16["bits_per_weight"] > q4["bits_per_weight"] > iq2["bits_per_weight"]
+    assert iq2["imatrix"] and not q4["imatrix"] and report["imatrix"]["mapped"] == 15
+    assert "training rows" in report["imatrix"]["source"]
+
+
+def test_parity_was_proved_and_modelfiles_match(exported):
+    run, report, _ = exported
+    parity = report["parity"]
+    assert parity["ok"] and parity["chat_template"]["equal"] and parity["generation_markers_removed"]
+    assert parity["render"]["conversations"] == parity["render"]["equal"] > 0
+    assert parity["tokenization"]["texts"] == parity["tokenization"]["equal"] > 0
+    assert parity["eos"]["gguf"]["token"] == "<|im_end|>"
+    for f in report["files"]:
+        mf = f["modelfile"]
+        assert mf["matches"] and mf["stops"] == ["<|im_end|>"]
+        text = Path(mf["path"]).read_text()
+        assert text.startswith(f"FROM ./{Path(f['path']).name}\n") and 'PARAMETER stop "<|im_end|>"' in text
+
+
+def test_adapter_and_sharded_merged_model_are_exported(exported):
+    run, report, _ = exported
+    adapter = report["adapter"]
+    assert (Path(adapter["path"]) / "adapter_model.safetensors").is_file()
+    assert adapter["verify"]["max_abs_logit_diff"] < 1e-3 and adapter["verify"]["top1_agreement"] == 1.0
+    merged = report["merged"]
+    assert len(merged["shards"]) >= 4 and merged["index"] and merged["loads"]
+
+
+def test_gptq_and_awq_are_reported_as_unavailable_with_the_fix(exported):
+    _, report, _ = exported
+    pytest.importorskip("torch")
+    import importlib.util
+
+    if importlib.util.find_spec("gptqmodel") is not None:
+        pytest.skip("gptqmodel is installed: tests/e2e/test_export_gptq.py covers it")
+    reasons = {u["type"]: u["reason"] for u in report["unavailable"]}
+    assert set(reasons) == {"GPTQ", "AWQ"} and all("tunedeck[gptq]" in r for r in reasons.values())
+
+
+def test_cli_prints_the_fidelity_table(exported):
+    _, report, proc = exported
+    assert proc.stdout.splitlines()[0].split()[:4] == ["type", "size", "bpw", "ppl"]
+    assert "IQ2_XS" in proc.stdout and "parity: chat template equal" in proc.stdout
+    assert "GPTQ" in proc.stdout and "unavailable" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_wrong_pre_tokenizer_fails_the_export_with_the_tokens(demo_assets, tmp_path):
+    run = make_run(demo_assets, tmp_path, pre_tokenizer="qwen2", fidelity_texts=4)
+    proc = tunedeck("export", run.name, "--quant", "Q8_0", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "llama.cpp tokenizes conversation" in proc.stderr and "export.pre_tokenizer" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = json.loads((run / "export-report.json").read_text())
+    assert report["ok"] is False and "tokenizes" in report["error"]
+    assert not list((run / "gguf").glob("*.gguf"))  # nothing unproven is left behind
+
+
+def test_json_output_is_the_report(demo_assets, tmp_path):
+    run = make_run(demo_assets, tmp_path, eval_rows=0, fidelity_texts=4)
+    proc = tunedeck("export", run.name, "--quant", "Q8_0", "--no-adapter", "--json", cwd=tmp_path, check=True)
+    report = json.loads(proc.stdout)
+    assert report == json.loads((run / "export-report.json").read_text())
+    assert "adapter" not in report and report["files"][0]["fidelity"]["accuracy"] is None
+
+
+def test_fix_metadata_corrects_a_converter_that_writes_the_wrong_eos(demo_assets, tmp_path, monkeypatch):
+    """The converter is made to write EOS <|endoftext|>: the export fails, unless asked to correct it."""
+    import engine.export.gguf as gguf_mod
+    from engine.export.errors import ExportError
+    from engine.export.gguf import read_metadata
+    from engine.export.pipeline import export_run
+    from engine.runs import RunDir
+
+    real = gguf_mod.convert_to_gguf
+
+    def wrong_eos(model_dir, out, outtype="f32", pre=None, metadata=None):
+        return real(model_dir, out, outtype, pre, {"tokenizer.ggml.eos_token_id": 0, **(metadata or {})})
+
+    monkeypatch.setattr(gguf_mod, "convert_to_gguf", wrong_eos)
+    run = RunDir(make_run(demo_assets, tmp_path, eval_rows=0, fidelity_texts=4))
+    with pytest.raises(ExportError, match=r"EOS is '<\|endoftext\|>' \(id 0\) but the HF model ends replies with '<\|im_end\|>' \(id 2\)"):
+        export_run(run, ["Q8_0"])
+    report = export_run(run, ["Q8_0"], overrides={"fix_metadata": True})
+    assert report["parity"]["fixed"][0]["set"] == ["tokenizer.ggml.eos_token_id"]
+    assert read_metadata(Path(report["files"][0]["path"]))["tokenizer.ggml.eos_token_id"] == 2
