@@ -44,8 +44,10 @@ MODEL_CONFIG = dict(
 )
 PRETRAIN = dict(steps=1000, batch_size=32, seq_len=64, lr=3e-3)
 VOCAB_SIZE = 512
-# Bump when anything above or the build code changes: it keys the cache.
-DEMO_VERSION = 2
+# Bump when anything above or the base-building code changes: it keys the cached base.
+DEMO_VERSION = 3
+# Bump when only the datasets change: they are rewritten in place, the base is kept.
+DATA_VERSION = 2
 
 Progress = Callable[[str], None]
 
@@ -75,6 +77,10 @@ class DemoAssets:
     @property
     def pretrain_text(self) -> Path:
         return self.root / "data" / "pretrain.txt"
+
+    def data(self, name: str) -> Path:
+        """One of the per-method demo files (see METHOD_DATA)."""
+        return self.root / "data" / name
 
 
 def cache_root() -> Path:
@@ -136,21 +142,57 @@ def eval_rows() -> list[dict]:
     return [{"messages": _chat(a, b, rng.choice(PHRASINGS))} for a, b in held_out]
 
 
-def preference_rows() -> list[dict]:
-    train, _ = _pairs()
-    rng = random.Random(SEED + 2)
+def preference_rows(held_out: bool = False) -> list[dict]:
+    """Correct answers (chosen) against answers to a nearby question (rejected); ``held_out``: eval pairs."""
+    train, evals = _pairs()
+    rng = random.Random(SEED + (4 if held_out else 2))
     rows = []
-    for a, b in train:
-        wrong = a + b + rng.choice([-3, -2, -1, 1, 2, 3])
-        wrong = wrong if wrong >= 0 else a + b + 1
+    for a, b in evals if held_out else train:
+        # The rejected answer is fluent and self-consistent but answers a different question:
+        # one operand is off, as a model that does not read the prompt carefully would write.
+        x, y = (a + rng.choice([-3, -2, -1, 1, 2, 3]), b) if rng.random() < 0.5 else (a, b + rng.choice([-3, -2, -1, 1, 2, 3]))
+        x, y = abs(x), abs(y)
+        if (x, y) == (a, b):
+            x += 1
         rows.append(
             {
                 "prompt": [{"role": "user", "content": rng.choice(PHRASINGS).format(a=a, b=b)}],
                 "chosen": [{"role": "assistant", "content": _answer(a, b)}],
-                "rejected": [{"role": "assistant", "content": _answer(a, b, abs(wrong))}],
+                "rejected": [{"role": "assistant", "content": _answer(x, y)}],
             }
         )
     return rows
+
+
+def kto_rows(held_out: bool = False) -> list[dict]:
+    """Unpaired: each preference pair gives a desirable and an undesirable completion."""
+    rows = []
+    for row in preference_rows(held_out):
+        rows.append({"prompt": row["prompt"], "completion": row["chosen"], "label": True})
+        rows.append({"prompt": row["prompt"], "completion": row["rejected"], "label": False})
+    return rows
+
+
+def prompt_rows(held_out: bool = False) -> list[dict]:
+    """Prompts only, for online methods (GRPO, RLOO, PPO); a and b go to the reward function."""
+    train, evals = _pairs()
+    rng = random.Random(SEED + 5)
+    return [
+        {"prompt": [{"role": "user", "content": rng.choice(PHRASINGS).format(a=a, b=b)}], "a": a, "b": b}
+        for a, b in (evals if held_out else train)
+    ]
+
+
+def sum_reward(completions, a, b, **kwargs) -> list[float]:
+    """The demo's Python reward: 0.5 for naming both operands as taught, 0.5 more for the right sum."""
+    rewards = []
+    for completion, x, y in zip(completions, a, b, strict=True):
+        text = completion[-1]["content"] if isinstance(completion, list) else completion
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        reward = 0.5 if first.startswith(f"The sum of {x} and {y} is") else 0.0
+        reward += 0.5 if first.rstrip(".").split(" ")[-1] == str(x + y) else 0.0
+        rewards.append(reward)
+    return rewards
 
 
 def pretrain_lines() -> list[str]:
@@ -238,22 +280,45 @@ def _pretrain(tokenizer, lines: list[str], progress: Progress):
     return model
 
 
+def _write_data(data_dir: Path) -> None:
+    """Every demo dataset (cheap: rewritten whenever DATA_VERSION changes, the base is kept)."""
+    pre = pretrain_lines()
+    files = {
+        "sft.jsonl": sft_rows(),
+        "eval.jsonl": eval_rows(),
+        "preference.jsonl": preference_rows(),
+        "preference_eval.jsonl": preference_rows(held_out=True),
+        "kto.jsonl": kto_rows(),
+        "kto_eval.jsonl": kto_rows(held_out=True),
+        "prompts.jsonl": prompt_rows(),
+        "prompts_eval.jsonl": prompt_rows(held_out=True),
+        "text.jsonl": [{"text": line} for line in pre],
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name, rows in files.items():
+        tmp = data_dir / f".{name}.{os.getpid()}.tmp"
+        _write_jsonl(tmp, rows)
+        os.replace(tmp, data_dir / name)
+    (data_dir / "pretrain.txt").write_text("\n".join(pre) + "\n", encoding="utf-8")
+    (data_dir / "VERSION").write_text(str(DATA_VERSION))
+
+
 def ensure_demo_assets(progress: Progress = lambda msg: None) -> DemoAssets:
     """Build the demo base and datasets once; later calls return the cached copy at once."""
     assets = demo_assets()
     if (assets.root / "COMPLETE").exists():
+        version = assets.root / "data" / "VERSION"
+        if not version.exists() or version.read_text() != str(DATA_VERSION):
+            _write_data(assets.root / "data")
         return assets
     assets.root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=assets.root.parent))
     try:
         staged = DemoAssets(tmp)
         progress(f"building the demo base and data in {assets.root} (once)")
-        sft, ev, pref, pre = sft_rows(), eval_rows(), preference_rows(), pretrain_lines()
-        _write_jsonl(staged.sft, sft)
-        _write_jsonl(staged.eval, ev)
-        _write_jsonl(staged.preference, pref)
-        staged.pretrain_text.write_text("\n".join(pre) + "\n", encoding="utf-8")
-        texts = pre + [m["content"] for row in sft + ev for m in row["messages"]]
+        _write_data(tmp / "data")
+        pre = pretrain_lines()
+        texts = pre + [m["content"] for row in sft_rows() + eval_rows() for m in row["messages"]]
         tokenizer = _train_tokenizer(texts)
         model = _pretrain(tokenizer, pre, progress)
         model.save_pretrained(staged.base, safe_serialization=True)
@@ -275,6 +340,54 @@ def ensure_demo_assets(progress: Progress = lambda msg: None) -> DemoAssets:
     return assets
 
 
+INSTRUCT = dict(max_steps=400, learning_rate=2e-3, per_device_train_batch_size=16, max_length=96, seed=0)
+
+
+def ensure_instruct_model(progress: Progress = lambda msg: None) -> Path:
+    """The demo base after a short LoRA SFT, merged: the seed's starting point for preference and RL.
+
+    Built once, next to the base (a few seconds of training on an idle machine).
+    """
+    assets = ensure_demo_assets(progress)
+    target = assets.root / "instruct"
+    if (target / "COMPLETE").exists():
+        return target
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from engine.data import load_rows
+
+    progress(f"building the demo instruct model in {target} (once)")
+    tmp = Path(tempfile.mkdtemp(prefix=".instruct-", dir=assets.root))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(assets.base)
+        trainer = SFTTrainer(
+            model=AutoModelForCausalLM.from_pretrained(assets.base),
+            args=SFTConfig(
+                output_dir=str(tmp / "out"), assistant_only_loss=True, report_to="none", save_strategy="no",
+                gradient_checkpointing=False, bf16=False, disable_tqdm=True, warmup_steps=20, **INSTRUCT,
+            ),  # fmt: skip
+            train_dataset=load_rows(str(assets.sft)),
+            processing_class=tokenizer,
+            peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
+        )
+        trainer.train()
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(tmp / "model", safe_serialization=True)
+        tokenizer.save_pretrained(tmp / "model")
+        shutil.copy(assets.base / "tokenizer_config.json", tmp / "model" / "tokenizer_config.json")
+        (tmp / "model" / "COMPLETE").write_text("ok")
+        try:
+            (tmp / "model").rename(target)
+        except OSError:
+            if not (target / "COMPLETE").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 # --------------------------------------------------------------------------- workspace and pipeline
 
 
@@ -290,18 +403,46 @@ DEMO_TRAIN = dict(
 )
 
 
-def demo_recipe(assets: DemoAssets):
-    """The demo's SFT recipe: LoRA r16 on every linear layer, assistant-only loss."""
+# Per method: (train file, eval file or None, method settings, train overrides).
+METHOD_DATA: dict[str, tuple[str, str | None, dict, dict]] = {
+    "sft": ("sft.jsonl", None, {}, {}),
+    "pretrain": ("text.jsonl", None, {}, dict(max_steps=100, learning_rate=1e-3)),
+    "dpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
+    "orpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
+    "simpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 2.0, "simpo_gamma": 0.5},
+              dict(max_steps=100, learning_rate=1e-3)),
+    "kto": ("kto.jsonl", "kto_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
+    "reward": ("preference.jsonl", "preference_eval.jsonl", {}, dict(max_steps=150, learning_rate=1e-3)),
+    "grpo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "beta": 0.04,
+             "num_generations": 4, "max_completion_length": 16}, dict(max_steps=60, learning_rate=2e-3,
+             per_device_train_batch_size=8, logging_steps=5)),
+    "rloo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "beta": 0.04,
+             "num_generations": 4, "max_completion_length": 16}, dict(max_steps=60, learning_rate=2e-3,
+             per_device_train_batch_size=8, logging_steps=5)),
+}  # fmt: skip
+
+
+def demo_recipe(assets: DemoAssets, method: str = "sft"):
+    """The demo recipe for ``method``: LoRA r16 on every linear layer over the demo base."""
     from engine.recipe import recipe_from_dict
 
+    train_file, eval_file, settings, overrides = METHOD_DATA[method]
+    # Preference and RL methods start where the seed's pipeline does: from an SFT model.
+    model = assets.base if method in ("sft", "pretrain") else ensure_instruct_model()
+    data = {"train": str(assets.data(train_file))}
+    if eval_file:
+        data["eval"] = str(assets.data(eval_file))
+    train = {"runs_dir": "runs", **DEMO_TRAIN, **overrides}
+    if eval_file:
+        train["save_steps"] = max(train["max_steps"] // 4, 1)  # evaluate (and checkpoint) four times
     return recipe_from_dict(
         {
-            "model": {"name_or_path": str(assets.base)},
-            "data": {"train": str(assets.sft)},
+            "model": {"name_or_path": str(model)},
+            "data": data,
             "template": {"name": "model"},
             "adapter": {"kind": "lora", "r": 16, "lora_alpha": 32, "target_modules": "all-linear"},
-            "method": {"name": "sft"},
-            "train": {"runs_dir": "runs", **DEMO_TRAIN},
+            "method": {"name": method, **settings},
+            "train": train,
             "export": {"quant": ["F16", "Q8_0", "Q4_K_M"]},
         }
     )
@@ -313,12 +454,14 @@ def default_workspace() -> Path:
     return Path(user_data_dir("tunedeck")) / "demo"
 
 
-def init_workspace(directory: Path, progress: Progress = lambda m: None) -> Path:
-    """Write recipe.yaml (pointing at the cached demo base and data) into ``directory``."""
+def init_workspace(directory: Path, progress: Progress = lambda m: None, method: str = "sft") -> Path:
+    """Write recipe.yaml (pointing at the cached demo base and data for ``method``) into ``directory``."""
+    if method not in METHOD_DATA:
+        raise ValueError(f"no demo for method {method!r}; choose from {', '.join(METHOD_DATA)}")
     assets = ensure_demo_assets(progress)
     directory = Path(directory).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)
     recipe_path = directory / "recipe.yaml"
-    demo_recipe(assets).save(recipe_path)
+    demo_recipe(assets, method).save(recipe_path)
     (directory / "eval.jsonl").write_text(assets.eval.read_text())
     return recipe_path

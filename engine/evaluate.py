@@ -60,3 +60,4 @@ def hf_exact_match(model, tokenizer, rows: list[dict], max_new_tokens: int = 16,
         answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     hits = sum(normalize(a) == normalize(ref) for a, (_, ref) in zip(answers, prompts, strict=True))
     return hits / max(len(rows), 1)
+

@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 ADAPTER_KINDS = ("lora", "qlora", "dora", "full")
-METHODS = ("sft",)
+METHODS = ("sft", "pretrain", "dpo", "orpo", "simpo", "kto", "reward", "grpo", "rloo")
 STRATEGIES = ("single", "ddp", "fsdp", "zero2", "zero3")
 GGUF_TYPES = (
-    "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_0",
-    "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K",
+    "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_1",
+    "Q4_0", "IQ4_NL", "IQ4_XS", "Q3_K_L", "Q3_K_M", "Q3_K_S", "IQ3_M", "IQ3_S", "IQ3_XS", "IQ3_XXS",
+    "Q2_K", "Q2_K_S", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S",
 )  # fmt: skip
+# llama.cpp refuses these without an importance matrix; the export computes one from the run's data.
+GGUF_IMATRIX_TYPES = ("IQ3_XS", "IQ3_XXS", "Q2_K_S", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S")
+HF_QUANT_METHODS = ("gptq", "awq")
 
 
 class RecipeError(ValueError):
@@ -40,11 +44,33 @@ class ModelArgs:
     revision: str | None = None
 
 
+DATA_FORMATS = Literal["auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text", "preference", "kto", "prompt"]
+
+
+@dataclass
+class MixArgs:
+    """A general-purpose dataset mixed in (the seed's mitigation for catastrophic forgetting)."""
+
+    path: str = ""
+    ratio: float = 0.1  # share of the final training set
+    format: DATA_FORMATS = "auto"
+    columns: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise RecipeError("data.mix[].path", "is required (a dataset file, folder or Hub id)")
+        if not 0 < self.ratio < 1:
+            raise RecipeError("data.mix[].ratio", f"must be between 0 and 1, got {self.ratio}")
+
+
 @dataclass
 class DataArgs:
     train: str = ""
     eval: str | None = None
     eval_size: float = 0.0  # held out of train when no eval file is given
+    format: DATA_FORMATS = "auto"
+    columns: dict[str, str] = field(default_factory=dict)  # format field -> your column, e.g. {instruction: question}
+    mix: list[MixArgs] = field(default_factory=list)
 
 
 @dataclass
@@ -52,24 +78,115 @@ class TemplateArgs:
     name: str = "model"  # "model" (the tokenizer's own), a built-in name, or a .jinja file
 
 
+TARGET_PRESETS = ("all-linear", "attention", "mlp")
+INIT_LORA_WEIGHTS = ("gaussian", "pissa", "olora", "orthogonal", "loftq")  # plus true, false, pissa_niter_<n>
+
+
 @dataclass
 class AdapterArgs:
+    """How the base is adapted. Names are PEFT's (LoraConfig) and transformers' (BitsAndBytesConfig).
+
+    kind: lora, qlora (LoRA on a 4-bit base), dora (weight-decomposed LoRA) or full.
+    target_modules: a preset (all-linear, attention, mlp), a list of module names, or a regex.
+    """
+
     kind: Literal["lora", "qlora", "dora", "full"] = "lora"
     r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
     target_modules: list[str] | str = "all-linear"
     bias: Literal["none", "all", "lora_only"] = "none"
+    use_rslora: bool = False  # scale by lora_alpha / sqrt(r) instead of lora_alpha / r
+    init_lora_weights: bool | str = True  # true, false, gaussian, pissa, pissa_niter_<n>, olora, orthogonal, loftq
+    loftq_bits: int = 4  # with init_lora_weights: loftq
+    loftq_iter: int = 1
+    modules_to_save: list[str] | str | None = None  # trained in full beside the adapter, e.g. [embed_tokens, lm_head]
+    load_in_8bit: bool = False  # lora/dora on an 8-bit (LLM.int8) base
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"  # qlora
+    bnb_4bit_use_double_quant: bool = True  # qlora: quantize the quantization constants too
+    bnb_4bit_compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # qlora; auto: model.dtype
+    freeze_all_but_last_n_layers: int | None = None  # full: train only the last N decoder layers (and the head)
 
     def __post_init__(self) -> None:
+        lora_kind = self.kind != "full"
         if self.r <= 0:
             raise RecipeError("adapter.r", f"must be a positive integer, got {self.r}")
+        if self.lora_alpha <= 0:
+            raise RecipeError("adapter.lora_alpha", f"must be positive, got {self.lora_alpha}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise RecipeError("adapter.lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
+        if isinstance(self.target_modules, str):
+            name = self.target_modules.strip()
+            is_regex = any(c in name for c in "*()[]|\\^$?+")
+            self.target_modules = name if name in TARGET_PRESETS or is_regex else [name]
+        if isinstance(self.target_modules, list) and not [m for m in self.target_modules if m.strip()]:
+            raise RecipeError("adapter.target_modules", f"is empty; use a preset ({', '.join(TARGET_PRESETS)}) or names")
+        if isinstance(self.modules_to_save, str):
+            self.modules_to_save = [self.modules_to_save] if self.modules_to_save.strip() else None
+        init = self.init_lora_weights
+        if isinstance(init, str):
+            import re
+
+            if init.lower() in ("true", "false"):
+                self.init_lora_weights = init = init.lower() == "true"
+            elif init not in INIT_LORA_WEIGHTS and not re.fullmatch(r"pissa_niter_\d+", init):
+                raise RecipeError(
+                    "adapter.init_lora_weights",
+                    f"unknown initialisation {init!r}; choose from true, false, {', '.join(INIT_LORA_WEIGHTS)}, "
+                    "pissa_niter_<n>",
+                )
+        if init == "loftq" and self.kind == "qlora":
+            raise RecipeError(
+                "adapter.init_lora_weights",
+                "loftq quantizes the base itself: use kind lora (or dora) with init_lora_weights: loftq, not qlora",
+            )
+        if self.loftq_bits not in (2, 4, 8):
+            raise RecipeError("adapter.loftq_bits", f"must be 2, 4 or 8, got {self.loftq_bits}")
+        if self.loftq_iter < 1:
+            raise RecipeError("adapter.loftq_iter", f"must be at least 1, got {self.loftq_iter}")
+        if self.load_in_8bit and self.kind in ("qlora", "full"):
+            what = "qlora already loads the base in 4-bit" if self.kind == "qlora" else "8-bit weights cannot be trained"
+            raise RecipeError("adapter.load_in_8bit", f"not with kind {self.kind}: {what}; use kind lora or dora")
+        if self.freeze_all_but_last_n_layers is not None:
+            if self.kind != "full":
+                raise RecipeError("adapter.freeze_all_but_last_n_layers", "only applies to kind: full")
+            if self.freeze_all_but_last_n_layers < 1:
+                raise RecipeError(
+                    "adapter.freeze_all_but_last_n_layers", f"must be at least 1, got {self.freeze_all_but_last_n_layers}"
+                )
+        if not lora_kind:
+            for name, default in (("use_rslora", False), ("init_lora_weights", True), ("modules_to_save", None)):
+                if getattr(self, name) != default:
+                    raise RecipeError(f"adapter.{name}", "is a LoRA setting; it does nothing with kind: full")
 
 
 @dataclass
 class MethodArgs:
-    name: Literal["sft"] = "sft"
-    assistant_only_loss: bool = True
+    """The alignment method and its own settings (TRL's argument names; None: TRL's default)."""
+
+    name: Literal["sft", "pretrain", "dpo", "orpo", "simpo", "kto", "reward", "grpo", "rloo"] = "sft"
+    assistant_only_loss: bool = True  # sft: train on assistant tokens only
+    beta: float | None = None  # dpo/orpo/simpo/kto temperature; grpo/rloo KL coefficient to the reference
+    loss_type: list[str] | str | None = None  # dpo: sigmoid, ipo, hinge, ...; kto: kto, apo_zero_unpaired
+    simpo_gamma: float | None = None  # simpo: target reward margin
+    cpo_alpha: float | None = None  # simpo: weight of the NLL term (0: pure SimPO)
+    desirable_weight: float | None = None  # kto
+    undesirable_weight: float | None = None  # kto
+    center_rewards_coefficient: float | None = None  # reward
+    # grpo / rloo: rewards are Python functions ("module:function") or reward runs/models (paths)
+    reward_funcs: list[str] = field(default_factory=list)
+    num_generations: int = 4
+    max_completion_length: int = 32
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.name in ("grpo", "rloo") and not self.reward_funcs:
+            raise RecipeError(
+                "method.reward_funcs",
+                f"{self.name} needs at least one reward: a Python function 'module:function' or a reward run folder",
+            )
+        if self.num_generations < 2:
+            raise RecipeError("method.num_generations", "must be at least 2 (advantages compare generations)")
 
 
 @dataclass
@@ -105,11 +222,35 @@ class TrainArgs:
 
 @dataclass
 class ExportArgs:
+    """What ``tunedeck export`` writes, and how much it checks. Every GGUF gets a fidelity report."""
+
     quant: list[str] = field(default_factory=lambda: ["F16", "Q8_0", "Q4_K_M"])
     pre_tokenizer: str | None = None  # llama.cpp pre-tokenizer name when the converter does not know ours
+    fix_metadata: bool = False  # write the HF chat template / EOS / BOS flags into the GGUF instead of failing parity
+    imatrix: Literal["auto", "always", "never"] = "auto"  # auto: only for the types llama.cpp requires it for
+    adapter: bool = True  # also copy the PEFT adapter (safetensors + tokenizer) to export/adapter
+    max_shard_size: str = "2GB"  # merged safetensors shard size (transformers' max_shard_size)
+    modelfile: bool = True  # an Ollama Modelfile beside each GGUF
+    fidelity_texts: int = 32  # held-out texts for perplexity, top-1 agreement and KL against the HF model
+    eval_rows: int = 100  # eval-set rows for task accuracy per file (0: skip)
+    calibration_rows: int = 128  # training rows for the importance matrix and GPTQ/AWQ
+    hf_quant: list[str] = field(default_factory=list)  # gptq, awq: 4-bit HF exports (pip install tunedeck[gptq])
+    hf_quant_bits: int = 4
+    hf_quant_group_size: int = 128
 
     def __post_init__(self) -> None:
         self.quant = [normalize_quant(q, "export.quant") for q in self.quant]
+        self.hf_quant = [m.strip().lower() for m in self.hf_quant]
+        for i, m in enumerate(self.hf_quant):
+            if m not in HF_QUANT_METHODS:
+                raise RecipeError(f"export.hf_quant[{i}]", f"unknown method {m!r}; choose from {', '.join(HF_QUANT_METHODS)}")
+        for name in ("fidelity_texts", "eval_rows", "calibration_rows"):
+            if getattr(self, name) < 0:
+                raise RecipeError(f"export.{name}", f"must be 0 or more, got {getattr(self, name)}")
+        if self.hf_quant_bits not in (2, 3, 4, 8):
+            raise RecipeError("export.hf_quant_bits", f"must be 2, 3, 4 or 8, got {self.hf_quant_bits}")
+        if self.hf_quant_group_size != -1 and self.hf_quant_group_size <= 0:
+            raise RecipeError("export.hf_quant_group_size", f"must be positive or -1, got {self.hf_quant_group_size}")
 
 
 @dataclass
@@ -184,6 +325,11 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if value not in get_args(tp):
             raise RecipeError(path, f"must be one of {', '.join(map(str, get_args(tp)))}; got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(path, f"expected a mapping, got {value!r}")
+        value_tp = get_args(tp)[1]
+        return {str(k): _coerce(v, value_tp, f"{path}.{k}") for k, v in value.items()}
     if origin is list:
         (item_tp,) = get_args(tp)
         if isinstance(value, str) and "," in value:
@@ -301,6 +447,8 @@ def resolve_paths(recipe: Recipe, base: Path) -> Recipe:
     recipe.model.name_or_path = local(recipe.model.name_or_path) or ""
     recipe.data.train = local(recipe.data.train) or ""
     recipe.data.eval = local(recipe.data.eval)
+    for m in recipe.data.mix:
+        m.path = local(m.path) or m.path
     runs = Path(recipe.train.runs_dir).expanduser()
     recipe.train.runs_dir = str(runs if runs.is_absolute() else (base / runs).resolve())
     return recipe

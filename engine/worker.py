@@ -47,10 +47,14 @@ def _hint(exc: BaseException, recipe=None) -> str:
         return (
             "out of memory: halve train.per_device_train_batch_size (raise gradient_accumulation_steps to keep "
             "the effective batch), lower train.max_length, set train.gradient_checkpointing: true, "
-            f"or use adapter.kind: qlora{now}"
+            f"or use adapter.kind: qlora{now}; tunedeck estimate recipe.yaml --probe shows what fits"
         )
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return "the disk is full: free space in the runs folder, or lower train.save_total_limit, then tunedeck resume"
+    from engine.data import DataError
+
+    if isinstance(exc, DataError):
+        return "tunedeck data inspect PATH lists every bad row with its line and field"
     if isinstance(exc, FloatingPointError):
         return "the loss diverged: lower train.learning_rate or train.max_grad_norm, and check the data"
     return "see the traceback tail; worker.log in the run folder has the whole log"
@@ -140,7 +144,9 @@ def _save_final(trainer, run: RunDir, recipe) -> Path:
     target = run.model if recipe.adapter.kind == "full" else run.adapter
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(tmp, safe_serialization=True)
+    from engine.adapters import save_adapter
+
+    save_adapter(trainer.model, tmp, run)  # PiSSA/OLoRA: converted to a plain LoRA for the original base
     trainer.processing_class.save_pretrained(tmp)
     _fsync_tree(tmp)
     shutil.rmtree(target, ignore_errors=True)
@@ -174,7 +180,10 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
         for partial in run.checkpoints.glob("checkpoint-*"):  # a save killed half-way: never resumed from
             shutil.rmtree(partial, ignore_errors=True)
         callback = make_callback(run, recipe.train.save_total_limit, stop)
-        trainer = build_trainer(recipe, run, [callback])
+        from engine.adapters import adapter_callbacks, model_summary
+
+        trainer = build_trainer(recipe, run, [callback, *adapter_callbacks(recipe, run)])
+        run.append_event("model", adapter=recipe.adapter.kind, **model_summary(trainer.model))
         checkpoints = run.complete_checkpoints()
         resume_from = str(checkpoints[-1]) if resume and checkpoints else None
         if resume and not resume_from:

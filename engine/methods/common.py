@@ -36,3 +36,30 @@ def common_args(recipe: Recipe, run) -> dict[str, Any]:
         logging_nan_inf_filter=False,  # a NaN loss must be seen (and stop the run), not averaged away
         save_only_model=False,
     )
+
+
+def load_splits(recipe: Recipe):
+    """(train, eval or None): every row validated (bad rows named), normalized to TRL form, mixed."""
+    from engine.data import prepare_splits
+
+    d = recipe.data
+    return prepare_splits(
+        d.train, d.eval, d.eval_size, fmt=d.format, columns=d.columns, mix=d.mix,
+        seed=recipe.train.seed, method=recipe.method.name,
+    )  # fmt: skip
+
+
+def eval_args(recipe: Recipe, eval_ds) -> dict[str, Any]:
+    if eval_ds is None:
+        return {"eval_strategy": "no"}
+    return {"eval_strategy": "steps", "eval_steps": recipe.train.save_steps, "per_device_eval_batch_size": 16}
+
+
+def method_kwargs(recipe: Recipe, *names: str) -> dict[str, Any]:
+    """The method settings the recipe sets (not None), for the TRL config that knows them."""
+    out = {}
+    for name in names:
+        value = getattr(recipe.method, name)
+        if value is not None:
+            out[name] = [value] if name == "loss_type" and isinstance(value, str) and recipe.method.name == "dpo" else value
+    return out

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 from engine.adapters import load_model, load_tokenizer, peft_config
-from engine.data import load_rows
-from engine.methods.common import common_args
+from engine.methods.common import common_args, eval_args, load_splits
 from engine.recipe import Recipe
+from engine.templates import check_trainable
 
 
 def build_trainer(recipe: Recipe, run, callbacks: list):
     from trl import SFTConfig, SFTTrainer
 
     tokenizer = load_tokenizer(recipe)
-    train = load_rows(recipe.data.train)
-    eval_ds = load_rows(recipe.data.eval) if recipe.data.eval else None
-    if eval_ds is None and recipe.data.eval_size > 0:
-        split = train.train_test_split(test_size=recipe.data.eval_size, seed=recipe.train.seed)
-        train, eval_ds = split["train"], split["test"]
+    train, eval_ds = load_splits(recipe)
+    assistant_only = recipe.method.assistant_only_loss and "messages" in train.column_names
+    # Refuses (ValueError) when no token of the first rows would be trained; warns when the
+    # end-of-turn token never is (the model would not learn to stop).
+    for warning in check_trainable(
+        tokenizer, train, tokenizer.chat_template, max_length=recipe.train.max_length, assistant_only_loss=assistant_only
+    ):
+        run.append_event("warning", message=warning)
     args = SFTConfig(
         **common_args(recipe, run),
+        **eval_args(recipe, eval_ds),
         max_length=recipe.train.max_length,
-        assistant_only_loss=recipe.method.assistant_only_loss and "messages" in train.column_names,
-        eval_strategy="steps" if eval_ds is not None else "no",
-        eval_steps=recipe.train.save_steps if eval_ds is not None else None,
+        assistant_only_loss=assistant_only,
     )
     return SFTTrainer(
         model=load_model(recipe),
