@@ -7,15 +7,29 @@ from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
-from textual.screen import Screen
 
+from engine.recipe import RecipeError
 from themes import DEFAULT_THEME, load_themes
 from tui.commands import TunedeckCommands
-from tui.messages import TrainLaunched, TrainLaunchFailed
+from tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed, WorkFailed
+from tui.screens import MODES, SCREEN_ORDER
 from tui.screens.keys import KeyRow, KeysScreen
-from tui.screens.runs import RunsScreen
+from tui.screens.open_recipe import OpenRecipeScreen
+from tui.screens.recipe_store import RecipeStore
 
 THEME_ENV = "TUNEDECK_THEME"
+SCREENS_GROUP = Binding.Group("screens", compact=True)
+
+
+def _screen_bindings() -> list[Binding]:
+    """1..8 (and F1..F8) switch screens; grouped into one footer entry."""
+    return [
+        Binding(
+            f"{n},f{n}", f"app.switch_mode('{mode}')", label, id=f"screen-{mode}",
+            tooltip=f"Go to the {label} screen", group=SCREENS_GROUP,
+        )  # fmt: skip
+        for n, (mode, label, _) in enumerate(SCREEN_ORDER, start=1)
+    ]
 
 
 class TunedeckApp(App[None]):
@@ -24,18 +38,22 @@ class TunedeckApp(App[None]):
     TITLE = "tunedeck"
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {TunedeckCommands}
+    MODES = MODES
+    DEFAULT_MODE = "runs"
     BINDINGS = [
-        Binding("q", "quit", "Quit", id="quit", tooltip="Leave tunedeck; running trainings carry on"),
+        *_screen_bindings(),
+        Binding("ctrl+s", "save_recipe", "Save", id="save", tooltip="Save the recipe as the YAML `tunedeck train` runs"),
+        Binding("ctrl+o", "open_recipe", "Open", id="open", tooltip="Open another recipe file"),
         Binding("question_mark", "help", "Keys", key_display="?", id="help", tooltip="Show or hide this key list"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Leave tunedeck; running trainings carry on"),
     ]
 
-    def __init__(self, workspace: Path | None = None) -> None:
+    def __init__(self, workspace: Path | None = None, recipe: Path | None = None) -> None:
         super().__init__()
         self.workspace = (workspace if workspace is not None else Path.cwd()).expanduser().resolve()
+        self.store = RecipeStore(Path(recipe).expanduser().resolve() if recipe else self.workspace / "recipe.yaml")
+        self.attached_run: str | None = None
         self.theme_warnings: list[str] = []
-
-    def get_default_screen(self) -> Screen:
-        return RunsScreen(self.workspace)
 
     def on_mount(self) -> None:
         self.sub_title = str(self.workspace)
@@ -62,14 +80,44 @@ class TunedeckApp(App[None]):
 
     def action_help(self) -> None:
         """Open the key list (it closes itself on escape or ?)."""
+        if isinstance(self.screen, KeysScreen):
+            self.screen.dismiss()
+            return
         self.push_screen(KeysScreen(self.key_rows()))
 
+    def action_attach(self, run_id: str) -> None:
+        """Follow ``run_id`` on the Train screen."""
+        self.attached_run = run_id
+        self.switch_mode("train")
+
+    def action_save_recipe(self) -> None:
+        """Save the shared recipe (refused, with the field named, while it is invalid)."""
+        try:
+            path = self.store.save()
+        except (RecipeError, OSError) as e:
+            self.notify(f"not saved: {e}", title="recipe", severity="error", timeout=10, markup=False)
+            return
+        self.notify(f"saved {path}", title="recipe", markup=False)
+
+    def action_open_recipe(self) -> None:
+        """Ask for a recipe file and make it the shared recipe."""
+
+        def opened(path: Path | None) -> None:
+            if path is None:
+                return
+            problem = self.store.load(path)
+            severity = "warning" if problem else "information"
+            self.notify(problem or f"opened {path}", title="recipe", severity=severity, markup=False)
+            self.screen.post_message(RunActionFinished("recipe opened"))
+
+        self.push_screen(OpenRecipeScreen(self.store.path), opened)
+
     def on_train_launched(self, message: TrainLaunched) -> None:
-        self.notify(
-            f"training {message.recipe.name} as run {message.run_id}",
-            title="train",
-            markup=False,
-        )
+        self.attached_run = message.run_id
+        self.notify(f"training {message.recipe.name} as run {message.run_id}", title="train", markup=False)
 
     def on_train_launch_failed(self, message: TrainLaunchFailed) -> None:
         self.notify(message.reason, title="train", severity="error", timeout=15, markup=False)
+
+    def on_work_failed(self, message: WorkFailed) -> None:
+        self.notify(message.reason, title=message.title, severity="error", timeout=15, markup=False)

@@ -12,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from tui.cli_adapters import add_adapter_commands
+from tui.cli_data import add_data_commands
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -106,11 +109,14 @@ def follow_run(run, out=sys.stdout) -> str:
 
 
 def cmd_train(args) -> int:
+    from engine.data import preflight
     from engine.launch import start_run
     from engine.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.set)
+    fmt = preflight(recipe)  # a dataset that does not fit the method is refused before any process starts
     run = start_run(recipe)
+    print(f"data: {fmt} rows for {recipe.method.name}", flush=True)
     print(f"run {run.id} started in {run.path}", flush=True)
     if args.detach:
         print(run.id)
@@ -211,21 +217,54 @@ def cmd_resume(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from engine.export.errors import ExportError
     from engine.export.pipeline import export_run
+    from engine.export.report import COLUMNS, fidelity_rows, parity_line
     from engine.runs import find_run
 
     run = find_run(args.run, _runs_dir(args))
     quants = [q for q in args.quant.split(",") if q.strip()] if args.quant else None
-    report = export_run(run, quants, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    overrides: dict = {}
+    if args.fix_metadata:
+        overrides["fix_metadata"] = True
+    if args.max_shard_size:
+        overrides["max_shard_size"] = args.max_shard_size
+    if args.no_adapter:
+        overrides["adapter"] = False
+    if args.imatrix:
+        overrides["imatrix"] = args.imatrix
+    if args.hf_quant is not None:
+        overrides["hf_quant"] = [m for m in args.hf_quant.split(",") if m.strip()]
+    try:
+        report = export_run(run, quants, progress=lambda m: print(m, file=sys.stderr, flush=True), overrides=overrides)
+    except ExportError as e:
+        _err(f"export of {run.id} failed: {e}")
+        print(f"report: {run.export_report.resolve()}", file=sys.stderr)
+        return EXIT_FAILED
     for w in report["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, indent=2))
         return EXIT_OK
-    print(f"{'type':<8} {'size':>10}  {'stops':<5} file")
+    rows = [COLUMNS, *fidelity_rows(report)]
+    written = [r for r in rows if not r[1].startswith("unavailable:")]
+    widths = [max(len(r[i]) for r in written) for i in range(len(COLUMNS))]
+    for r in rows:
+        if r in written:
+            print("  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)).rstrip())
+        else:
+            print(f"{r[0]:<{widths[0]}}  {r[1]}")
+    ref = report.get("reference", {})
+    print(f"held-out: {ref.get('texts', 0)} texts from {ref.get('source')}; accuracy on {report['samples']['eval_rows']} eval rows")
+    print(parity_line(report))
     for f in report["files"]:
-        print(f"{f['type']:<8} {f['size_bytes'] / 2**20:>8.2f}MB  {str(f['verify']['stopped']):<5} {f['path']}")
-    print(f"report: {run.export_report}")
+        print(f"{f['type']}: {f['path']}" + (f"  (+ {Path(f['modelfile']['path']).name})" if f.get("modelfile") else ""))
+    for f in report.get("hf_quant", []):
+        print(f"{f['method'].upper()}-{f['bits']}bit: {f['path']}")
+    if report.get("adapter"):
+        print(f"adapter: {report['adapter']['path']}")
+    print(f"merged: {report['merged']['path']} ({len(report['merged']['shards'])} safetensors shard(s))")
+    print(f"report: {run.export_report.resolve()}")
     return EXIT_OK
 
 
@@ -288,7 +327,7 @@ def cmd_demo(args) -> int:
 
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
     if args.init:
-        recipe = init_workspace(Path(args.init), log)
+        recipe = init_workspace(Path(args.init), log, method=args.method)
         print(f"demo workspace ready: {recipe}\nnext: cd {recipe.parent} && tunedeck train recipe.yaml")
         return EXIT_OK
     if not args.headless:
@@ -312,10 +351,10 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
-def _open_tui(workspace: Path | None = None) -> int:
+def _open_tui(workspace: Path | None = None, recipe: Path | None = None) -> int:
     from tui.app import TunedeckApp
 
-    TunedeckApp(workspace=workspace).run()
+    TunedeckApp(workspace=workspace, recipe=recipe).run()
     return EXIT_OK
 
 
@@ -325,6 +364,7 @@ def _open_tui(workspace: Path | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tunedeck", description="Fine-tune LLMs from the terminal.")
     p.add_argument("--workspace", help="open the TUI on this folder (its recipe.yaml and runs/)")
+    p.add_argument("--recipe", help="open the TUI on this recipe file (default: the workspace's recipe.yaml)")
     sub = p.add_subparsers(dest="command")
 
     def runs_dir_arg(sp):
@@ -358,9 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs_dir_arg(sp)
     sp.set_defaults(func=cmd_resume)
 
-    sp = sub.add_parser("export", help="merge, convert to GGUF, quantize and verify a finished run")
+    sp = sub.add_parser("export", help="merge, convert to GGUF, quantize, and prove each file's fidelity")
     sp.add_argument("run", help="run id, id prefix, path, or 'latest'")
-    sp.add_argument("--quant", help="comma-separated GGUF types, e.g. f16,Q8_0,Q4_K_M (default: the recipe's)")
+    sp.add_argument("--quant", help="comma-separated GGUF types, e.g. f16,Q8_0,Q4_K_M,IQ2_XS (default: the recipe's)")
+    sp.add_argument("--fix-metadata", action="store_true", help="write the HF chat template/EOS into the GGUF instead of failing parity")
+    sp.add_argument("--imatrix", choices=("auto", "always", "never"), help="importance matrix from the run's data (default: auto)")
+    sp.add_argument("--hf-quant", metavar="METHODS", help="comma-separated: gptq, awq (needs: pip install 'tunedeck[gptq]')")
+    sp.add_argument("--max-shard-size", help="merged safetensors shard size, e.g. 500MB (default: 2GB)")
+    sp.add_argument("--no-adapter", action="store_true", help="do not copy the PEFT adapter to export/adapter")
     sp.add_argument("--json", action="store_true")
     runs_dir_arg(sp)
     sp.set_defaults(func=cmd_export)
@@ -380,14 +425,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--headless", action="store_true", help="run base -> SFT -> export -> chat and print a table")
     sp.add_argument("--json", action="store_true", help="with --headless: print one JSON object")
     sp.add_argument("--dir", help="workspace for --headless (default: the user data dir)")
+    sp.add_argument("--method", default="sft", help="with --init: the method the workspace trains (sft, dpo, grpo, ...)")
     sp.set_defaults(func=cmd_demo)
+    add_data_commands(sub)
+    add_adapter_commands(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:
-        return _open_tui(Path(args.workspace) if args.workspace else None)
+        return _open_tui(
+            Path(args.workspace) if args.workspace else None, Path(args.recipe) if args.recipe else None
+        )
     from engine.adapters import ModelLoadError
     from engine.data import DataError
     from engine.launch import RunStateError

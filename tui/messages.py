@@ -1,9 +1,10 @@
-"""Messages the screens post to the app (small dataclasses, past-tense names)."""
+"""Messages the screens and workers post (small dataclasses, past-tense names)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from textual.message import Message
 
@@ -21,3 +22,45 @@ class TrainLaunchFailed(Message):
     """Training could not be started; ``reason`` says what is wrong and what to do."""
 
     reason: str
+
+
+@dataclass
+class RunActionFinished(Message):
+    """A stop/resume/delete finished; ``text`` says what happened, ``ok`` whether it worked."""
+
+    text: str
+    ok: bool = True
+
+
+@dataclass
+class EventsRead(Message):
+    """New events of run ``run_id`` (the history on the first read, then only what was appended)."""
+
+    run_id: str
+    events: list[dict[str, Any]]
+    state: str
+    start: int  # the byte offset the read began at
+    end: int  # where the next read continues
+
+
+@dataclass
+class GpuSampled(Message):
+    """One NVML sample per device (empty without an NVIDIA GPU) and host RAM in bytes."""
+
+    devices: list[dict[str, Any]]
+    ram_used: int
+    ram_total: int
+    note: str = ""
+
+    def can_replace(self, message: Message) -> bool:
+        """A newer sample makes a queued one pointless."""
+        return isinstance(message, GpuSampled)
+
+
+@dataclass
+class WorkFailed(Message):
+    """A background task failed; ``reason`` is what the user is told."""
+
+    title: str
+    reason: str
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -32,3 +32,21 @@ def test_engine_imports_no_ui(module: str) -> None:
     roots = imported_roots(f"import {module}")
     assert "engine" in roots
     assert roots.isdisjoint(UI), sorted(roots & set(UI))
+
+
+def test_first_frame_of_the_app_pulls_in_no_ml_stack(tmp_path: Path) -> None:
+    """Start the real app headless to its first frame on the home screen, then look at sys.modules."""
+    code = (
+        "import asyncio, sys, json\n"
+        "from pathlib import Path\n"
+        "from tui.app import TunedeckApp\n"
+        "async def main():\n"
+        f"    async with TunedeckApp(workspace=Path({str(tmp_path)!r})).run_test(size=(80, 24)) as pilot:\n"
+        "        await pilot.pause()\n"
+        "asyncio.run(main())\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    roots = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "textual" in roots
+    assert roots.isdisjoint(HEAVY), sorted(roots & set(HEAVY))

@@ -1,21 +1,21 @@
-"""The home screen: the workspace's runs, the selected run's latest events, and `t` to train."""
+"""The home screen: the workspace's runs; train, attach, stop, resume and delete them."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Static
 
-from engine.runs import RunDir, list_runs
-from tui.messages import TrainLaunched, TrainLaunchFailed
+from engine.runs import TERMINAL_STATES, RunDir, list_runs
+from tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed
+from tui.screens.base import StudioScreen
+from tui.screens.confirm import ConfirmScreen
 
 REFRESH_SECONDS = 2.0
 TAIL_EVENTS = 6
@@ -64,28 +64,31 @@ class EventTail:
         self.events.extend(events)
 
 
-class RunsScreen(Screen[None]):
-    """Lists the runs in ``<workspace>/runs`` and tails the selected one."""
+class RunsScreen(StudioScreen):
+    """Lists the runs of the recipe's runs folder and tails the selected one."""
 
     BINDINGS = [
         Binding("t", "train", "Train", id="train", tooltip="Start training recipe.yaml in the background"),
+        Binding("enter,a", "attach", "Attach", id="attach", tooltip="Follow the selected run on the Train screen"),
+        Binding("s", "stop", "Stop", id="stop", tooltip="Stop the selected run at the next step (checkpoint)"),
+        Binding("u", "resume", "Resume", id="resume", tooltip="Resume the selected stopped run from its checkpoint"),
+        Binding("d", "delete", "Delete", id="delete", tooltip="Delete the selected run folder (asks first)"),
         Binding("r", "refresh_runs", "Refresh", id="refresh", tooltip="Re-read the runs folder now"),
     ]
 
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.workspace = workspace
-        self.recipe_path = workspace / "recipe.yaml"
-        self.runs_dir = workspace / "runs"
         self._tail: EventTail | None = None
         self._read_error = ""
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    @property
+    def recipe_path(self):
+        return self.store.path
+
+    def compose_body(self) -> ComposeResult:
         yield Static(id="recipe", markup=False)
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="detail", markup=False)
-        yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
@@ -95,12 +98,15 @@ class RunsScreen(Screen[None]):
         self.refresh_runs()
         self.set_interval(REFRESH_SECONDS, self.refresh_runs)
 
+    def on_screen_resume(self) -> None:
+        self.refresh_runs()
+
     # ---- reading
 
     def refresh_runs(self) -> None:
         """Re-read the recipe, the runs and the selected run's events."""
         if self.recipe_path.is_file():
-            recipe = f"recipe: {self.recipe_path}"
+            recipe = f"recipe: {self.recipe_path}" + (" (unsaved edits)" if self.store.dirty else "")
         else:
             recipe = f"no recipe.yaml in {self.workspace} (tunedeck demo --init {self.workspace} writes one)"
         self.query_one("#recipe", Static).update(recipe)
@@ -126,7 +132,7 @@ class RunsScreen(Screen[None]):
         if keys == [key.value for key in table.rows]:
             for row in rows:
                 for (_, column), value in zip(COLUMNS, row, strict=True):
-                    table.update_cell(row[0], column, Text(value))
+                    table.update_cell(row[0], column, Text(value), update_width=True)
             return
         selected = self.selected_run_id()
         table.clear()
@@ -141,6 +147,14 @@ class RunsScreen(Screen[None]):
         if not table.row_count:
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def selected_run(self) -> RunDir | None:
+        """The highlighted run, telling the user when there is none."""
+        run_id = self.selected_run_id()
+        if run_id is None:
+            self.notify("no run selected: press t to train one", severity="warning")
+            return None
+        return RunDir(self.runs_dir / run_id)
 
     def _show_detail(self) -> None:
         detail = self.query_one("#detail", Static)
@@ -163,15 +177,76 @@ class RunsScreen(Screen[None]):
     def _row_highlighted(self) -> None:
         self._show_detail()
 
+    @on(DataTable.RowSelected, "#runs")
+    def _row_selected(self) -> None:
+        self.action_attach()
+
+    def on_run_action_finished(self, message: RunActionFinished) -> None:
+        if message.text != "recipe opened":
+            self.notify(message.text, severity="information" if message.ok else "error", markup=False)
+        self.refresh_runs()
+
     # ---- actions
 
     def action_refresh_runs(self) -> None:
         """Re-read everything now."""
         self.refresh_runs()
 
+    def action_attach(self) -> None:
+        """Show the selected run's full history and live progress on the Train screen."""
+        if (run := self.selected_run()) is not None:
+            self.app.action_attach(run.id)  # type: ignore[attr-defined]
+
+    def action_stop(self) -> None:
+        """Signal the worker; it checkpoints at the next step and exits (waits in a thread)."""
+        if (run := self.selected_run()) is not None:
+            self._run_verb(run, "stop")
+
+    def action_resume(self) -> None:
+        """Start a new worker on a stopped run from its newest complete checkpoint."""
+        if (run := self.selected_run()) is not None:
+            self._run_verb(run, "resume")
+
+    def action_delete(self) -> None:
+        """Remove the run folder after a confirm; refused while its worker lives."""
+        run = self.selected_run()
+        if run is None:
+            return
+        if run.state() not in TERMINAL_STATES:
+            self.notify(f"run {run.id} is {run.state()}: stop it first (s)", severity="error", markup=False)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run_verb(run, "delete")
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {run.id} and all its files?"), answered)
+
+    @work(thread=True, exit_on_error=False, group="run-verbs")
+    def _run_verb(self, run: RunDir, verb: str) -> None:
+        import shutil
+
+        from engine.launch import RunStateError, resume_run, stop_run
+
+        try:
+            if verb == "stop":
+                self.post_message(RunActionFinished(f"stopping {run.id} (at the next step boundary)"))
+                seconds = stop_run(run)
+                text = f"run {run.id} stopped after {seconds:.1f}s"
+            elif verb == "resume":
+                resume_run(run)
+                text = f"run {run.id} resumed"
+            else:
+                shutil.rmtree(run.path)
+                text = f"run {run.id} deleted"
+        except (RunStateError, OSError, TimeoutError) as e:
+            self.post_message(RunActionFinished(str(e), ok=False))
+            return
+        self.post_message(RunActionFinished(text))
+
     def action_train(self) -> None:
-        """Start training recipe.yaml in a detached worker; never blocks the UI."""
-        if not self.recipe_path.is_file():
+        """Start training the shared recipe in a detached worker; never blocks the UI."""
+        if not self.recipe_path.is_file() and not self.store.data:
             self.post_message(
                 TrainLaunchFailed(
                     f"no recipe.yaml in {self.workspace}: write one there "
@@ -185,10 +260,10 @@ class RunsScreen(Screen[None]):
     def _start_training(self) -> None:
         # engine.recipe and engine.launch are light (no torch): the worker process loads the ML stack.
         from engine.launch import start_run
-        from engine.recipe import RecipeError, load_recipe
+        from engine.recipe import RecipeError, resolve_paths
 
         try:
-            run = start_run(load_recipe(self.recipe_path))
+            run = start_run(resolve_paths(self.store.recipe(), self.store.base))
         except (RecipeError, OSError) as e:
             self.post_message(TrainLaunchFailed(str(e)))
             return

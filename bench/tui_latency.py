@@ -1,0 +1,149 @@
+"""TUI speed: time to first frame (headless and in a real tmux terminal) and key-to-frame latency
+while a demo training runs on the same machine. Prints JSON.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/tui_latency.py [--presses 40] [--no-train] [--no-tmux]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FIRST_FRAME = """
+import time, sys
+from pathlib import Path
+from tui.app import TunedeckApp
+
+stamp = []
+
+class Probe(TunedeckApp):
+    CSS_PATH = str(Path(sys.modules["tui.app"].__file__).with_name("app.tcss"))  # -c has no file to resolve from
+
+    def on_mount(self):
+        super().on_mount()
+        self.call_after_refresh(self.done)
+    def done(self):
+        stamp.append(time.time())
+        self.exit()
+
+Probe(workspace=Path(sys.argv[1])).run(headless=True)
+print(stamp[0], sys.modules.get("torch") is not None)
+"""
+
+
+def startup_headless(workspace: Path, repeats: int = 3) -> dict:
+    """Seconds from spawning ``python`` to the first refresh of the home screen (headless driver)."""
+    times, torch = [], False
+    for _ in range(repeats):
+        t0 = time.time()
+        out = subprocess.run([sys.executable, "-c", FIRST_FRAME, str(workspace)], cwd=ROOT, capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        stamp, torch_loaded = out.stdout.split()
+        times.append(float(stamp) - t0)
+        torch = torch or torch_loaded == "True"
+    return {"first_frame_s_min": round(min(times), 3), "first_frame_s_median": round(statistics.median(times), 3),
+            "torch_imported_at_startup": torch}  # fmt: skip
+
+
+def startup_tmux(workspace: Path) -> float | None:
+    """Seconds from starting `tunedeck` in tmux (80x24) until the title is on screen; None without tmux."""
+    if shutil.which("tmux") is None:
+        return None
+    name = f"tunedeck-bench-{os.getpid()}"
+    t0 = time.time()
+    cmd = f"cd {ROOT} && {sys.executable} -m tui.cli --workspace {workspace}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", cmd], check=True)
+    try:
+        while time.time() - t0 < 30:
+            out = subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
+            if "tunedeck" in out and "Train" in out:
+                return round(time.time() - t0, 3)
+            time.sleep(0.01)
+        return None
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
+
+
+async def key_latency(workspace: Path, presses: int) -> dict:
+    """Press 1/6 (Runs <-> Train, both reading the live run) and time each until the new screen has painted."""
+    from tui.app import TunedeckApp
+    from tui.screens.runs import RunsScreen
+    from tui.screens.train import TrainScreen
+
+    app = TunedeckApp(workspace=workspace)
+    latencies = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        for i in range(presses):
+            key, want = ("6", TrainScreen) if i % 2 == 0 else ("1", RunsScreen)
+            t = time.perf_counter()
+            await pilot.press(key)
+            while not isinstance(app.screen, want):
+                await asyncio.sleep(0)
+            await pilot.pause()  # idle: the frame for the key has been composed
+            latencies.append((time.perf_counter() - t) * 1000)
+            await asyncio.sleep(0.1)
+    return {"presses": presses, "key_to_frame_ms_p50": round(percentile(latencies, 50), 1),
+            "key_to_frame_ms_p99": round(percentile(latencies, 99), 1), "key_to_frame_ms_max": round(max(latencies), 1)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument("--no-train", action="store_true", help="measure keys without a training in the background")
+    parser.add_argument("--no-tmux", action="store_true")
+    args = parser.parse_args()
+    from engine.demo import init_workspace
+
+    result: dict = {"cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as tmp:
+        ws = Path(tmp)
+        init_workspace(ws)
+        result.update(startup_headless(ws))
+        result["tmux_first_frame_s"] = None if args.no_tmux else startup_tmux(ws)
+        run = None
+        if not args.no_train:
+            from engine.launch import start_run
+            from engine.recipe import load_recipe
+
+            run = start_run(load_recipe(ws / "recipe.yaml", ["train.max_steps=400", "train.logging_steps=5"]))
+            for _ in range(600):  # wait until it really trains (steps logged)
+                if run.read_status().get("step") or run.state() in ("failed", "crashed", "finished"):
+                    break
+                time.sleep(0.5)
+            result["training_state_at_start"] = run.state()
+            result["training_step_at_start"] = run.read_status().get("step")
+        try:
+            result.update(asyncio.run(key_latency(ws, args.presses)))
+        finally:
+            if run is not None:
+                from engine.launch import RunStateError, stop_run
+
+                result["training_step_at_end"] = run.read_status().get("step")
+                result["training_state_at_end"] = run.state()
+                try:
+                    stop_run(run, now=True)
+                except RunStateError:
+                    pass
+        result["while_training"] = run is not None
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

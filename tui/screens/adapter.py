@@ -1,0 +1,81 @@
+"""Adapter: LoRA/QLoRA/DoRA/full settings with live parameter math and a memory estimate."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from engine.recipe import ADAPTER_KINDS, TARGET_PRESETS
+from tui.screens.base import ML_LOCK, StudioScreen
+from tui.widgets.field_form import FieldForm, FormField
+
+BOOL = ("true", "false")
+FIELDS = [
+    FormField("adapter.kind", "kind", ADAPTER_KINDS),
+    FormField("adapter.r", "r"),
+    FormField("adapter.lora_alpha", "lora_alpha"),
+    FormField("adapter.lora_dropout", "lora_dropout"),
+    FormField("adapter.target_modules", "target_modules"),
+    FormField("adapter.use_rslora", "use_rslora", BOOL),
+    FormField("train.per_device_train_batch_size", "batch size"),
+    FormField("train.max_length", "max_length"),
+    FormField("train.gradient_checkpointing", "grad checkpointing", BOOL),
+]
+DEBOUNCE_SECONDS = 0.4
+
+
+class AdapterScreen(StudioScreen):
+    """The form on the left, the math on the right; the math recomputes after each valid edit."""
+
+    BINDINGS = [
+        Binding("ctrl+e", "estimate", "Estimate", id="adapter-estimate", tooltip="Recompute the parameter math now"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="adapter-body"):
+            yield FieldForm(FIELDS, id="adapter-form")
+            yield Static("computing...", id="adapter-math", markup=False)
+        yield Static(f"target_modules presets: {', '.join(TARGET_PRESETS)}, or module names", id="adapter-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#adapter-math", Static).border_title = "parameters and memory"
+        self._timer = None
+        self.action_estimate()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(FieldForm).reload()
+
+    @on(FieldForm.Changed)
+    def _changed(self, event: FieldForm.Changed) -> None:
+        if event.problem:
+            return
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(DEBOUNCE_SECONDS, self.action_estimate)
+
+    def action_estimate(self) -> None:
+        """Recompute in a thread (the first call imports transformers and builds a meta-device model)."""
+        from engine.recipe import RecipeError
+
+        try:
+            recipe = self.store.recipe()
+        except RecipeError as e:
+            self.query_one("#adapter-math", Static).update(str(e))
+            return
+        from engine.recipe import resolve_paths
+
+        self._compute(resolve_paths(recipe, self.store.base))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="estimate")
+    def _compute(self, recipe) -> None:
+        from tui.screens.adapter_math import adapter_figures
+
+        try:
+            with ML_LOCK:
+                text = "\n".join(adapter_figures(recipe))
+        except Exception as e:  # the estimate explains; it never takes the screen down
+            text = f"cannot estimate: {e}"
+        self.app.call_from_thread(self.query_one("#adapter-math", Static).update, text)

@@ -1,0 +1,55 @@
+"""What every studio screen shares: header, footer, the recipe store and the attached run."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from engine.runs import RunDir, list_runs
+
+# transformers' lazy modules are not safe to import from two threads at once: workers that touch the
+# ML stack (tokenizers, meta models, export, llama.cpp) hold this lock while they do.
+ML_LOCK = threading.RLock()
+
+if TYPE_CHECKING:
+    from tui.screens.recipe_store import RecipeStore
+
+
+class StudioScreen(Screen[None]):
+    """A screen of the studio; subclasses yield their body from ``compose_body``."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield from self.compose_body()
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    @property
+    def workspace(self) -> Path:
+        return self.app.workspace  # type: ignore[attr-defined]
+
+    @property
+    def store(self) -> RecipeStore:
+        return self.app.store  # type: ignore[attr-defined]
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where the recipe's runs go (train.runs_dir against the recipe's folder)."""
+        runs = Path(str(self.store.get("train.runs_dir", "runs"))).expanduser()
+        return runs if runs.is_absolute() else self.store.base / runs
+
+    def current_run(self) -> RunDir | None:
+        """The run the user attached to, else the newest run."""
+        wanted = getattr(self.app, "attached_run", None)
+        runs = list_runs(self.runs_dir)
+        for run in runs:
+            if run.id == wanted:
+                return run
+        return runs[-1] if runs else None

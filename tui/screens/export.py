@@ -1,0 +1,144 @@
+"""Export: pick GGUF quant types, run merge -> convert -> quantize -> verify, and read the size/fidelity table."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, RichLog, SelectionList, Static
+
+from engine.recipe import GGUF_TYPES
+from engine.runs import RunDir
+from tui.messages import WorkFailed
+from tui.screens.base import ML_LOCK, StudioScreen
+
+
+def size_text(n: float) -> str:
+    """Bytes as MiB/GiB."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def file_row(entry: dict[str, Any]) -> tuple[str, ...]:
+    """type, size, perplexity (vs HF), top-1 agreement, KL, accuracy, fallback tensors."""
+    f = entry.get("fidelity") or {}
+
+    def num(key: str, fmt: str) -> str:
+        return fmt.format(f[key]) if isinstance(f.get(key), (int, float)) else "-"
+
+    ppl = num("perplexity", "{:.3f}") + (f" ({f['perplexity_hf']:.3f})" if isinstance(f.get("perplexity_hf"), float) else "")
+    return (
+        entry.get("type", "?"),
+        size_text(entry.get("size_bytes", 0)),
+        ppl,
+        num("top1_agreement", "{:.1%}"),
+        num("mean_kl", "{:.4f}"),
+        num("accuracy", "{:.1%}"),
+        str(len(entry.get("fallback_tensors") or [])),
+    )
+
+
+class ExportScreen(StudioScreen):
+    """Exports the attached (or newest) run; progress per stage, then the report's table and warnings."""
+
+    BINDINGS = [
+        Binding("x", "export", "Export", id="export-start", tooltip="Export the run to the checked GGUF types"),
+        Binding("l", "load_report", "Report", id="export-report", tooltip="Show the run's export-report.json"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run: RunDir | None = None
+        self.busy = False
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="export-run", markup=False)
+        with Horizontal(id="export-top"):
+            yield SelectionList[str](*((q, q, False) for q in GGUF_TYPES), id="export-quants")
+            yield RichLog(id="export-log", markup=False, wrap=True)
+        yield DataTable(id="export-files", cursor_type="row")
+        yield Static(id="export-warnings", markup=False)
+
+    def on_mount(self) -> None:
+        quants = self.query_one("#export-quants", SelectionList)
+        quants.border_title = "GGUF (space)"
+        for q in self.store.get("export.quant") or []:
+            if str(q).upper() in GGUF_TYPES:
+                quants.select(str(q).upper())
+        self.query_one("#export-log", RichLog).border_title = "progress"
+        self.query_one("#export-files", DataTable).add_columns("type", "size", "ppl (HF)", "top-1", "KL", "acc", "fallback")
+        self.on_screen_resume()
+
+    def on_screen_resume(self) -> None:
+        self.run = self.current_run()
+        text = f"run {self.run.id} ({self.run.state()})" if self.run else "no run to export yet: train one first"
+        self.query_one("#export-run", Static).update(text)
+        self.action_load_report()
+
+    def action_load_report(self) -> None:
+        """Fill the table from the run's export-report.json, when there is one."""
+        if self.run is None or not self.run.export_report.is_file():
+            return
+        try:
+            self._show_report(json.loads(self.run.export_report.read_text()))
+        except (OSError, ValueError) as e:
+            self.notify(f"cannot read {self.run.export_report}: {e}", severity="error", markup=False)
+
+    def _show_report(self, report: dict[str, Any]) -> None:
+        table = self.query_one("#export-files", DataTable)
+        table.clear()
+        for entry in report.get("files", []):
+            table.add_row(*file_row(entry))
+        warnings = list(report.get("warnings", []))
+        if report.get("error"):
+            warnings.insert(0, f"export failed: {report['error']}")
+        self.query_one("#export-warnings", Static).update(
+            "\n".join(f"! {w}" for w in warnings) if warnings else "no fallback or parity warnings"
+        )
+
+    def action_export(self) -> None:
+        """Run the export pipeline in a thread on the selected types."""
+        quants = list(self.query_one("#export-quants", SelectionList).selected)
+        if self.run is None or self.run.state() != "finished":
+            self.notify("export needs a finished run (attach one on Runs)", severity="error")
+            return
+        if not quants:
+            self.notify("check at least one GGUF type (space)", severity="error")
+            return
+        if self.busy:
+            self.notify("an export is already running", severity="warning")
+            return
+        self.busy = True
+        self.query_one("#export-log", RichLog).clear()
+        self._export(self.run, quants)
+
+    def _log(self, started: float, message: str) -> None:
+        self.query_one("#export-log", RichLog).write(f"{time.time() - started:6.1f}s {message}")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="export")
+    def _export(self, run: RunDir, quants: list[str]) -> None:
+        from engine.export.errors import ExportError
+        from engine.export.pipeline import export_run
+
+        started = time.time()
+        log = lambda m: self.app.call_from_thread(self._log, started, m)  # noqa: E731
+        try:
+            with ML_LOCK:
+                report = export_run(run, quants, progress=log)
+        except (ExportError, OSError, ValueError) as e:
+            self.post_message(WorkFailed("export", str(e)))
+            log(f"failed: {e}")
+            report = None
+        except Exception as e:  # anything else is still shown, with the log file to read
+            self.post_message(WorkFailed("export", f"{type(e).__name__}: {e}"))
+            log(f"failed: {type(e).__name__}: {e}")
+            report = None
+        finally:
+            self.busy = False
+        if report is not None:
+            log(f"done: {len(report.get('files', []))} file(s) in {run.gguf}")
+            self.app.call_from_thread(self._show_report, report)

@@ -1,0 +1,98 @@
+"""The workspace recipe as the Data/Template/Adapter/Method screens share it: a raw dict, validated per edit."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.recipe import Recipe, RecipeError, recipe_from_dict
+
+
+class RecipeStore:
+    """Holds recipe.yaml as written (relative paths stay relative); every edit validates through engine.recipe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {}
+        self.error = ""
+        self.dirty = False
+        self.load()
+
+    def load(self, path: Path | None = None) -> str:
+        """Read ``path`` (default: the current file); returns the problem, or ''."""
+        self.path = path or self.path
+        self.dirty = False
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            self.data, self.error = {}, f"no recipe at {self.path}: `tunedeck demo --init DIR` writes one"
+            return self.error
+        except (OSError, yaml.YAMLError) as e:
+            self.data, self.error = {}, f"{self.path}: cannot read it ({e})"
+            return self.error
+        self.data = data if isinstance(data, dict) else {}
+        self.error = self.validate(self.data)
+        return self.error
+
+    @property
+    def base(self) -> Path:
+        """The folder relative data/model paths are resolved against."""
+        return self.path.parent
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        """A field by its path (``adapter.r``), falling back to the Recipe default."""
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return self._default(dotted, default)
+            node = node[part]
+        return node
+
+    def _default(self, dotted: str, default: Any) -> Any:
+        section, _, name = dotted.partition(".")
+        try:
+            recipe = recipe_from_dict({"model": {"name_or_path": "x"}, "data": {"train": "x"}})
+            return getattr(getattr(recipe, section), name)
+        except (AttributeError, RecipeError):
+            return default
+
+    @staticmethod
+    def validate(data: dict[str, Any]) -> str:
+        """'' when ``data`` is a valid recipe, else the field-named problem."""
+        try:
+            recipe_from_dict(copy.deepcopy(data))
+        except RecipeError as e:
+            return str(e)
+        return ""
+
+    def set(self, dotted: str, value: Any) -> str:
+        """Set one field; returns the recipe's problem ('' when valid). Saving refuses an invalid recipe."""
+        data = copy.deepcopy(self.data)
+        parts = dotted.split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+        problem = self.validate(data)
+        self.data, self.error, self.dirty = data, problem, True
+        return problem
+
+    def recipe(self) -> Recipe:
+        """The validated Recipe (raises RecipeError naming the field)."""
+        return recipe_from_dict(copy.deepcopy(self.data), str(self.path))
+
+    def resolve(self, value: str) -> str:
+        """A path from the recipe made absolute against its folder when that file exists."""
+        p = Path(value).expanduser()
+        p = p if p.is_absolute() else self.base / p
+        return str(p) if p.exists() else value
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write the YAML `tunedeck train` runs (Recipe.save); raises RecipeError when invalid."""
+        target = path or self.path
+        self.recipe().save(target)
+        self.path, self.dirty = target, False
+        return target

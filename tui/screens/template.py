@@ -1,0 +1,105 @@
+"""Template: one training row rendered through the chat template, token by token, with the loss mask."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from tui.messages import WorkFailed
+from tui.screens.base import ML_LOCK, StudioScreen
+from tui.widgets.token_view import Token, TokenView
+
+
+def template_names() -> list[str]:
+    """The picker's choices: the model's own template, then the built-ins."""
+    from engine.templates import BUILTIN_TEMPLATES
+
+    return ["model", *BUILTIN_TEMPLATES]
+
+
+class TemplateScreen(StudioScreen):
+    """Renders row N of data.train with template.name; t picks the template, n/p the row."""
+
+    BINDINGS = [
+        Binding("t", "next_template", "Template", id="tpl-next", tooltip="Use the next chat template (saved in the recipe)"),
+        Binding("n", "row(1)", "Next row", id="tpl-row-next", tooltip="Render the next dataset row"),
+        Binding("p", "row(-1)", "Prev row", id="tpl-row-prev", tooltip="Render the previous dataset row"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index = 0
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="tpl-head", markup=False)
+        with VerticalScroll(id="tpl-scroll"):
+            yield TokenView(id="tpl-tokens")
+        yield Static(TokenView.legend(), id="tpl-legend", markup=False)
+
+    def on_mount(self) -> None:
+        self.render_row()
+
+    def on_screen_resume(self) -> None:
+        self.render_row()
+
+    def render_row(self) -> None:
+        """Render the current row with the recipe's template (in a thread: it loads the tokenizer)."""
+        name = str(self.store.get("template.name", "model"))
+        self.query_one("#tpl-head", Static).update(f"template: {name}   row {self.index}   rendering...")
+        self._render_tokens(name, self.index)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="template")
+    def _render_tokens(self, name: str, index: int) -> None:
+        from engine.data.inspect import read_row
+        from engine.templates import load_chat_tokenizer, token_views
+
+        try:
+            source = self.store.resolve(str(self.store.get("data.train", "")))
+            fmt, where, row, errors = read_row(source, index)
+            if row is None:
+                raise ValueError(f"{where}: invalid row: {'; '.join(e.reason for e in errors)}")
+            model = self.store.resolve(str(self.store.get("model.name_or_path", "")))
+            assistant_only = bool(self.store.get("method.assistant_only_loss", True))
+            with ML_LOCK:
+                tokenizer, template = load_chat_tokenizer(model, name)
+                views = token_views(tokenizer, row, template, assistant_only_loss=assistant_only)
+        except Exception as e:  # a bad template or row is shown, never raised
+            self.post_message(WorkFailed("template", str(e)))
+            self.app.call_from_thread(self._show_error, name, index, str(e))
+            return
+        special = set(tokenizer.all_special_ids)
+        tokens: list[Token] = []
+        for view in views:
+            if len(views) > 1:
+                tokens.append((f"\n── {view.name} ──\n", False, False))
+            tokens += [(p, t, i in special) for i, p, t in zip(view.ids, view.pieces, view.trained, strict=True)]
+        trained = sum(sum(v.trained) for v in views)
+        total = sum(len(v.ids) for v in views)
+        head = f"template: {name}   row {index} ({where.short()}, {fmt})   {trained}/{total} tokens trained"
+        self.app.call_from_thread(self._show, head, tokens)
+
+    def _show(self, head: str, tokens: list[Token]) -> None:
+        self.query_one("#tpl-head", Static).update(head)
+        self.query_one(TokenView).show(tokens)
+
+    def _show_error(self, name: str, index: int, error: str) -> None:
+        self.query_one("#tpl-head", Static).update(f"template: {name}   row {index}")
+        self.query_one(TokenView).update(error)
+
+    def action_next_template(self) -> None:
+        """Cycle template.name through model and the built-ins."""
+        names = template_names()
+        current = str(self.store.get("template.name", "model"))
+        name = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
+        problem = self.store.set("template.name", name)
+        if problem:
+            self.notify(problem, severity="error", markup=False)
+        self.render_row()
+
+    def action_row(self, delta: int) -> None:
+        """Move to another row."""
+        self.index = max(0, self.index + delta)
+        self.render_row()

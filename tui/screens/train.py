@@ -1,0 +1,203 @@
+"""Train: start a run, follow it live (loss chart, LR, throughput, ETA, progress) with a GPU panel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import ProgressBar, Static
+
+from engine.runs import RunDir
+from tui.messages import EventsRead
+from tui.screens.base import StudioScreen
+from tui.widgets.gpu_panel import GpuPanel
+from tui.widgets.loss_chart import LossChart
+
+POLL_SECONDS = 0.5
+
+
+def fmt_eta(seconds: float) -> str:
+    """h:mm:ss."""
+    s = int(max(seconds, 0))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+class RunProgress:
+    """What the screen shows of one run, folded from its events."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.max_steps = 0
+        self.loss: float | None = None
+        self.lr: float | None = None
+        self.tokens_per_s: float | None = None
+        self.first: tuple[float, int] | None = None  # (ts, step) of the first step seen since (re)start
+        self.last_ts = 0.0
+        self.note = ""
+
+    def fold(self, event: dict[str, Any]) -> None:
+        """Update from one event."""
+        kind = event.get("kind")
+        if kind in ("started", "resumed"):
+            self.first = None
+        elif kind == "step":
+            self.step = int(event.get("step") or 0)
+            self.max_steps = int(event.get("max_steps") or self.max_steps or 0)
+            self.loss = event.get("loss")
+            self.lr = event.get("lr")
+            self.tokens_per_s = event.get("tokens_per_s") or self.tokens_per_s
+            self.last_ts = float(event.get("ts") or 0.0)
+            if self.first is None:
+                self.first = (self.last_ts, self.step)
+        elif kind == "train_begin":
+            self.max_steps = int(event.get("max_steps") or 0)
+        elif kind == "failed":
+            self.note = f"failed: {event.get('error')}  hint: {event.get('hint')}"
+        elif kind in ("finished", "stopped", "killed"):
+            self.note = kind
+
+    def eta(self, state: str) -> str:
+        """Remaining time from the step rate since the first step seen; '-' when unknown or over."""
+        if state != "running" or self.first is None or not self.max_steps:
+            return "-"
+        ts0, step0 = self.first
+        if self.step <= step0 or self.last_ts <= ts0:
+            return "-"
+        return fmt_eta((self.last_ts - ts0) / (self.step - step0) * (self.max_steps - self.step))
+
+    def line(self, state: str) -> str:
+        """step/total, loss, lr, tok/s and ETA on one line."""
+        parts = [f"step {self.step}/{self.max_steps or '?'}"]
+        parts.append(f"loss {self.loss:.4f}" if isinstance(self.loss, (int, float)) else "loss -")
+        parts.append(f"lr {self.lr:.2e}" if isinstance(self.lr, (int, float)) else "lr -")
+        parts.append(f"{self.tokens_per_s:.0f} tok/s" if self.tokens_per_s else "- tok/s")
+        parts.append(f"ETA {self.eta(state)}")
+        return "  ".join(parts)
+
+
+class TrainScreen(StudioScreen):
+    """Follows the attached (or newest) run: history first, then live events."""
+
+    BINDINGS = [
+        Binding("t", "train", "Train", id="train-start", tooltip="Start training the recipe as a new run"),
+        Binding("s", "stop", "Stop", id="train-stop", tooltip="Stop this run at the next step (checkpoint)"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run: RunDir | None = None
+        self.event_offset = 0
+        self.progress = RunProgress()
+        self.state = ""
+        self._reading = False
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="train-run", markup=False)
+        yield ProgressBar(id="train-bar", show_eta=False)
+        yield Static(id="train-stats", markup=False)
+        with Horizontal(id="train-panels"):
+            yield LossChart(id="loss-chart")
+            yield GpuPanel(id="gpu-panel", markup=False)
+
+    def on_mount(self) -> None:
+        self._follow(self.current_run())
+        self.set_interval(POLL_SECONDS, self._poll)
+
+    def on_screen_resume(self) -> None:
+        run = self.current_run()
+        if run is not None and (self.run is None or run.id != self.run.id):
+            self._follow(run)
+
+    def _follow(self, run: RunDir | None) -> None:
+        """Start over on ``run``: its full history is read on the next poll."""
+        self.run, self.event_offset, self.progress, self.state = run, 0, RunProgress(), ""
+        chart = self.query_one(LossChart)
+        chart.clear_points()
+        chart.redraw()
+        self._show_progress()
+        self._reading = False
+        self._poll()
+
+    def _poll(self) -> None:
+        if self.run is not None and not self._reading:
+            self._reading = True
+            self._read(self.run, self.event_offset)
+
+    @work(thread=True, exit_on_error=False, group="tail")
+    def _read(self, run: RunDir, offset: int) -> None:
+        events, end, state = [], offset, self.state
+        try:
+            events, end = run.read_events(offset)
+            state = run.state()
+        finally:
+            self.post_message(EventsRead(run.id, events, state, offset, end))
+
+    def on_events_read(self, message: EventsRead) -> None:
+        self._reading = False
+        if self.run is None or message.run_id != self.run.id or message.start != self.event_offset:
+            return
+        self.event_offset = message.end
+        chart = self.query_one(LossChart)
+        for event in message.events:
+            self.progress.fold(event)
+            if event.get("kind") == "step" and isinstance(event.get("loss"), (int, float)):
+                chart.add(event["step"], event["loss"])
+            elif event.get("kind") == "eval" and isinstance(event.get("eval_loss"), (int, float)):
+                chart.add(event["step"], event["eval_loss"], eval_=True)
+        self.state = message.state
+        if message.events:
+            chart.redraw()
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        head = self.query_one("#train-run", Static)
+        bar = self.query_one("#train-bar", ProgressBar)
+        stats = self.query_one("#train-stats", Static)
+        if self.run is None:
+            head.update("no run yet: press t to train the recipe (or attach one on Runs)")
+            bar.update(total=None, progress=0)
+            stats.update("")
+            return
+        p = self.progress
+        head.update(f"run {self.run.id}  {self.state or 'reading...'}" + (f"  {p.note}" if p.note else ""))
+        bar.update(total=p.max_steps or None, progress=p.step)
+        stats.update(p.line(self.state))
+
+    def action_train(self) -> None:
+        """Start the recipe as a new run (the same as t on Runs)."""
+        self._start()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
+    def _start(self) -> None:
+        from engine.launch import start_run
+        from engine.recipe import RecipeError, resolve_paths
+        from tui.messages import TrainLaunched, TrainLaunchFailed
+
+        try:
+            run = start_run(resolve_paths(self.store.recipe(), self.store.base))
+        except (RecipeError, OSError) as e:
+            self.post_message(TrainLaunchFailed(str(e)))
+            return
+        self.post_message(TrainLaunched(self.store.path, run.id))
+        self.app.call_from_thread(self._follow, run)
+
+    def action_stop(self) -> None:
+        """Stop the followed run (SIGTERM; it checkpoints and exits)."""
+        if self.run is None:
+            self.notify("no run to stop", severity="warning")
+            return
+        self._stop(self.run)
+
+    @work(thread=True, exit_on_error=False, group="run-verbs")
+    def _stop(self, run: RunDir) -> None:
+        from engine.launch import RunStateError, stop_run
+
+        try:
+            seconds = stop_run(run)
+        except (RunStateError, OSError, TimeoutError) as e:
+            self.app.call_from_thread(self.notify, str(e), severity="error", markup=False)
+            return
+        self.app.call_from_thread(self.notify, f"run {run.id} stopped after {seconds:.1f}s", markup=False)
