@@ -46,7 +46,7 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 run: $(STAMP)
-	$(VENV)/bin/tunedeck demo
+	HF_HUB_OFFLINE=1 $(VENV)/bin/tunedeck demo
 
 bench: $(STAMP)
 	mkdir -p bench/results
