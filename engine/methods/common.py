@@ -1,4 +1,4 @@
-"""Arguments every method's TRL config shares, taken from the recipe's ``train`` section."""
+"""What every method shares: TRL arguments from the recipe's `train` section, data splits, the trainer shape."""
 
 from __future__ import annotations
 
@@ -63,3 +63,20 @@ def method_kwargs(recipe: Recipe, *names: str) -> dict[str, Any]:
         if value is not None:
             out[name] = [value] if name == "loss_type" and isinstance(value, str) and recipe.method.name == "dpo" else value
     return out
+
+
+def build_trl_trainer(recipe: Recipe, run, callbacks: list, config_cls, trainer_cls, **config: Any):
+    """The shape most TRL trainers share: recipe data, model, tokenizer, PEFT config and callbacks."""
+    from engine.adapters import load_model, load_tokenizer, peft_config
+
+    train, eval_ds = load_splits(recipe)
+    args = config_cls(**common_args(recipe, run), **eval_args(recipe, eval_ds), max_length=recipe.train.max_length, **config)
+    return trainer_cls(
+        model=load_model(recipe),
+        args=args,
+        train_dataset=train,
+        eval_dataset=eval_ds,
+        processing_class=load_tokenizer(recipe),
+        peft_config=peft_config(recipe),
+        callbacks=callbacks,
+    )

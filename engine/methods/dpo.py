@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from engine.adapters import load_model, load_tokenizer, peft_config
-from engine.methods.common import common_args, eval_args, load_splits, method_kwargs
+from engine.methods.common import build_trl_trainer, method_kwargs
 from engine.recipe import Recipe
 
 
 def build_trainer(recipe: Recipe, run, callbacks: list):
     from trl import DPOConfig, DPOTrainer
 
-    train, eval_ds = load_splits(recipe)
-    args = DPOConfig(
-        **common_args(recipe, run),
-        **eval_args(recipe, eval_ds),
-        **method_kwargs(recipe, "beta", "loss_type"),
-        max_length=recipe.train.max_length,
-    )
-    return DPOTrainer(
-        model=load_model(recipe),
-        args=args,
-        train_dataset=train,
-        eval_dataset=eval_ds,
-        processing_class=load_tokenizer(recipe),
-        peft_config=peft_config(recipe),
-        callbacks=callbacks,
-    )
+    return build_trl_trainer(recipe, run, callbacks, DPOConfig, DPOTrainer, **method_kwargs(recipe, "beta", "loss_type"))

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from engine.adapters import load_model, load_tokenizer, peft_config
-from engine.methods.common import common_args, eval_args, load_splits, method_kwargs
+from engine.methods.common import build_trl_trainer, method_kwargs
 from engine.recipe import Recipe
 
 
 def build_trainer(recipe: Recipe, run, callbacks: list):
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-    train, eval_ds = load_splits(recipe)
-    args = CPOConfig(
-        **common_args(recipe, run),
-        **eval_args(recipe, eval_ds),
-        **method_kwargs(recipe, "beta", "simpo_gamma"),
-        loss_type="simpo",
-        cpo_alpha=recipe.method.cpo_alpha if recipe.method.cpo_alpha is not None else 0.0,
-        max_length=recipe.train.max_length,
-    )
-    return CPOTrainer(
-        model=load_model(recipe),
-        args=args,
-        train_dataset=train,
-        eval_dataset=eval_ds,
-        processing_class=load_tokenizer(recipe),
-        peft_config=peft_config(recipe),
-        callbacks=callbacks,
-    )
+    alpha = recipe.method.cpo_alpha if recipe.method.cpo_alpha is not None else 0.0  # 0: pure SimPO, no NLL term
+    return build_trl_trainer(
+        recipe, run, callbacks, CPOConfig, CPOTrainer,
+        loss_type="simpo", cpo_alpha=alpha, **method_kwargs(recipe, "beta", "simpo_gamma"),
+    )  # fmt: skip
