@@ -450,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tunedeck data inspect big.jsonl | head`
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ runs them on their own. Heavy libraries load inside the commands.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -302,22 +301,3 @@ def add_adapter_commands(sub) -> None:
     tp.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field")
     tp.add_argument("--json", action="store_true")
     tp.set_defaults(func=cmd_adapter_targets)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tunedeck", description="Adapter and memory tools.")
-    sub = p.add_subparsers(dest="command", required=True)
-    add_adapter_commands(sub)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

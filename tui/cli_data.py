@@ -8,7 +8,6 @@ transformers) are imported inside the commands that need them. Exit codes: 0 all
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -439,23 +438,3 @@ def add_data_commands(sub) -> None:
     sp.set_defaults(func=cmd_template_render)
     sp = tpl_sub.add_parser("list", help="the built-in templates")
     sp.set_defaults(func=cmd_template_list)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tunedeck", description="Dataset and chat-template commands.")
-    add_data_commands(p.add_subparsers(dest="command", required=True))
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `| head`
-        return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

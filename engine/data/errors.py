@@ -46,3 +46,11 @@ class RowError:
             d["file"] = self.where.file
         d.update(field=self.field, kind=self.kind, reason=self.reason)
         return d
+
+
+_TYPE_NAMES = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+
+
+def json_type_name(value: object) -> str:
+    """How a JSON value's type reads in an error message ("a string", "a list", "null")."""
+    return "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)

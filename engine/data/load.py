@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.data.errors import DataError
+from engine.data.errors import DataError, json_type_name
 
 BUILDERS = {
     ".json": "json",
@@ -207,24 +207,11 @@ def _iter_jsonl(path: Path, name: str, first_row: int) -> Iterator[Record]:
                 row += 1
                 continue
             if not isinstance(obj, dict):
-                reason = f"expected a JSON object per line, got {_json_type(obj)}"
+                reason = f"expected a JSON object per line, got {json_type_name(obj)}"
                 yield name, lineno, row, None, ("", "wrong_type", reason), None
             else:
                 yield name, lineno, row, obj, None, line
             row += 1
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "an object",
-    }.get(type(value), type(value).__name__)
 
 
 def _iter_json_array(path: Path, name: str) -> Iterator[Record]:
@@ -259,7 +246,7 @@ def _iter_json_array(path: Path, name: str) -> Iterator[Record]:
                 None,
             )
         elif not isinstance(obj, dict):
-            yield name, None, i, None, ("", "wrong_type", f"expected a JSON object, got {_json_type(obj)}"), None
+            yield name, None, i, None, ("", "wrong_type", f"expected a JSON object, got {json_type_name(obj)}"), None
         else:
             yield name, None, i, obj, None, None
 

@@ -9,22 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.data.errors import json_type_name
 from engine.data.formats import ROLES, SHAREGPT_ROLES, conversation_key, parse_label, split_implicit_prompt
 
 Problem = tuple[str, str, str]  # (field, kind, reason)
 
-_TYPE_NAMES = {
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    str: "a string",
-    list: "a list",
-    dict: "an object",
-}
 
-
-def type_name(value: Any) -> str:
-    return "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 def _string(row: dict, key: str, out: list[Problem], required: bool = True, allow_empty: bool = False) -> None:
@@ -33,7 +23,7 @@ def _string(row: dict, key: str, out: list[Problem], required: bool = True, allo
         if required:
             out.append((key, "missing", "missing; add it, or map your column to it with data.columns"))
     elif not isinstance(value, str):
-        out.append((key, "wrong_type", f"expected a string, got {type_name(value)}"))
+        out.append((key, "wrong_type", f"expected a string, got {json_type_name(value)}"))
     elif not allow_empty and not value.strip():
         out.append((key, "empty", "empty"))
 
@@ -50,7 +40,7 @@ def check_messages(
     role_key, content_key = ("from", "value") if sharegpt else ("role", "content")
     allowed = SHAREGPT_ROLES if sharegpt else dict.fromkeys(ROLES)
     if not isinstance(value, list):
-        out.append((field, "wrong_type", f"expected a list of messages, got {type_name(value)}"))
+        out.append((field, "wrong_type", f"expected a list of messages, got {json_type_name(value)}"))
         return None
     if not value:
         out.append((field, "empty", "empty conversation"))
@@ -63,7 +53,7 @@ def check_messages(
                 (
                     where,
                     "wrong_type",
-                    f"expected a message object {{{role_key}, {content_key}}}, got {type_name(message)}",
+                    f"expected a message object {{{role_key}, {content_key}}}, got {json_type_name(message)}",
                 )
             )
             last = None
@@ -73,7 +63,7 @@ def check_messages(
             out.append((f"{where}.{role_key}", "missing", "missing"))
             last = None
         elif not isinstance(role, str):
-            out.append((f"{where}.{role_key}", "wrong_type", f"expected a string, got {type_name(role)}"))
+            out.append((f"{where}.{role_key}", "wrong_type", f"expected a string, got {json_type_name(role)}"))
             last = None
         elif role not in allowed:
             out.append(
@@ -85,7 +75,7 @@ def check_messages(
         if content is None:
             out.append((f"{where}.{content_key}", "missing", "missing"))
         elif not isinstance(content, str):
-            out.append((f"{where}.{content_key}", "wrong_type", f"expected a string, got {type_name(content)}"))
+            out.append((f"{where}.{content_key}", "wrong_type", f"expected a string, got {json_type_name(content)}"))
         elif not content.strip():
             out.append((f"{where}.{content_key}", "empty", "empty"))
     if must_end_with_assistant and last is not None and last != "assistant":
@@ -114,7 +104,7 @@ def _prompt_or_messages(row: dict, key: str, out: list[Problem], *, is_prompt: b
         if is_prompt and last == "assistant":
             out.append((f"{key}[{len(value) - 1}].role", "wrong_type", "a prompt must not end with an assistant turn"))
         return "chat" if len(out) == n else None
-    out.append((key, "wrong_type", f"expected a string or a list of messages, got {type_name(value)}"))
+    out.append((key, "wrong_type", f"expected a string or a list of messages, got {json_type_name(value)}"))
     return None
 
 

@@ -1,6 +1,6 @@
 """`data inspect` and `template render` as a user runs them: exit codes, text, --json, no tracebacks.
 
-They run as ``python -m tui.cli_data`` (the same subcommands ``tunedeck`` registers).
+They run as ``python -m tui.cli`` (the ``tunedeck`` entry point).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ GOOD = {"messages": [{"role": "user", "content": "What is 3 plus 4?"}, {"role": 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli_data", *args],
+        [sys.executable, "-m", "tui.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

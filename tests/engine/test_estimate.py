@@ -205,7 +205,7 @@ def test_probe_measures_within_15_percent_on_cpu(demo_assets):
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli_adapters", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
 
 
