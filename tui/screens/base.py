@@ -6,11 +6,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from engine.runs import RunDir, list_runs
+from tui.messages import TrainLaunched, TrainLaunchFailed
 
 # transformers' lazy modules are not safe to import from two threads at once: workers that touch the
 # ML stack (tokenizers, meta models, export, llama.cpp) hold this lock while they do.
@@ -53,3 +55,17 @@ class StudioScreen(Screen[None]):
             if run.id == wanted:
                 return run
         return runs[-1] if runs else None
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
+    def start_training(self) -> None:
+        """Start the shared recipe as a new run in a detached worker (Runs and Train both use this)."""
+        # engine.recipe and engine.launch are light (no torch): the worker process loads the ML stack.
+        from engine.launch import start_run
+        from engine.recipe import RecipeError, resolve_paths
+
+        try:
+            run = start_run(resolve_paths(self.store.recipe(), self.store.base))
+        except (RecipeError, OSError) as e:
+            self.post_message(TrainLaunchFailed(str(e)))
+            return
+        self.post_message(TrainLaunched(self.store.path, run.id))

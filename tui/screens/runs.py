@@ -254,18 +254,8 @@ class RunsScreen(StudioScreen):
                 )
             )
             return
-        self._start_training()
+        self.start_training()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
-    def _start_training(self) -> None:
-        # engine.recipe and engine.launch are light (no torch): the worker process loads the ML stack.
-        from engine.launch import start_run
-        from engine.recipe import RecipeError, resolve_paths
-
-        try:
-            run = start_run(resolve_paths(self.store.recipe(), self.store.base))
-        except (RecipeError, OSError) as e:
-            self.post_message(TrainLaunchFailed(str(e)))
-            return
-        self.post_message(TrainLaunched(self.recipe_path, run.id))
-        self.app.call_from_thread(self.refresh_runs)
+    def on_train_launched(self, message: TrainLaunched) -> None:
+        """Show the new run at once (the message goes on to the app's notification)."""
+        self.refresh_runs()

@@ -11,7 +11,7 @@ from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
 from engine.runs import RunDir
-from tui.messages import EventsRead
+from tui.messages import EventsRead, TrainLaunched
 from tui.screens.base import StudioScreen
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart
@@ -168,21 +168,11 @@ class TrainScreen(StudioScreen):
 
     def action_train(self) -> None:
         """Start the recipe as a new run (the same as t on Runs)."""
-        self._start()
+        self.start_training()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
-    def _start(self) -> None:
-        from engine.launch import start_run
-        from engine.recipe import RecipeError, resolve_paths
-        from tui.messages import TrainLaunched, TrainLaunchFailed
-
-        try:
-            run = start_run(resolve_paths(self.store.recipe(), self.store.base))
-        except (RecipeError, OSError) as e:
-            self.post_message(TrainLaunchFailed(str(e)))
-            return
-        self.post_message(TrainLaunched(self.store.path, run.id))
-        self.app.call_from_thread(self._follow, run)
+    def on_train_launched(self, message: TrainLaunched) -> None:
+        """Follow the run just started (the message goes on to the app's notification)."""
+        self._follow(RunDir(self.runs_dir / message.run_id))
 
     def action_stop(self) -> None:
         """Stop the followed run (SIGTERM; it checkpoints and exits)."""
