@@ -11,11 +11,15 @@ from textual.binding import Binding
 from engine.recipe import RecipeError
 from themes import DEFAULT_THEME, load_themes
 from tui.commands import TunedeckCommands
+from tui.keymap import keymap_path, load_keymap
 from tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed, WorkFailed
 from tui.screens import MODES, SCREEN_ORDER
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.keys import KeyRow, KeysScreen
 from tui.screens.open_recipe import OpenRecipeScreen
 from tui.screens.recipe_store import RecipeStore
+from tui.screens.row_view import RowViewScreen
+from tui.widgets.key_footer import scoped_bindings
 
 THEME_ENV = "TUNEDECK_THEME"
 SCREENS_GROUP = Binding.Group("screens", compact=True)
@@ -54,6 +58,41 @@ class TunedeckApp(App[None]):
         self.store = RecipeStore(Path(recipe).expanduser().resolve() if recipe else self.workspace / "recipe.yaml")
         self.attached_run: str | None = None
         self.theme_warnings: list[str] = []
+        self.keymap: dict[str, str] = {}
+        self._clashes_told: set[frozenset[str]] = set()
+
+    @classmethod
+    def all_bindings(cls) -> list[Binding]:
+        """Every Binding of the app and its screens (what a keymap may name)."""
+        owners = [cls, KeysScreen, ConfirmScreen, OpenRecipeScreen, RowViewScreen, *(c for _, _, c in SCREEN_ORDER)]
+        return [b for owner in owners for b in owner.BINDINGS if isinstance(b, Binding)]
+
+    def binding_key(self, binding: Binding) -> str:
+        """The key shown for ``binding``, after the user's keymap."""
+        keys = self.keymap.get(binding.id or "")
+        return self.get_key_display(binding.with_key(keys.split(",")[0], key_display=None) if keys else binding)
+
+    def load_user_keymap(self, path: Path | None = None) -> None:
+        """Apply keymap.yaml from the user config dir; bad lines are skipped and reported."""
+        loaded = load_keymap((b.id for b in self.all_bindings() if b.id), path or keymap_path())
+        self.keymap = loaded.keymap
+        self.set_keymap(loaded.keymap)
+        for warning in loaded.warnings:
+            self.notify(warning, title="keymap", severity="warning", timeout=15, markup=False)
+
+    def handle_bindings_clash(self, clashed_bindings: set[Binding], node) -> None:
+        """Tell the user (once) which bindings their keymap made share a key."""
+        names = frozenset(b.id or b.action for b in clashed_bindings)
+        if names and names not in self._clashes_told:
+            self._clashes_told.add(names)
+            self.notify(f"{keymap_path()}: {', '.join(sorted(names))} lost their key to a keymap entry",
+                        title="keymap", severity="warning", timeout=15, markup=False)  # fmt: skip
+
+    def get_system_commands(self, screen):
+        """Textual's palette commands less Keys and Quit: tunedeck's own (? and q) replace them."""
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Keys", "Quit"):
+                yield command
 
     def on_mount(self) -> None:
         self.sub_title = str(self.workspace)
@@ -68,15 +107,16 @@ class TunedeckApp(App[None]):
         self.theme = wanted
         for warning in self.theme_warnings:
             self.notify(warning, title="theme", severity="warning", markup=False)
+        self.load_user_keymap()
 
     def key_rows(self) -> list[KeyRow]:
-        """The keys shown in the footer of the current screen, with their tooltips."""
+        """The current screen's keys, then the app's, with tooltips and binding ids (for keymap.yaml)."""
         rows: dict[str, KeyRow] = {}
-        for active in self.screen.active_bindings.values():
-            binding = active.binding
-            if binding.show and not binding.system and binding.action not in rows:
-                rows[binding.action] = (self.get_key_display(binding), binding.description, active.tooltip)
-        return [*rows.values(), ("^p", "Palette", "Search every command")]
+        for scope in ("screen", "app"):
+            for binding, _, tooltip in scoped_bindings(self.screen, scope):
+                if binding.action not in rows:
+                    rows[binding.action] = (self.get_key_display(binding), binding.description, tooltip, binding.id or "")
+        return [*rows.values(), ("^p", "Palette", "Search every command", "")]
 
     def action_help(self) -> None:
         """Open the key list (it closes itself on escape or ?)."""

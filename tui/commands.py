@@ -5,30 +5,48 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import partial
 
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 
 class TunedeckCommands(Provider):
     """tunedeck's actions in the command palette (built from the Binding lists, so nothing is missed)."""
 
+    def _key(self, binding: Binding) -> str:
+        key_of = getattr(self.app, "binding_key", self.app.get_key_display)
+        return key_of(binding)
+
     def commands(self) -> Iterator[tuple[str, str, str]]:
-        """(name, help, action) for the app's bindings and those of the screen the palette was opened on."""
+        """(name, help, action): the current screen's actions first, then every other screen's, then the app's.
+
+        The help names the key after the user's keymap. ``mode:action`` runs on that screen (switching to
+        it first); ``app.``-prefixed actions run on the app.
+        """
         from tui.screens import SCREEN_ORDER
 
-        app = self.app
+        app, screen = self.app, self.screen
+        here = next(((mode, label) for mode, label, cls in SCREEN_ORDER if type(screen) is cls), None)
         seen: set[str] = set()
+
+        def entry(label: str, mode: str, b: Binding) -> Iterator[tuple[str, str, str]]:
+            action = b.action if b.action.startswith("app.") else f"{mode}:{b.action}"
+            if action not in seen and b.description:
+                seen.add(action)
+                yield f"{label}: {b.description}", f"{b.tooltip} ({self._key(b)})", action
+
+        if here is not None:  # the current screen's actions come first
+            for b in type(screen).BINDINGS:
+                if isinstance(b, Binding):
+                    yield from entry(here[1], here[0], b)
         for mode, label, cls in SCREEN_ORDER:
             for b in cls.BINDINGS:
-                action = b.action if b.action.startswith("app.") else f"{mode}:{b.action}"
-                if action not in seen:
-                    seen.add(action)
-                    yield f"{label}: {b.description}", f"{b.tooltip} ({app.get_key_display(b)})", action
+                if isinstance(b, Binding):
+                    yield from entry(label, mode, b)
         for b in app.BINDINGS:
-            if isinstance(b, tuple):
-                continue
-            yield b.description if b.group is None else f"Go to {b.description}", f"{b.tooltip} ({b.key.split(',')[0]})", (
-                b.action if b.action.startswith("app.") else f"app.{b.action}"
-            )
+            if isinstance(b, Binding):
+                name = b.description if b.group is None else f"Go to {b.description}"
+                action = b.action if b.action.startswith("app.") else f"app.{b.action}"
+                yield name, f"{b.tooltip} ({self._key(b)})", action
 
     async def _run(self, action: str) -> None:
         """Run an action; ``mode:action`` switches to that screen first."""

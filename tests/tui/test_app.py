@@ -113,9 +113,9 @@ def test_question_mark_lists_the_keys_and_escape_closes(tmp_path: Path) -> None:
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, KeysScreen)
-        keys = {key: (desc, tip) for key, desc, tip in app.screen.rows}
+        keys = {key: (desc, tip, id_) for key, desc, tip, id_ in app.screen.rows}
         assert {"t", "r", "q", "?"} <= set(keys)
-        assert keys["t"] == ("Train", "Start training recipe.yaml in the background")
+        assert keys["t"] == ("Train", "Start training recipe.yaml in the background", "train")
         assert "Start training recipe.yaml" in str(app.screen.query_one("#keys-table", Static).content)
         await pilot.press("escape")
         await pilot.pause()

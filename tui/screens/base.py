@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 
 from engine.runs import RunDir, list_runs
 from tui.messages import TrainLaunched, TrainLaunchFailed
+from tui.widgets.key_footer import KeyBar
 
 # transformers' lazy modules are not safe to import from two threads at once: workers that touch the
 # ML stack (tokenizers, meta models, export, llama.cpp) hold this lock while they do.
@@ -28,7 +29,7 @@ class StudioScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -9,11 +9,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-KeyRow = tuple[str, str, str]  # key as displayed, description, tooltip
+KeyRow = tuple[str, str, str, str]  # key as displayed, description, tooltip, binding id (for keymap.yaml)
 
 
 class KeysScreen(ModalScreen[None]):
-    """Shows key, action and what it does; escape or ? closes it."""
+    """Shows key, action, binding id and what it does; escape or ? closes it."""
 
     BINDINGS = [
         Binding("escape,question_mark", "dismiss", "Close", id="close-keys", tooltip="Close this list"),
@@ -26,16 +26,19 @@ class KeysScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="keys"):
             yield Static(self.render_rows(), id="keys-table")
-            yield Static("escape or ? closes", id="keys-hint")
+            yield Static("escape or ? closes; ids (dim) rebind keys in keymap.yaml", id="keys-hint")
 
     def render_rows(self) -> Text:
-        """Aligned columns: key (bold), description, tooltip."""
-        key_width = max((len(key) for key, _, _ in self.rows), default=0)
-        desc_width = max((len(desc) for _, desc, _ in self.rows), default=0)
-        text = Text()
-        for key, desc, tooltip in self.rows:
+        """Aligned columns: key (bold), description, binding id (dim), tooltip."""
+        key_width = max((len(key) for key, *_ in self.rows), default=0)
+        desc_width = max((len(desc) for _, desc, *_ in self.rows), default=0)
+        id_width = max((len(id_) for *_, id_ in self.rows), default=0)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for key, desc, tooltip, id_ in self.rows:
             text.append(key.rjust(key_width), style="bold")
-            text.append(f"  {desc.ljust(desc_width)}  {tooltip}".rstrip() + "\n")
+            text.append(f"  {desc.ljust(desc_width)}  ")
+            text.append(id_.ljust(id_width), style="dim")
+            text.append(f"  {tooltip}".rstrip() + "\n")
         text.rstrip()
         return text
 

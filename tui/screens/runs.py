@@ -70,8 +70,8 @@ class RunsScreen(StudioScreen):
     BINDINGS = [
         Binding("t", "train", "Train", id="train", tooltip="Start training recipe.yaml in the background"),
         Binding("enter,a", "attach", "Attach", id="attach", tooltip="Follow the selected run on the Train screen"),
-        Binding("s", "stop", "Stop", id="stop", tooltip="Stop the selected run at the next step (checkpoint)"),
-        Binding("u", "resume", "Resume", id="resume", tooltip="Resume the selected stopped run from its checkpoint"),
+        Binding("s", "stop", "Stop", id="stop", tooltip="Stop the selected run (checkpoints first)"),
+        Binding("u", "resume", "Resume", id="resume", tooltip="Resume the selected run from its last checkpoint"),
         Binding("d", "delete", "Delete", id="delete", tooltip="Delete the selected run folder (asks first)"),
         Binding("r", "refresh_runs", "Refresh", id="refresh", tooltip="Re-read the runs folder now"),
     ]

@@ -1,0 +1,154 @@
+"""Keys at 80x24: every footer key is really on screen, the palette holds every action, user keymaps apply."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.binding import Binding
+from textual.pilot import Pilot
+
+from tests.tui.helpers import drive, make_run, settle, write_workspace
+from tui.app import TunedeckApp
+from tui.commands import TunedeckCommands
+from tui.keymap import keymap_path, load_keymap
+from tui.screens import SCREEN_ORDER
+from tui.screens.chat import ChatScreen
+from tui.screens.keys import KeysScreen
+from tui.widgets.key_footer import KeyFooter
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("TUNEDECK_THEME", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def screen_lines(app: TunedeckApp) -> list[str]:
+    """The screen as the terminal shows it, one string per row (what a user reads)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True, color_system=None)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text().splitlines()
+
+
+def footer_keys(app: TunedeckApp) -> list:
+    return [key for footer in app.screen.query(KeyFooter) for key in footer.query("FooterKey")]
+
+
+def test_every_footer_key_is_visible_at_80x24_on_every_screen(tmp_path: Path, demo_assets) -> None:
+    ws = tmp_path / "ws"
+    write_workspace(ws, demo_assets.base)
+    make_run(ws, steps=3)
+    app = TunedeckApp(workspace=ws)
+
+    async def steps(pilot: Pilot) -> None:
+        for n, (mode, _, cls) in enumerate(SCREEN_ORDER, start=1):
+            await pilot.press(str(n))
+            await settle(pilot)
+            assert type(app.screen) is cls
+            keys = footer_keys(app)
+            lines = screen_lines(app)
+            bottom = "\n".join(lines[-2:])
+            for key in keys:
+                region = key.region
+                assert region.width > 0 and region.right <= 80 and region.bottom <= 24, (mode, key.key_display, region)
+                for x in (region.x, region.right - 1):  # nothing (e.g. the docked palette key) covers either end
+                    assert app.screen.get_widget_at(x, region.y)[0] is key, (mode, key.key_display, key.description)
+                label = f"{key.key_display} {key.description}".strip()
+                assert label in lines[region.y], (mode, label, lines[region.y])
+            shown = {(k.action, k.key_display) for k in keys}
+            for b in [*cls.BINDINGS, *TunedeckApp.BINDINGS]:  # each action, with one of its keys, in the footer
+                if b.show:
+                    displays = {app.get_key_display(b.with_key(k)) for k in b.key.split(",")}
+                    assert any((b.action, d) in shown for d in displays), (mode, b.action)
+            assert "^p palette" in bottom and "q Quit" in bottom and "? Keys" in bottom
+
+    drive(app, steps)
+
+
+def test_palette_holds_every_action_of_the_screen_and_app_and_runs_them(tmp_path: Path) -> None:
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def steps(pilot: Pilot) -> None:
+        for n, (mode, label, cls) in enumerate(SCREEN_ORDER, start=1):
+            await pilot.press(str(n))
+            await pilot.pause()
+            commands = list(TunedeckCommands(app.screen).commands())
+            names = [name for name, _, _ in commands]
+            own = [f"{label}: {b.description}" for b in cls.BINDINGS]
+            assert names[: len(own)] == own, mode  # the current screen's actions come first
+            for b in TunedeckApp.BINDINGS:
+                assert (b.description if b.group is None else f"Go to {b.description}") in names
+            for name, help_text, _ in commands:
+                assert help_text.endswith(")") and "(" in help_text, name  # every entry names its key
+        # through the real palette: type, enter, and the action runs
+        await pilot.press("1", "ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Go to Chat", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ChatScreen)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Keys", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, KeysScreen)
+
+    drive(app, steps)
+
+
+def test_user_keymap_rebinds_keys_everywhere_and_reports_bad_lines(tmp_path: Path, monkeypatch) -> None:
+    path = keymap_path()
+    assert path == tmp_path / "config" / "tunedeck" / "keymap.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text("train: ctrl+t\nscreen-chat: [c, f8]\nno-such-action: x\nrefresh: 5\n")
+    app = TunedeckApp(workspace=tmp_path)
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(app, "notify", lambda message, **kw: seen.append((kw.get("severity", "information"), message)))
+
+    async def steps(pilot: Pilot) -> None:
+        assert app.keymap == {"train": "ctrl+t", "screen-chat": "c,f8"}
+        warnings = [m for s, m in seen if s == "warning"]
+        assert any("'no-such-action' is not a binding id" in m and str(path) in m for m in warnings), warnings
+        assert any("refresh: 5 is not a key" in m for m in warnings), warnings
+        labels = {f"{k.key_display} {k.description}".strip() for k in footer_keys(app)}
+        assert "^t Train" in labels and "t Train" not in labels
+        await pilot.press("t")  # no longer bound: nothing starts
+        await settle(pilot)
+        assert not any("no recipe.yaml" in m for _, m in seen)
+        await pilot.press("ctrl+t")  # the new key runs the action (no recipe here: it says so)
+        await settle(pilot)
+        assert any("no recipe.yaml" in m for s, m in seen if s == "error"), seen
+        commands = {name: help_text for name, help_text, _ in TunedeckCommands(app.screen).commands()}
+        assert commands["Runs: Train"].endswith("(^t)") and commands["Go to Chat"].endswith("(c)")
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, ChatScreen)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        rows = {id_: key for key, _, _, id_ in app.screen.rows}
+        assert rows["screen-chat"] == "c" and rows["quit"] == "q"
+
+    drive(app, steps)
+
+
+def test_keymap_file_problems_are_named() -> None:
+    ids = [b.id for b in TunedeckApp.all_bindings() if isinstance(b, Binding) and b.id]
+    assert len(ids) == len(set(ids)), "binding ids must be unique for keymaps to address them"
+    missing = load_keymap(ids, Path("/nonexistent/keymap.yaml"))
+    assert missing.keymap == {} and missing.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("train: [ctrl+t\n", "not read"), ("- train\n", "expected a mapping"), ("train: {a: 1}\n", "is not a key")],
+)
+def test_bad_keymap_files_say_what_to_write(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "keymap.yaml"
+    path.write_text(text)
+    loaded = load_keymap(["train"], path)
+    assert loaded.keymap == {} and len(loaded.warnings) == 1
+    assert problem in loaded.warnings[0] and str(path) in loaded.warnings[0]
