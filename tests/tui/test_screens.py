@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, OptionList, Static
 
-from engine.recipe import load_recipe
+from engine.data.formats import METHOD_FORMATS
+from engine.recipe import METHODS, load_recipe
 from tests.tui.helpers import RUN_ID, drive, make_run, settle, write_workspace
 from tui.app import TunedeckApp
 from tui.commands import TunedeckCommands
 from tui.screens import SCREEN_ORDER
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.method import COMMON, SETTINGS, explain, method_fields, method_line, requirement
 from tui.screens.row_view import RowViewScreen
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.loss_chart import LossChart
@@ -156,8 +158,20 @@ def test_method_screen_sets_the_method_and_shows_its_settings(workspace: Path) -
         assert app.store.get("method.name") == "dpo"
         assert app.screen.query("#f-method-beta")
         assert "preference" in text_of(app, "#method-needs")
+        options = app.screen.query_one("#methods", OptionList)
+        assert [options.get_option_at_index(i).id for i in range(options.option_count)] == list(METHODS)
+        for i, method in enumerate(METHODS):  # every method: its one line and the data it needs
+            line = str(options.get_option_at_index(i).prompt)
+            assert line.startswith(method) and explain(method)[1] in line and (METHOD_FORMATS.get(method) or ("any format",))[0] in line
 
     drive(app, steps)
+
+
+def test_a_method_without_a_description_still_lists_and_unknown_settings_are_skipped(monkeypatch) -> None:
+    assert "no description yet" in explain("newmethod")[1]
+    assert str(method_line("newmethod")).startswith("newmethod") and requirement("newmethod") == "any format"
+    monkeypatch.setitem(SETTINGS, "dpo", ["method.beta", "method.not_a_field"])
+    assert [f.path for f in method_fields("dpo")] == ["method.beta", *COMMON]
 
 
 def test_attach_shows_the_full_history_on_train(tmp_path: Path) -> None:

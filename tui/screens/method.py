@@ -1,56 +1,79 @@
-"""Method: the alignment method with a one-line explanation, the data it needs, and its settings."""
+"""Method: every method the recipe knows, with a one-line explanation and the data it needs, and its settings."""
 
 from __future__ import annotations
 
+import dataclasses
+
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from engine.data.formats import FORMAT_HELP, METHOD_FORMATS
-from engine.recipe import METHODS
+from engine.recipe import METHODS, MethodArgs
 from tui.screens.base import StudioScreen
 from tui.widgets.field_form import FieldForm, FormField
 
+# (full name, what it does in one line); a method missing here still lists, marked as undescribed
 EXPLAIN = {
-    "sft": "supervised fine-tuning: imitate the assistant turns",
-    "pretrain": "continued pretraining: next-token loss on plain text",
-    "dpo": "direct preference optimization: prefer chosen over rejected vs. a reference",
-    "orpo": "odds-ratio preference: SFT plus a preference term, no reference model",
-    "simpo": "simple preference: length-normalized margin, no reference model",
-    "kto": "Kahneman-Tversky: learn from single good/bad labels, unpaired",
-    "reward": "reward model: score chosen above rejected (for RL)",
-    "grpo": "group relative policy optimization: sample, score with rewards, update",
-    "rloo": "REINFORCE leave-one-out: online RL with a group baseline",
+    "sft": ("supervised fine-tuning", "imitate the assistant turns"),
+    "pretrain": ("continued pretraining", "next-token loss on plain text"),
+    "dpo": ("direct preference optimization", "prefer chosen over rejected, vs a reference"),
+    "orpo": ("odds-ratio preference optimization", "SFT plus a preference term, no reference"),
+    "simpo": ("simple preference optimization", "length-normalised margin, no reference"),
+    "kto": ("Kahneman-Tversky optimization", "learn from unpaired good/bad labels"),
+    "reward": ("reward model", "score chosen above rejected (for RL)"),
+    "grpo": ("group relative policy optimization", "sample a group, score it, update"),
+    "rloo": ("REINFORCE leave-one-out", "online RL with a leave-one-out baseline"),
+    "ppo": ("proximal policy optimization", "online RL: clipped policy and value updates"),
 }
+ONLINE = ["method.reward_funcs", "method.beta", "method.num_generations", "method.max_completion_length"]
 SETTINGS = {
     "sft": ["method.assistant_only_loss"],
-    "pretrain": [],
     "dpo": ["method.beta", "method.loss_type"],
     "orpo": ["method.beta"],
     "simpo": ["method.beta", "method.simpo_gamma", "method.cpo_alpha"],
     "kto": ["method.beta", "method.desirable_weight", "method.undesirable_weight"],
     "reward": ["method.center_rewards_coefficient"],
-    "grpo": ["method.reward_funcs", "method.beta", "method.num_generations", "method.max_completion_length"],
-    "rloo": ["method.reward_funcs", "method.beta", "method.num_generations", "method.max_completion_length"],
-}
+    "grpo": ONLINE,
+    "rloo": ONLINE,
+    "ppo": ["method.reward_funcs", "method.kl_coef", "method.num_ppo_epochs", "method.num_mini_batches",
+            "method.cliprange", "method.vf_coef", "method.max_completion_length"],
+}  # fmt: skip
 COMMON = ["train.learning_rate", "train.max_steps", "train.num_train_epochs"]
+NAME_WIDTH, EXPLAIN_WIDTH, DATA_WIDTH = 9, 44, 24  # fits 80 columns
+
+
+def explain(method: str) -> tuple[str, str]:
+    """(full name, one line) for ``method``; a method without an entry says so instead of failing."""
+    return EXPLAIN.get(method, (method, "no description yet: see TRL's documentation"))
 
 
 def method_fields(method: str) -> list[FormField]:
-    """The settings shown for ``method`` (its own, then the common training ones)."""
-    return [
-        FormField(path, path.split(".")[1], ("true", "false") if path.endswith("assistant_only_loss") else ())
-        for path in [*SETTINGS.get(method, []), *COMMON]
-    ]
+    """The settings shown for ``method`` that the recipe has (its own, then the common training ones)."""
+    known = {f.name for f in dataclasses.fields(MethodArgs)}
+    paths = [p for p in SETTINGS.get(method, []) if p.split(".")[1] in known] + COMMON
+    return [FormField(p, p.split(".")[1], ("true", "false") if p.endswith("assistant_only_loss") else ()) for p in paths]
 
 
 def requirement(method: str) -> str:
     """The data formats ``method`` trains on, with the columns of the first."""
     formats = METHOD_FORMATS.get(method, ())
-    return f"{', '.join(formats)} (e.g. {FORMAT_HELP[formats[0]]})" if formats else "any"
+    return f"{', '.join(formats)} (e.g. {FORMAT_HELP.get(formats[0], formats[0])})" if formats else "any format"
+
+
+def method_line(method: str) -> Text:
+    """One list entry: name, what it does, the data formats it needs (cut with an ellipsis when narrow)."""
+    data = "/".join(METHOD_FORMATS.get(method, ())) or "any format"
+    data = data if len(data) <= DATA_WIDTH else data[: DATA_WIDTH - 1] + "…"  # the list does not wrap: cut here
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(method.ljust(NAME_WIDTH), style="bold")
+    line.append(explain(method)[1].ljust(EXPLAIN_WIDTH))
+    line.append(data, style="dim")
+    return line
 
 
 class MethodScreen(StudioScreen):
@@ -64,8 +87,8 @@ class MethodScreen(StudioScreen):
 
     def compose_body(self) -> ComposeResult:
         current = str(self.store.get("method.name", "sft"))
-        with Horizontal(id="method-body"):
-            yield OptionList(*(Option(m, id=m) for m in METHODS), id="methods")
+        with Vertical(id="method-body"):
+            yield OptionList(*(Option(method_line(m), id=m) for m in METHODS), id="methods")
             with Vertical(id="method-side"):
                 yield Static(id="method-needs", markup=False)
                 yield FieldForm(method_fields(current), id="method-form")
@@ -83,9 +106,8 @@ class MethodScreen(StudioScreen):
     def _describe(self, method: str) -> None:
         chosen = str(self.store.get("method.name", "sft"))
         mark = "(chosen)" if method == chosen else f"(enter chooses it; now {chosen})"
-        self.query_one("#method-needs", Static).update(
-            f"{method} {mark}: {EXPLAIN.get(method, '')}\ndata: {requirement(method)}"
-        )
+        name = explain(method)[0]
+        self.query_one("#method-needs", Static).update(f"{method}: {name} {mark}\ndata: {requirement(method)}")
 
     @on(OptionList.OptionHighlighted, "#methods")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
