@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, OptionList, Static
+from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from engine.data.formats import METHOD_FORMATS
-from engine.recipe import METHODS, load_recipe
+from engine.recipe import METHODS, AdapterArgs, load_recipe
 from tests.tui.helpers import RUN_ID, drive, make_run, settle, write_workspace
 from tui.app import TunedeckApp
 from tui.commands import TunedeckCommands
 from tui.screens import SCREEN_ORDER
+from tui.screens.adapter import FIELDS as ADAPTER_FIELDS
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.method import COMMON, SETTINGS, explain, method_fields, method_line, requirement
 from tui.screens.row_view import RowViewScreen
@@ -83,6 +86,42 @@ def test_adapter_edit_saves_the_yaml_the_cli_loads(workspace: Path) -> None:
     before.adapter.r = 8
     assert after == before  # every other value survives the round trip, relative paths included
     assert "data.jsonl" in (workspace / "recipe.yaml").read_text().split("train:", 1)[1].splitlines()[0]
+
+
+def test_adapter_form_has_every_recipe_field_and_the_math_follows_them(workspace: Path) -> None:
+    shown = {f.path for f in ADAPTER_FIELDS}
+    assert {f"adapter.{f.name}" for f in dataclasses.fields(AdapterArgs)} <= shown
+    app = TunedeckApp(workspace=workspace)
+
+    def trainable() -> int:
+        return int(re.search(r"trainable ([\d,]+) of", text_of(app, "#adapter-math"))[1].replace(",", ""))
+
+    async def steps(pilot: Pilot) -> None:
+        await pilot.press("4")
+        await settle(pilot)
+        lora = trainable()
+        app.screen.query_one("#f-adapter-modules_to_save", Input).value = "lm_head"
+        await pilot.pause(0.6)  # the debounce, then the estimate worker
+        await settle(pilot)
+        assert trainable() > lora and "modules_to_save train a full copy" in text_of(app, "#adapter-math")
+        app.screen.query_one("#f-adapter-kind", Select).value = "qlora"
+        app.screen.query_one("#f-adapter-init_lora_weights", Select).value = "loftq"
+        await pilot.pause()
+        assert "adapter.init_lora_weights" in text_of(app, "#adapter-math")  # loftq with qlora is refused, named
+        app.screen.query_one("#f-adapter-init_lora_weights", Select).value = "gaussian"
+        app.screen.query_one("#f-adapter-bnb_4bit_quant_type", Select).value = "fp4"
+        app.screen.query_one("#f-adapter-bnb_4bit_use_double_quant", Select).value = "false"
+        await pilot.pause(0.6)
+        await settle(pilot)
+        assert "memory per device" in text_of(app, "#adapter-math")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+
+    drive(app, steps)
+    a = load_recipe(workspace / "recipe.yaml").adapter
+    assert (a.kind, a.init_lora_weights, a.bnb_4bit_quant_type, a.bnb_4bit_use_double_quant, a.modules_to_save) == (
+        "qlora", "gaussian", "fp4", False, ["lm_head"],
+    )  # fmt: skip
 
 
 def test_invalid_edit_names_the_field_and_save_refuses(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:

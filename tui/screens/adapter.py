@@ -8,18 +8,29 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from engine.recipe import ADAPTER_KINDS, TARGET_PRESETS
+from engine.recipe import ADAPTER_KINDS, INIT_LORA_WEIGHTS, TARGET_PRESETS
 from tui.screens.base import ML_LOCK, StudioScreen
 from tui.widgets.field_form import FieldForm, FormField
 
 BOOL = ("true", "false")
+# Every AdapterArgs field (engine/recipe.py), PEFT/bitsandbytes names shortened only where 20 columns are too few.
 FIELDS = [
     FormField("adapter.kind", "kind", ADAPTER_KINDS),
     FormField("adapter.r", "r"),
     FormField("adapter.lora_alpha", "lora_alpha"),
     FormField("adapter.lora_dropout", "lora_dropout"),
     FormField("adapter.target_modules", "target_modules"),
+    FormField("adapter.modules_to_save", "modules_to_save"),
+    FormField("adapter.bias", "bias", ("none", "all", "lora_only")),
     FormField("adapter.use_rslora", "use_rslora", BOOL),
+    FormField("adapter.init_lora_weights", "init_lora_weights", (*BOOL, *INIT_LORA_WEIGHTS)),
+    FormField("adapter.loftq_bits", "loftq_bits", ("2", "4", "8")),
+    FormField("adapter.loftq_iter", "loftq_iter"),
+    FormField("adapter.load_in_8bit", "load_in_8bit", BOOL),
+    FormField("adapter.bnb_4bit_quant_type", "bnb_4bit_quant_type", ("nf4", "fp4")),
+    FormField("adapter.bnb_4bit_use_double_quant", "4bit double quant", BOOL),
+    FormField("adapter.bnb_4bit_compute_dtype", "4bit compute dtype", ("auto", "float32", "bfloat16", "float16")),
+    FormField("adapter.freeze_all_but_last_n_layers", "full: last n layers"),
     FormField("train.per_device_train_batch_size", "batch size"),
     FormField("train.max_length", "max_length"),
     FormField("train.gradient_checkpointing", "grad checkpointing", BOOL),
@@ -50,7 +61,8 @@ class AdapterScreen(StudioScreen):
 
     @on(FieldForm.Changed)
     def _changed(self, event: FieldForm.Changed) -> None:
-        if event.problem:
+        if event.problem:  # say here too: the form's own error line may be scrolled out of view
+            self.query_one("#adapter-math", Static).update(f"not computed: {event.problem}")
             return
         if self._timer is not None:
             self._timer.stop()

@@ -67,9 +67,9 @@ class FieldForm(VerticalScroll):
                 yield Label(f.label, classes="form-label")
                 value = show_value(store.get(f.path))
                 if f.choices:
-                    options = [(c, c) for c in f.choices]
-                    yield Select(options, value=value if value in f.choices else Select.NULL, id=self._field_id(f.path),
-                                 compact=True, allow_blank=value not in f.choices)  # fmt: skip
+                    choices = f.choices if not value or value in f.choices else (*f.choices, value)  # e.g. pissa_niter_16
+                    yield Select([(c, c) for c in choices], value=value if value in choices else Select.NULL,
+                                 id=self._field_id(f.path), compact=True, allow_blank=value not in choices)  # fmt: skip
                 else:
                     yield Input(value, id=self._field_id(f.path), compact=True)
         yield Static(id="form-error", markup=False)
