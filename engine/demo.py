@@ -419,6 +419,9 @@ METHOD_DATA: dict[str, tuple[str, str | None, dict, dict]] = {
     "rloo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "beta": 0.04,
              "num_generations": 4, "max_completion_length": 16}, dict(max_steps=60, learning_rate=2e-3,
              per_device_train_batch_size=8, logging_steps=5)),
+    "ppo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "kl_coef": 0.05,
+            "num_ppo_epochs": 2, "num_mini_batches": 2, "max_completion_length": 16},
+            dict(max_steps=40, learning_rate=1e-3, per_device_train_batch_size=8, logging_steps=4)),
 }  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 ADAPTER_KINDS = ("lora", "qlora", "dora", "full")
-METHODS = ("sft", "pretrain", "dpo", "orpo", "simpo", "kto", "reward", "grpo", "rloo")
+METHODS = ("sft", "pretrain", "dpo", "orpo", "simpo", "kto", "reward", "grpo", "rloo", "ppo")
 STRATEGIES = ("single", "ddp", "fsdp", "zero2", "zero3")
 GGUF_TYPES = (
     "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_1",
@@ -164,7 +164,7 @@ class AdapterArgs:
 class MethodArgs:
     """The alignment method and its own settings (TRL's argument names; None: TRL's default)."""
 
-    name: Literal["sft", "pretrain", "dpo", "orpo", "simpo", "kto", "reward", "grpo", "rloo"] = "sft"
+    name: Literal["sft", "pretrain", "dpo", "orpo", "simpo", "kto", "reward", "grpo", "rloo", "ppo"] = "sft"
     assistant_only_loss: bool = True  # sft: train on assistant tokens only
     beta: float | None = None  # dpo/orpo/simpo/kto temperature; grpo/rloo KL coefficient to the reference
     loss_type: list[str] | str | None = None  # dpo: sigmoid, ipo, hinge, ...; kto: kto, apo_zero_unpaired
@@ -173,14 +173,35 @@ class MethodArgs:
     desirable_weight: float | None = None  # kto
     undesirable_weight: float | None = None  # kto
     center_rewards_coefficient: float | None = None  # reward
-    # grpo / rloo: rewards are Python functions ("module:function") or reward runs/models (paths)
+    # grpo / rloo / ppo: rewards are Python functions ("module:function") or reward runs/models (paths)
     reward_funcs: list[str] = field(default_factory=list)
     num_generations: int = 4
     max_completion_length: int = 32
     temperature: float = 1.0
+    # ppo (names as in TRL's former PPOConfig); max_completion_length is the response length
+    num_ppo_epochs: int = 4  # passes over each rollout batch
+    num_mini_batches: int = 1  # optimizer steps per pass (x gradient_accumulation_steps micro-batches each)
+    kl_coef: float = 0.05  # per-token KL penalty to the reference, subtracted from the reward
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    cliprange: float = 0.2  # policy ratio clip
+    cliprange_value: float = 0.2  # value clip around the rollout values
+    vf_coef: float = 0.1  # value loss weight
+    gamma: float = 1.0  # discount
+    lam: float = 0.95  # GAE lambda
+    whiten_rewards: bool = False
+    missing_eos_penalty: float | None = None  # subtracted from the score of responses that never end
 
     def __post_init__(self) -> None:
-        if self.name in ("grpo", "rloo") and not self.reward_funcs:
+        for name in ("num_ppo_epochs", "num_mini_batches"):
+            if getattr(self, name) < 1:
+                raise RecipeError(f"method.{name}", f"must be at least 1, got {getattr(self, name)}")
+        for name in ("gamma", "lam"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise RecipeError(f"method.{name}", f"must be between 0 and 1, got {getattr(self, name)}")
+        for name in ("cliprange", "cliprange_value"):
+            if getattr(self, name) <= 0:
+                raise RecipeError(f"method.{name}", f"must be positive, got {getattr(self, name)}")
+        if self.name in ("grpo", "rloo", "ppo") and not self.reward_funcs:
             raise RecipeError(
                 "method.reward_funcs",
                 f"{self.name} needs at least one reward: a Python function 'module:function' or a reward run folder",

@@ -43,6 +43,7 @@ METHOD_FORMATS = {
     "kto": ("kto", "preference"),
     "grpo": ("prompt",),
     "rloo": ("prompt",),
+    "ppo": ("prompt",),
 }
 CONVERSATION_COLUMNS = ("messages", "conversations")
 ROLES = ("system", "user", "assistant")
