@@ -1,4 +1,5 @@
-"""Train: start a run, follow it live (loss chart, LR, throughput, ETA, progress) with a GPU panel."""
+"""Train: start a run, follow it live (loss chart, the method's own metrics, LR, throughput, ETA, progress)
+with a GPU panel."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar, Static
 
 from engine.runs import RunDir
@@ -15,6 +16,7 @@ from tui.messages import EventsRead, TrainLaunched
 from tui.screens.base import StudioScreen
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart
+from tui.widgets.metric_chart import MetricChart
 
 POLL_SECONDS = 0.5
 
@@ -84,6 +86,7 @@ class TrainScreen(StudioScreen):
     BINDINGS = [
         Binding("t", "train", "Train", id="train-start", tooltip="Start training the recipe as a new run"),
         Binding("s", "stop", "Stop", id="train-stop", tooltip="Stop this run at the next step (checkpoint)"),
+        Binding("m", "cycle_metric", "Metric", id="train-metric", tooltip="Chart the run's next metric (rewards, kl, ...)"),
     ]
 
     def __init__(self) -> None:
@@ -99,7 +102,9 @@ class TrainScreen(StudioScreen):
         yield ProgressBar(id="train-bar", show_eta=False)
         yield Static(id="train-stats", markup=False)
         with Horizontal(id="train-panels"):
-            yield LossChart(id="loss-chart")
+            with Vertical(id="train-charts"):
+                yield LossChart(id="loss-chart")
+                yield MetricChart(id="metric-chart")
             yield GpuPanel(id="gpu-panel", markup=False)
 
     def on_mount(self) -> None:
@@ -114,9 +119,9 @@ class TrainScreen(StudioScreen):
     def _follow(self, run: RunDir | None) -> None:
         """Start over on ``run``: its full history is read on the next poll."""
         self.run, self.event_offset, self.progress, self.state = run, 0, RunProgress(), ""
-        chart = self.query_one(LossChart)
-        chart.clear_points()
-        chart.redraw()
+        for chart in (self.query_one(LossChart), self.query_one(MetricChart)):
+            chart.clear_points()
+            chart.redraw()
         self._show_progress()
         self._reading = False
         self._poll()
@@ -140,9 +145,10 @@ class TrainScreen(StudioScreen):
         if self.run is None or message.run_id != self.run.id or message.start != self.event_offset:
             return
         self.event_offset = message.end
-        chart = self.query_one(LossChart)
+        chart, metrics = self.query_one(LossChart), self.query_one(MetricChart)
         for event in message.events:
             self.progress.fold(event)
+            metrics.add_event(event)
             if event.get("kind") == "step" and isinstance(event.get("loss"), (int, float)):
                 chart.add(event["step"], event["loss"])
             elif event.get("kind") == "eval" and isinstance(event.get("eval_loss"), (int, float)):
@@ -150,6 +156,7 @@ class TrainScreen(StudioScreen):
         self.state = message.state
         if message.events:
             chart.redraw()
+            metrics.redraw()
         self._show_progress()
 
     def _show_progress(self) -> None:
@@ -173,6 +180,11 @@ class TrainScreen(StudioScreen):
     def on_train_launched(self, message: TrainLaunched) -> None:
         """Follow the run just started (the message goes on to the app's notification)."""
         self._follow(RunDir(self.runs_dir / message.run_id))
+
+    def action_cycle_metric(self) -> None:
+        """Chart the next of the run's own metrics."""
+        if self.query_one(MetricChart).cycle() is None:
+            self.notify("this run has logged no metrics besides loss yet", severity="warning")
 
     def action_stop(self) -> None:
         """Stop the followed run (SIGTERM; it checkpoints and exits)."""
