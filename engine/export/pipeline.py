@@ -20,14 +20,18 @@ from engine.recipe import GGUF_IMATRIX_TYPES, load_recipe, normalize_quant
 from engine.runs import RunDir, atomic_write_text
 
 Progress = Callable[[str], None]
+# (stage, "start" | "done" | "failed", seconds once it ended): merge, samples, adapter, reference, convert,
+# parity, reference_accuracy, imatrix, quantize_<TYPE>, verify_<TYPE>, gptq/awq; the keys of report["seconds"]
+Stage = Callable[[str, str, float | None], None]
 FLOAT_TYPES = ("F32", "F16", "BF16")
 STOP_TOKENS = 64  # generation limit of the stop checks
 ADAPTER_TOLERANCE = 1e-3  # max |logit difference| between the exported adapter and the merged model
 
 
 class _Clock:
-    def __init__(self) -> None:
+    def __init__(self, stage: Stage | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.stage: Stage = stage or (lambda name, state, seconds: None)
 
     def time(self, name: str):
         clock = self
@@ -35,9 +39,12 @@ class _Clock:
         class _Timer:
             def __enter__(self):
                 self.t = time.time()
+                clock.stage(name, "start", None)
 
-            def __exit__(self, *exc):
-                clock.seconds[name] = round(clock.seconds.get(name, 0.0) + time.time() - self.t, 3)
+            def __exit__(self, exc_type, *exc):
+                seconds = time.time() - self.t
+                clock.seconds[name] = round(clock.seconds.get(name, 0.0) + seconds, 3)
+                clock.stage(name, "failed" if exc_type else "done", round(seconds, 3))
 
         return _Timer()
 
@@ -54,8 +61,12 @@ def export_run(
     quants: list[str] | None = None,
     progress: Progress = lambda m: None,
     overrides: dict[str, Any] | None = None,
+    stage: Stage | None = None,
 ) -> dict:
-    """Export ``run`` as the recipe's export section says (``overrides`` replace its fields)."""
+    """Export ``run`` as the recipe's export section says (``overrides`` replace its fields).
+
+    ``progress`` gets a line per step; ``stage`` is called as each stage starts and ends (for progress bars).
+    """
     from engine.export.errors import ExportError
 
     run = RunDir(run.path.resolve())  # the report's paths must work from anywhere
@@ -63,7 +74,7 @@ def export_run(
     args = _export_args(recipe, quants, overrides)
     report: dict[str, Any] = {"run": run.id, "ok": False, "options": dataclasses.asdict(args)}
     try:
-        _export(run, recipe, args, report, progress)
+        _export(run, recipe, args, report, progress, _Clock(stage))
     except ExportError as e:
         report["error"] = str(e)
         _write_report(run, report)
@@ -79,13 +90,12 @@ def _write_report(run: RunDir, report: dict) -> None:
     atomic_write_text(run.export_report, json.dumps(report, indent=2))
 
 
-def _export(run: RunDir, recipe, args, report: dict, progress: Progress) -> None:
+def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: _Clock) -> None:
     from engine.export.fidelity import HFReference, reference_scores
     from engine.export.merge import describe_model_dir, merge_run
     from engine.export.parity import expected_template
     from engine.export.samples import run_samples
 
-    clock = _Clock()
     report["seconds"] = clock.seconds
     warnings: list[str] = []
     report["warnings"] = warnings
@@ -257,8 +267,9 @@ def _export_file(run, qtype, source, imatrix, args, report, progress, clock, ref
     entry: dict[str, Any] = {"path": str(out), "type": qtype, "fallback_tensors": [], "imatrix": bool(imatrix)}
     t = time.time()
     if qtype != "F32":
-        progress(f"quantizing to {qtype}" + (" with the importance matrix" if imatrix else ""))
-        entry["fallback_tensors"] = quantize_gguf(source, out, qtype, imatrix=imatrix).fallback_tensors
+        with clock.time(f"quantize_{qtype}"):
+            progress(f"quantizing to {qtype}" + (" with the importance matrix" if imatrix else ""))
+            entry["fallback_tensors"] = quantize_gguf(source, out, qtype, imatrix=imatrix).fallback_tensors
     entry["quantize_seconds"] = round(time.time() - t, 3)
     entry["size_bytes"] = out.stat().st_size
     entry.update(tensor_stats(out))

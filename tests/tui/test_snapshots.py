@@ -35,6 +35,8 @@ def snap_app(demo_assets, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Tu
     run = make_run(ws, steps=7)
     run.export_report.write_text(json.dumps({"files": [{"type": "F16", "size_bytes": 3 * 2**20,
                                                         "fidelity": {"perplexity": 1.5, "top1_agreement": 0.99}}],
+                                             "seconds": {"merge": 1.2, "reference": 0.8, "convert": 2.1,
+                                                         "parity": 0.4, "verify_F16": 0.9},
                                              "warnings": []}))  # fmt: skip
     return TunedeckApp(workspace=ws)
 

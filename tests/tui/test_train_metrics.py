@@ -72,3 +72,4 @@ def test_any_method_metric_is_picked_up_generically() -> None:
     assert [m for m, _, _ in metric_points(event)] == ["objective/kl", "policy_loss", "value_loss", "clipfrac"]
     evaluation = {"kind": "eval", "step": 4, "eval_loss": 0.2, "eval_runtime": 3.0, "eval_reward": 0.7, "eval_samples_per_second": 2.0}
     assert list(metric_points(evaluation)) == [("reward", 0.7, True)]
+

@@ -1,4 +1,5 @@
-"""Export: pick GGUF quant types, run merge -> convert -> quantize -> verify, and read the size/fidelity table."""
+"""Export: pick GGUF quant types, run merge -> convert -> quantize -> verify with progress per stage, and read
+the size/fidelity table and the fallback warnings."""
 
 from __future__ import annotations
 
@@ -9,13 +10,41 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
-from textual.widgets import DataTable, RichLog, SelectionList, Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, ProgressBar, SelectionList, Static
 
 from engine.recipe import GGUF_TYPES
 from engine.runs import RunDir
 from tui.messages import WorkFailed
 from tui.screens.base import ML_LOCK, StudioScreen
+
+STAGE_LABELS = {
+    "merge": "merge adapter into base",
+    "samples": "held-out and eval samples",
+    "adapter": "copy the adapter",
+    "reference": "HF reference model",
+    "convert": "convert to GGUF (F32)",
+    "parity": "template/EOS/stop parity",
+    "reference_accuracy": "HF task accuracy",
+    "imatrix": "importance matrix",
+}
+STATE_TEXT = {"pending": "·", "start": "running", "done": "done", "failed": "FAILED"}
+
+
+def stage_label(stage: str) -> str:
+    """A pipeline stage id (engine.export.pipeline.Stage) as the user reads it."""
+    kind, _, qtype = stage.partition("_")
+    if kind == "quantize" and qtype:
+        return f"quantize {qtype}"
+    if kind == "verify" and qtype:
+        return f"check {qtype} against HF"
+    return STAGE_LABELS.get(stage, stage.upper() if stage in ("gptq", "awq") else stage)
+
+
+def planned_stages(quants: list[str]) -> list[str]:
+    """The stages every export of ``quants`` runs, in order (optional ones are added as they start)."""
+    per_type = [s for q in quants for s in ((f"verify_{q}",) if q == "F32" else (f"quantize_{q}", f"verify_{q}"))]
+    return ["merge", "reference", "convert", "parity", *per_type]
 
 
 def size_text(n: float) -> str:
@@ -54,12 +83,16 @@ class ExportScreen(StudioScreen):
         super().__init__()
         self.run: RunDir | None = None
         self.busy = False
+        self.stage_states: dict[str, str] = {}
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="export-run", markup=False)
         with Horizontal(id="export-top"):
             yield SelectionList[str](*((q, q, False) for q in GGUF_TYPES), id="export-quants")
-            yield RichLog(id="export-log", markup=False, wrap=True)
+            with Vertical(id="export-progress"):
+                yield ProgressBar(id="export-bar", show_eta=False)
+                yield Static(id="export-now", markup=False)
+                yield DataTable(id="export-stages", cursor_type="none", show_header=False)
         yield DataTable(id="export-files", cursor_type="row")
         yield Static(id="export-warnings", markup=False)
 
@@ -69,7 +102,12 @@ class ExportScreen(StudioScreen):
         for q in self.store.get("export.quant") or []:
             if str(q).upper() in GGUF_TYPES:
                 quants.select(str(q).upper())
-        self.query_one("#export-log", RichLog).border_title = "progress"
+        self.query_one("#export-progress", Vertical).border_title = "progress per stage"
+        stages = self.query_one("#export-stages", DataTable)
+        stages.add_column("stage", key="stage")
+        stages.add_column("state", key="state")
+        stages.add_column("seconds", key="seconds")
+        self.query_one("#export-bar", ProgressBar).update(total=1, progress=0)
         self.query_one("#export-files", DataTable).add_columns("type", "size", "ppl (HF)", "top-1", "KL", "acc", "fallback")
         self.on_screen_resume()
 
@@ -89,6 +127,12 @@ class ExportScreen(StudioScreen):
             self.notify(f"cannot read {self.run.export_report}: {e}", severity="error", markup=False)
 
     def _show_report(self, report: dict[str, Any]) -> None:
+        if not self.busy:  # the stages of the export that wrote this report, with their seconds
+            self._reset_stages([])
+            for stage, seconds in (report.get("seconds") or {}).items():
+                self._stage(stage, "done", seconds)
+            if report.get("error"):
+                self.query_one("#export-now", Static).update(f"failed: {report['error']}")
         table = self.query_one("#export-files", DataTable)
         table.clear()
         for entry in report.get("files", []):
@@ -113,11 +157,34 @@ class ExportScreen(StudioScreen):
             self.notify("an export is already running", severity="warning")
             return
         self.busy = True
-        self.query_one("#export-log", RichLog).clear()
+        self._reset_stages(planned_stages(quants))
         self._export(self.run, quants)
 
+    def _reset_stages(self, planned: list[str]) -> None:
+        """Empty the stage table, then list ``planned`` as pending."""
+        self.query_one("#export-stages", DataTable).clear()
+        self.stage_states = {}
+        self.query_one("#export-now", Static).update("")
+        for stage in planned:
+            self._stage(stage, "pending", None)
+
+    def _stage(self, stage: str, state: str, seconds: float | None) -> None:
+        """Show one stage event (engine.export.pipeline.Stage) in the table and the bar."""
+        table = self.query_one("#export-stages", DataTable)
+        cells = (stage_label(stage), STATE_TEXT.get(state, state), f"{seconds:.1f}" if seconds is not None else "")
+        if stage in self.stage_states:
+            for column, value in zip(("stage", "state", "seconds"), cells, strict=True):
+                table.update_cell(stage, column, value)
+        else:
+            table.add_row(*cells, key=stage)
+        self.stage_states[stage] = state
+        if state == "start":
+            table.move_cursor(row=table.get_row_index(stage))
+        done = sum(s in ("done", "failed") for s in self.stage_states.values())
+        self.query_one("#export-bar", ProgressBar).update(total=max(len(self.stage_states), 1), progress=done)
+
     def _log(self, started: float, message: str) -> None:
-        self.query_one("#export-log", RichLog).write(f"{time.time() - started:6.1f}s {message}")
+        self.query_one("#export-now", Static).update(f"{time.time() - started:6.1f}s {message}")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="export")
     def _export(self, run: RunDir, quants: list[str]) -> None:
@@ -128,7 +195,7 @@ class ExportScreen(StudioScreen):
         log = lambda m: self.app.call_from_thread(self._log, started, m)  # noqa: E731
         try:
             with ML_LOCK:
-                report = export_run(run, quants, progress=log)
+                report = export_run(run, quants, progress=log, stage=lambda *a: self.app.call_from_thread(self._stage, *a))
         except (ExportError, OSError, ValueError) as e:
             self.post_message(WorkFailed("export", str(e)))
             log(f"failed: {e}")
