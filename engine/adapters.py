@@ -9,6 +9,7 @@ here that only needs shapes runs on the meta device: no weights are loaded.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -275,11 +276,14 @@ def quantization_config(recipe: Recipe):
     if a.load_in_8bit:
         return BitsAndBytesConfig(load_in_8bit=True)
     compute = a.bnb_4bit_compute_dtype if a.bnb_4bit_compute_dtype != "auto" else recipe.model.dtype
+    # FSDP and ZeRO-3 shard flat tensors of one float dtype: the 4-bit weights are stored in the compute dtype.
+    sharded = recipe.launch.strategy in ("fsdp", "zero3")
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=a.bnb_4bit_quant_type,
         bnb_4bit_use_double_quant=a.bnb_4bit_use_double_quant,
         bnb_4bit_compute_dtype=_dtype(compute),
+        **({"bnb_4bit_quant_storage": _dtype(compute)} if sharded else {}),
     )
 
 
@@ -298,7 +302,9 @@ def load_model(recipe: Recipe):
         import torch
 
         kwargs["quantization_config"] = quant
-        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else "cpu"
+        if recipe.launch.strategy not in ("fsdp", "zero3"):  # those place (and shard) the weights themselves
+            local_rank = int(os.environ.get("LOCAL_RANK", 0))  # one GPU per process under accelerate launch
+            kwargs["device_map"] = {"": local_rank} if torch.cuda.is_available() else "cpu"
     try:
         model = AutoModelForCausalLM.from_pretrained(recipe.model.name_or_path, **kwargs)
     except OSError as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,11 +18,12 @@ class RunStateError(RuntimeError):
     """The run is not in a state that allows this action; the message says what to do."""
 
 
-def _spawn(run: RunDir, extra: list[str], **status) -> int:
-    """The worker in a new session and process group, stdin closed, output to worker.log."""
+def _spawn(run: RunDir, extra: list[str], distributed: bool = False, **status) -> int:
+    """The worker (or, for many processes, its accelerate supervisor) in a new session, output to worker.log."""
+    module = "engine.distributed" if distributed else "engine.worker"
     with run.log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.worker", str(run.path), *extra],
+            [sys.executable, "-m", module, str(run.path.resolve()), *extra],  # cwd is the run: no relative path
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -33,14 +35,28 @@ def _spawn(run: RunDir, extra: list[str], **status) -> int:
     return proc.pid
 
 
-def start_run(recipe: Recipe) -> RunDir:
-    """Create runs/<id>/ with the resolved recipe and start its worker."""
+def create_run(recipe: Recipe) -> RunDir:
+    """runs/<id>/ with the resolved recipe (and, for many processes, accelerate_config.yaml)."""
     runs_dir = Path(recipe.train.runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     run = RunDir(runs_dir / new_run_id(recipe.method.name))
     run.path.mkdir()
     recipe.save(run.recipe_path)
-    _spawn(run, [], method=recipe.method.name, started=time.time())
+    if recipe.launch.distributed:
+        from engine.distributed import write_accelerate_config
+
+        write_accelerate_config(run, recipe)
+    return run
+
+
+def start_run(recipe: Recipe) -> RunDir:
+    """Create runs/<id>/ and start its worker; many processes go through ``accelerate launch``."""
+    if recipe.launch.distributed:
+        from engine.distributed import check_launchable
+
+        check_launchable(recipe)
+    run = create_run(recipe)
+    _spawn(run, [], recipe.launch.distributed, method=recipe.method.name, started=time.time())
     return run
 
 
@@ -51,7 +67,13 @@ def resume_run(run: RunDir) -> RunDir:
         raise RunStateError(f"run {run.id} is {state}: stop it first (tunedeck stop {run.id})")
     if state == "finished":
         raise RunStateError(f"run {run.id} already finished; raise train.max_steps in a new run to train further")
-    _spawn(run, ["--resume"], resumed=time.time())
+    distributed = run.accelerate_config.exists()
+    if distributed:
+        from engine.distributed import check_launchable
+        from engine.recipe import load_recipe
+
+        check_launchable(load_recipe(run.recipe_path))
+    _spawn(run, ["--resume"], distributed, resumed=time.time())
     return run
 
 
@@ -60,13 +82,27 @@ def stop_run(run: RunDir, now: bool = False, timeout: float = 600.0) -> float:
 
     Default: SIGTERM, which the worker turns into a checkpoint at the next step boundary and
     state ``stopped``. ``now``: SIGKILL of the whole process group, no checkpoint.
+    Under accelerate every rank runs in its own session (torch elastic starts them so): each rank
+    of this machine gets the signal itself (the ranks agree on the step to stop at), and the
+    supervisor's group only when no rank is up yet, or with ``now``.
     """
     status = run.read_status()
     pid, pgid = status.get("pid"), status.get("pgid") or status.get("pid")
+    if status.get("host") not in (None, socket.gethostname()):
+        raise RunStateError(f"run {run.id} runs on {status['host']}: stop it there (a SLURM job: scancel it)")
     if not pid or not pid_alive(pid):
         raise RunStateError(f"run {run.id} is {run.state()}: there is no live worker to stop")
     t = time.time()
-    os.killpg(pgid, signal.SIGKILL if now else signal.SIGTERM)
+    from engine.distributed import local_rank_pids
+
+    ranks = local_rank_pids(run) if status.get("launcher") == "accelerate" else []
+    for rank_pid in ranks:
+        try:
+            os.killpg(rank_pid, signal.SIGKILL if now else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    if now or not ranks:
+        os.killpg(pgid, signal.SIGKILL if now else signal.SIGTERM)
     if now:
         while pid_alive(pid) and time.time() - t < 10:
             time.sleep(0.05)

@@ -276,13 +276,63 @@ class ExportArgs:
 
 @dataclass
 class LaunchArgs:
+    """How many processes train, on how many machines, and how they share the model (accelerate's names).
+
+    strategy: single (one process), ddp (a full copy per GPU), fsdp (PyTorch FSDP: weights, gradients
+    and optimizer state sharded), zero2 / zero3 (DeepSpeed ZeRO: optimizer state and gradients, and
+    with zero3 the weights too, sharded; pip install 'tunedeck[deepspeed]').
+    num_processes counts all processes on all machines, as in accelerate's config.
+    """
+
     num_processes: int = 1
     strategy: Literal["single", "ddp", "fsdp", "zero2", "zero3"] = "single"
+    offload_optimizer: bool = False  # zero2/zero3: optimizer state in CPU RAM
+    offload_params: bool = False  # zero3: weights in CPU RAM; fsdp: weights, gradients and optimizer state
     num_machines: int = 1
-    machine_rank: int = 0
-    main_process_ip: str | None = None
-    main_process_port: int = 29500
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    machine_rank: int = 0  # this machine's place, 0 .. num_machines-1; 0 hosts rank 0 and writes the run
+    main_process_ip: str | None = None  # the address of machine 0 (needed with num_machines > 1)
+    main_process_port: int | None = None  # None: 29500 across machines, a free port on one machine
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # accelerate's; train.bf16 must not contradict it
+
+    def __post_init__(self) -> None:
+        for name in ("num_processes", "num_machines"):
+            if getattr(self, name) < 1:
+                raise RecipeError(f"launch.{name}", f"must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.machine_rank < self.num_machines:
+            raise RecipeError(
+                "launch.machine_rank", f"must be between 0 and num_machines-1 ({self.num_machines - 1}), got {self.machine_rank}"
+            )
+        if self.num_processes % self.num_machines:
+            raise RecipeError(
+                "launch.num_processes",
+                f"counts the processes of all machines: {self.num_processes} does not split evenly over "
+                f"{self.num_machines} machines (e.g. 2 machines x 4 GPUs: num_processes 8)",
+            )
+        if self.strategy == "single" and (self.num_processes > 1 or self.num_machines > 1):
+            raise RecipeError(
+                "launch.strategy",
+                f"single runs one process; with {self.num_processes} processes on {self.num_machines} machine(s) "
+                "choose ddp (a full copy per GPU), fsdp, zero2 or zero3",
+            )
+        if self.strategy == "ddp" and self.num_processes < 2:
+            raise RecipeError("launch.num_processes", "ddp needs at least 2 processes (one per GPU); or use strategy single")
+        if self.num_machines > 1 and not self.main_process_ip:
+            raise RecipeError("launch.main_process_ip", "is required with num_machines > 1: the address of machine_rank 0")
+        if self.main_process_port is not None and not 0 <= self.main_process_port <= 65535:
+            raise RecipeError("launch.main_process_port", f"must be a TCP port (0-65535), got {self.main_process_port}")
+        if self.offload_optimizer and self.strategy not in ("zero2", "zero3"):
+            fix = "set launch.offload_params: true (FSDP offloads all three together)" if self.strategy == "fsdp" else (
+                "use strategy zero2 or zero3")  # fmt: skip
+            raise RecipeError("launch.offload_optimizer", f"needs DeepSpeed ZeRO; {fix}")
+        if self.offload_params and self.strategy not in ("zero3", "fsdp"):
+            raise RecipeError(
+                "launch.offload_params", f"only zero3 and fsdp shard the weights (strategy is {self.strategy}); use one of them"
+            )
+
+    @property
+    def distributed(self) -> bool:
+        """True when the run goes through ``accelerate launch`` (more than one process, or a sharding strategy)."""
+        return self.num_processes > 1 or self.num_machines > 1 or self.strategy != "single"
 
 
 @dataclass
@@ -301,6 +351,7 @@ class Recipe:
             raise RecipeError("model.name_or_path", "is required (a local model folder or a Hub id)")
         if not self.data.train:
             raise RecipeError("data.train", "is required (a dataset file, folder or Hub id)")
+        check_launch(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -312,6 +363,25 @@ class Recipe:
 
     def save(self, path: Path) -> None:
         Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+
+def check_launch(recipe: Recipe) -> None:
+    """What the launch section cannot do with the rest of the recipe."""
+    launch, adapter = recipe.launch, recipe.adapter
+    sharded = launch.strategy in ("fsdp", "zero3")
+    if sharded and adapter.load_in_8bit:
+        raise RecipeError("adapter.load_in_8bit", f"8-bit weights cannot be sharded by {launch.strategy}; use kind qlora")
+    if sharded and adapter.kind == "qlora" and "auto" == adapter.bnb_4bit_compute_dtype == recipe.model.dtype:
+        raise RecipeError(
+            "adapter.bnb_4bit_compute_dtype",
+            f"qlora under {launch.strategy} stores the 4-bit weights in the compute dtype so they can be sharded: "
+            "set it (bfloat16 on Ampere or newer, else float16)",
+        )
+    bf16 = recipe.train.bf16
+    if (launch.mixed_precision == "bf16" and bf16 is False) or (launch.mixed_precision == "fp16" and bf16):
+        raise RecipeError(
+            "launch.mixed_precision", f"{launch.mixed_precision} contradicts train.bf16: {str(bf16).lower()}; set one of them"
+        )
 
 
 def normalize_quant(name: str, field_path: str = "quant") -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,6 +69,11 @@ class RunDir:
     merged = property(lambda self: self.path / "merged")
     gguf = property(lambda self: self.path / "gguf")
     export_report = property(lambda self: self.path / "export-report.json")
+    ranks_dir = property(lambda self: self.path / "ranks")  # one heartbeat file per training process
+    accelerate_config = property(lambda self: self.path / "accelerate_config.yaml")
+
+    def rank_log(self, rank: int) -> Path:
+        return self.path / f"worker-rank{rank}.log"
 
     # ---- writing (the worker)
 
@@ -87,7 +93,22 @@ class RunDir:
         atomic_write_text(self.status_path, json.dumps(status, indent=2))
         return status
 
+    def write_rank(self, rank: int, **fields: Any) -> None:
+        """Replace ranks/rank<N>.json: one process's step, memory and state (every rank writes its own)."""
+        self.ranks_dir.mkdir(exist_ok=True)
+        atomic_write_text(self.ranks_dir / f"rank{rank}.json", json.dumps({"rank": rank, **fields, "ts": time.time()}))
+
     # ---- reading (anyone)
+
+    def read_ranks(self) -> list[dict[str, Any]]:
+        """Every process's latest heartbeat, by rank."""
+        ranks = []
+        for path in self.ranks_dir.glob("rank*.json") if self.ranks_dir.is_dir() else []:
+            try:
+                ranks.append(json.loads(path.read_text()))
+            except (OSError, json.JSONDecodeError):  # replaced atomically: only a vanished file lands here
+                continue
+        return sorted(ranks, key=lambda r: r.get("rank", 0))
 
     def read_status(self) -> dict[str, Any]:
         try:
@@ -99,6 +120,8 @@ class RunDir:
         """running/stopping/... from status.json; ``crashed`` when the worker died without saying so."""
         status = self.read_status()
         state = status.get("state", "starting")
+        if status.get("host") not in (None, socket.gethostname()):
+            return state  # another machine's process (a SLURM job): its pid means nothing here
         if state not in TERMINAL_STATES and not pid_alive(status.get("pid")):
             if state == "starting" and time.time() - self.path.stat().st_mtime < 30:
                 return "starting"

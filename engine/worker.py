@@ -3,6 +3,10 @@
 It owns nothing but its run directory: it reads recipe.yaml and writes events.jsonl,
 status.json, checkpoints/ and adapter/ (or model/). SIGTERM asks for a checkpoint at the next
 step boundary and a clean exit with state ``stopped``.
+
+Under ``accelerate launch`` (engine/distributed.py) one worker runs per rank: rank 0 alone writes
+events, status and checkpoint renames; every rank logs to worker-rank<N>.log and keeps its
+heartbeat in ranks/rank<N>.json; a failure is left to the supervisor, which names the rank.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -61,30 +66,122 @@ def _hint(exc: BaseException, recipe=None) -> str:
 
 
 def _fault(point: str, step: int) -> None:
-    """Crash injection for the survival tests: TUNEDECK_FAULT=<point>@<step> SIGKILLs this process there."""
-    spec = os.environ.get("TUNEDECK_FAULT", "")
-    if spec == f"{point}@{step}":
+    """Crash injection for the tests: TUNEDECK_FAULT=<point>@<step>[:rank<N>] SIGKILLs this process (rank N's) there."""
+    spec, _, rank = os.environ.get("TUNEDECK_FAULT", "").partition(":")
+    if spec == f"{point}@{step}" and rank in ("", f"rank{_rank()[0]}"):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def make_callback(run: RunDir, save_total_limit: int, stop: threading.Event):
-    """A TrainerCallback that turns Trainer events into run-directory events."""
+def _rank() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside a distributed launch."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class FollowerRunDir(RunDir):
+    """The run directory as ranks other than 0 see it: they read it, and never write events or status."""
+
+    def append_event(self, kind: str, **fields):
+        return {"kind": kind, **fields}
+
+    def write_status(self, **fields):
+        return fields
+
+
+class RankProbe:
+    """What this rank trains on: rows seen, and a digest of each row of its first optimizer step."""
+
+    FIRST_ROWS = 64
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.rows_seen = 0
+        self.first_batch: list[str] = []
+
+    def __call__(self, module, args, kwargs) -> None:  # a forward pre-hook (with_kwargs=True)
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if not module.training or ids is None or ids.dim() != 2:
+            return
+        self.rows_seen += ids.shape[0]
+        if self.step == 0 and len(self.first_batch) < self.FIRST_ROWS:
+            import hashlib
+
+            mask = kwargs.get("attention_mask")
+            for i in range(ids.shape[0]):
+                row = ids[i][mask[i].bool()] if mask is not None and mask.dim() == 2 else ids[i]
+                self.first_batch.append(hashlib.sha1(row.cpu().numpy().tobytes()).hexdigest()[:12])
+
+
+def _memory() -> dict:
+    """This rank's device and memory: CUDA allocated/peak/total, or the process's RSS on CPU."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        i = torch.cuda.current_device()
+        return dict(
+            device=f"cuda:{i}",
+            memory_mib=torch.cuda.memory_allocated(i) / 2**20,
+            peak_mib=torch.cuda.max_memory_allocated(i) / 2**20,
+            total_mib=torch.cuda.get_device_properties(i).total_memory / 2**20,
+        )
+    import resource
+
+    import psutil
+
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return dict(device="cpu", memory_mib=psutil.Process().memory_info().rss / 2**20, peak_mib=peak_kib / 1024)
+
+
+def _any_rank(flag: bool, device) -> bool:
+    """True on every rank when ``flag`` is true on any: all ranks stop at the same step."""
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def make_callback(run: RunDir, save_total_limit: int, stop: threading.Event, probe: RankProbe | None = None):
+    """A TrainerCallback that turns Trainer events into run-directory events (rank 0) and heartbeats (every rank)."""
     from transformers import TrainerCallback
+
+    rank, world = _rank()
+    probe = probe or RankProbe()
 
     class RunEventsCallback(TrainerCallback):
         def __init__(self) -> None:
             self.nonfinite_loss: float | None = None
             self._last = (time.time(), None)  # (time, num_tokens) at the previous log
+            self._beat = 0.0
+
+        def heartbeat(self, state, phase: str, force: bool = False) -> None:
+            """ranks/rank<N>.json at most once a second: step, memory and the rows this rank trained on."""
+            if not force and time.time() - self._beat < 1.0:
+                return
+            self._beat = time.time()
+            run.write_rank(
+                rank, world_size=world, pid=os.getpid(), host=socket.gethostname(), state=phase,
+                step=state.global_step, max_steps=state.max_steps, rows_seen=probe.rows_seen,
+                first_batch=probe.first_batch, **_memory(),
+            )  # fmt: skip
 
         def on_train_begin(self, args, state, control, **kwargs):
             run.write_status(state="running", step=state.global_step, max_steps=state.max_steps)
-            run.append_event("train_begin", step=state.global_step, max_steps=state.max_steps)
+            run.append_event("train_begin", step=state.global_step, max_steps=state.max_steps, world_size=world)
+            self.heartbeat(state, "running", force=True)
 
         def on_step_end(self, args, state, control, **kwargs):
             _fault("step", state.global_step)
-            if stop.is_set():
+            probe.step = state.global_step
+            stopping = stop.is_set() if world == 1 else _any_rank(stop.is_set(), args.device)
+            if stopping:
+                stop.set()
                 control.should_save = True
                 control.should_training_stop = True
+            self.heartbeat(state, "running", force=state.global_step == 1)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.heartbeat(state, "stopping" if stop.is_set() else "trained", force=True)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = dict(logs or {})
@@ -123,7 +220,11 @@ def make_callback(run: RunDir, save_total_limit: int, stop: threading.Event):
 
         def on_save(self, args, state, control, **kwargs):
             src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if not src.is_dir():
+            if world > 1:
+                import torch.distributed as dist
+
+                dist.barrier()  # every rank has written its part (RNG state) before rank 0 renames
+            if rank != 0 or not src.is_dir():
                 return
             _fault("save", state.global_step)  # a kill here leaves a partial, unmarked checkpoint-N
             _fsync_tree(src)
@@ -143,10 +244,19 @@ def make_callback(run: RunDir, save_total_limit: int, stop: threading.Event):
 def _save_final(trainer, run: RunDir, recipe) -> Path:
     target = run.model if recipe.adapter.kind == "full" else run.adapter
     tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    from engine.adapters import save_adapter
+    rank, world = _rank()
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if world > 1:
+        trainer.accelerator.wait_for_everyone()
+    if world > 1 and recipe.launch.strategy in ("fsdp", "zero3"):
+        trainer.save_model(str(tmp))  # every rank hands over its shard; rank 0 writes
+    elif rank == 0:
+        from engine.adapters import save_adapter
 
-    save_adapter(trainer.model, tmp, run)  # PiSSA/OLoRA: converted to a plain LoRA for the original base
+        save_adapter(trainer.model, tmp, run)  # PiSSA/OLoRA: converted to a plain LoRA for the original base
+    if rank != 0:
+        return target
     trainer.processing_class.save_pretrained(tmp)
     _fsync_tree(tmp)
     shutil.rmtree(target, ignore_errors=True)
@@ -157,8 +267,13 @@ def _save_final(trainer, run: RunDir, recipe) -> Path:
 def run_worker(run: RunDir, resume: bool = False) -> int:
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.path / "tensorboard"))
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    run.write_status(state="starting", pid=os.getpid(), pgid=os.getpgid(0), error=None, ended=None)
-    run.append_event("started", pid=os.getpid(), resume=resume)
+    rank, world = _rank()
+    if rank != 0:
+        run = FollowerRunDir(run.path)
+    if world == 1:  # under accelerate the supervisor owns pid and pgid (engine/distributed.py)
+        run.write_status(state="starting", pid=os.getpid(), pgid=os.getpgid(0), error=None, ended=None)
+    run.write_rank(rank, world_size=world, pid=os.getpid(), host=socket.gethostname(), state="starting", step=0)
+    run.append_event("started", pid=os.getpid(), resume=resume, world_size=world)
     stop = threading.Event()
 
     def request_stop(signum, frame):
@@ -177,12 +292,14 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
 
         recipe = load_recipe(run.recipe_path)
         run.checkpoints.mkdir(exist_ok=True)
-        for partial in run.checkpoints.glob("checkpoint-*"):  # a save killed half-way: never resumed from
+        for partial in run.checkpoints.glob("checkpoint-*") if rank == 0 else []:  # a save killed half-way
             shutil.rmtree(partial, ignore_errors=True)
-        callback = make_callback(run, recipe.train.save_total_limit, stop)
+        probe = RankProbe()
+        callback = make_callback(run, recipe.train.save_total_limit, stop, probe)
         from engine.adapters import adapter_callbacks, model_summary
 
         trainer = build_trainer(recipe, run, [callback, *adapter_callbacks(recipe, run)])
+        trainer.model.register_forward_pre_hook(probe, with_kwargs=True)
         run.append_event("model", adapter=recipe.adapter.kind, **model_summary(trainer.model))
         checkpoints = run.complete_checkpoints()
         resume_from = str(checkpoints[-1]) if resume and checkpoints else None
@@ -199,10 +316,13 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
                 "Lower train.learning_rate or check the data for empty or corrupt rows"
             )
         if stop.is_set():
+            run.write_rank(rank, world_size=world, pid=os.getpid(), host=socket.gethostname(), state="stopped", step=step)
             run.append_event("stopped", step=step)
             run.write_status(state="stopped", step=step, ended=time.time())
             return 0
         target = _save_final(trainer, run, recipe)
+        run.write_rank(rank, world_size=world, pid=os.getpid(), host=socket.gethostname(), state="finished",
+                       step=step, rows_seen=probe.rows_seen, first_batch=probe.first_batch, **_memory())  # fmt: skip
         run.append_event("finished", step=step, output=str(target))
         run.write_status(state="finished", step=step, ended=time.time(), output=str(target))
         return 0
@@ -211,6 +331,10 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
         print(tb, file=sys.stderr, flush=True)
         error = f"{type(exc).__name__}: {exc}"
         hint = _hint(exc, recipe)
+        if world > 1:  # the supervisor writes `failed`, naming the rank that died first
+            run.write_rank(rank, world_size=world, pid=os.getpid(), host=socket.gethostname(), state="failed",
+                           error=error, hint=hint, traceback=tb.splitlines()[-15:])  # fmt: skip
+            return 1
         try:
             run.append_event("failed", error=error, hint=hint, traceback=tb.splitlines()[-15:])
             run.write_status(state="failed", error=error, hint=hint, ended=time.time())
@@ -224,7 +348,17 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         print("usage: python -m engine.worker RUN_DIR [--resume]", file=sys.stderr)
         return 2
-    return run_worker(RunDir(Path(argv[0]).resolve()), resume="--resume" in argv)
+    run = RunDir(Path(argv[0]).resolve())
+    rank, world = _rank()
+    if world > 1:  # every rank its own log; the launcher's output stays in worker.log
+        fd = os.open(run.rank_log(rank), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        print(f"tunedeck worker: rank {rank} of {world}, pid {os.getpid()}, host {socket.gethostname()}", flush=True)
+    return run_worker(run, resume="--resume" in argv)
 
 
 if __name__ == "__main__":

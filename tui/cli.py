@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tui.cli_adapters import add_adapter_commands
 from tui.cli_data import add_data_commands
+from tui.cli_launch import add_launch_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -429,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_demo)
     add_data_commands(sub)
     add_adapter_commands(sub)
+    add_launch_commands(sub)
     return p
 
 

@@ -151,7 +151,7 @@ def test_weights_at_their_dtype_or_bits(demo_assets):
 
 
 def test_strategies_shard_what_they_should(demo_assets):
-    est = estimate(recipe_for(demo_assets.base, {"kind": "full"}, launch={"num_processes": 4}), device="cuda")
+    est = estimate(recipe_for(demo_assets.base, {"kind": "full"}, launch={"num_processes": 4, "strategy": "ddp"}), device="cuda")
     s = est.strategies
     assert s["single"].num_processes == 1 and s["zero3"].num_processes == 4
     assert s["fsdp"].weights == s["zero3"].weights == s["single"].weights / 4

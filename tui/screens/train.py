@@ -17,6 +17,7 @@ from tui.screens.base import StudioScreen
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.metric_chart import MetricChart
+from tui.widgets.ranks import RankPanel
 
 POLL_SECONDS = 0.5
 
@@ -101,6 +102,7 @@ class TrainScreen(StudioScreen):
         yield Static(id="train-run", markup=False)
         yield ProgressBar(id="train-bar", show_eta=False)
         yield Static(id="train-stats", markup=False)
+        yield RankPanel(id="rank-panel", markup=False)  # shown for runs of more than one process
         with Horizontal(id="train-panels"):
             with Vertical(id="train-charts"):
                 yield LossChart(id="loss-chart")
