@@ -101,6 +101,8 @@ class RankProbe:
         ids = kwargs.get("input_ids", args[0] if args else None)
         if not module.training or ids is None or ids.dim() != 2:
             return
+        if kwargs.get("past_key_values") is not None:  # generation (GRPO/RLOO/PPO rollouts), not a training batch
+            return
         self.rows_seen += ids.shape[0]
         if self.step == 0 and len(self.first_batch) < self.FIRST_ROWS:
             import hashlib
