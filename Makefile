@@ -48,10 +48,19 @@ test: $(STAMP)
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tunedeck demo
 
+# Each writes bench/results/<name>.json (stdout); report.py then regenerates docs/benchmarks.md.
+# GPU-only ones print {"skipped": ...} without CUDA. About 10-15 minutes on 2 CPU cores.
+BENCHES ?= engine_overhead throughput_options tui_latency data_inspect chat_vs_llama export_vs_direct \
+	attach_history gpu_throughput gpu_memory_check gptq_awq_gpu_check
+
 bench: $(STAMP)
 	mkdir -p bench/results
-	for f in bench/*.py; do n=$$(basename $$f .py); echo "== $$n"; \
-		HF_HUB_OFFLINE=1 $(PY) $$f > bench/results/$$n.json && cat bench/results/$$n.json || exit 1; done
+	@failed=""; for n in $(BENCHES); do echo "== $$n"; \
+		if HF_HUB_OFFLINE=1 PYTHONPATH=. $(PY) bench/$$n.py > bench/results/$$n.json.tmp; then \
+			mv bench/results/$$n.json.tmp bench/results/$$n.json && cat bench/results/$$n.json; \
+		else failed="$$failed $$n"; rm -f bench/results/$$n.json; fi; done; \
+	$(PY) bench/report.py; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed (output in bench/results/<name>.json.tmp)"; exit 1; fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check engine tui themes tests bench

@@ -8,7 +8,7 @@ alternate (A B, then B A). Per reply: time to first token (call to first text ch
 tokens/s ((chunks - 1) / (last chunk - first chunk)) and the whole reply's chunks/s. Greedy
 decoding must give both the same text. Goal: ratio >= 0.95.
 
-    python bench/chat_vs_llama.py [--rounds 5] [--max-tokens 128]
+    python bench/chat_vs_llama.py [--rounds 10] [--max-tokens 128]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def direct_stream(llm, messages, temperature: float, top_p: float, max_tokens: i
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=5, help="rounds over the prompts, each prompt A then B (or B then A)")
+    p.add_argument("--rounds", type=int, default=10, help="rounds over the prompts, each prompt A then B (or B then A)")
     p.add_argument("--max-tokens", type=int, default=128)
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -89,8 +89,11 @@ def main() -> None:
         make_rows_file(path, args.rows)
         generated = round(time.perf_counter() - t, 1)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    base = [sys.executable, "-m", "tui.cli_data", "data", "inspect", str(path)]
+    base = [sys.executable, "-m", "tui.cli", "data", "inspect", str(path)]
+    command = f"python bench/data_inspect.py --rows {args.rows} --runs {args.runs}"
     result: dict = {
+        "name": "data_inspect",
+        "command": command + (f" --model {args.model}" if args.model else ""),
         "file": str(path),
         "rows": args.rows,
         "size_mb": round(path.stat().st_size / 2**20, 1),

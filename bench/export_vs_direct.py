@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.engine.test_export_merge.make_run
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 QUANTS = ["F16", "Q8_0", "Q4_K_M"]
 
@@ -41,6 +42,8 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "name": "export_vs_direct",
+                "command": "python bench/export_vs_direct.py",
                 "quants": QUANTS,
                 "direct_s": round(direct, 2),
                 "export_s": round(proven, 2),

@@ -16,6 +16,7 @@ Liger kernels (``use_liger_kernel``) run only on CUDA with ``liger-kernel`` inst
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -84,8 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     opts = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
     from bare_trl_sft import parse_args
     from transformers.utils import logging as hf_logging
 
@@ -122,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     for rnd in range(opts.rounds):
         k = rnd % len(runnable)
         for name in runnable[k:] + runnable[:k]:
-            trials[name].append({"round": rnd, **measure(args, todo[name]), "loadavg_1m": os.getloadavg()[0]})
+            with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: stdout is for the JSON
+                trials[name].append({"round": rnd, **measure(args, todo[name]), "loadavg_1m": os.getloadavg()[0]})
             print(name, json.dumps(trials[name][-1]), file=sys.stderr, flush=True)
     base = statistics.median(x["useful_tokens_per_s"] for x in trials["default"])
     summary = {}
@@ -139,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     result = {
         "name": "throughput_options",
-        "command": f"python bench/throughput_options.py --steps {opts.steps} --rounds {opts.rounds}",
+        "command": f"python bench/throughput_options.py --steps {opts.steps} --rounds {opts.rounds} --threads {opts.threads}",
         "measured": "useful (trained, labels != -100) tokens per second of training loop, median over rounds",
         "settings": {
             "model": recipe.model.name_or_path,
@@ -148,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch": t.per_device_train_batch_size,
             "max_length": t.max_length,
             "lora_r": 16,
+            "torch_threads": torch.get_num_threads(),
         },
         "summary": summary,
         "trials": trials,

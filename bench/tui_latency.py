@@ -111,7 +111,8 @@ def main() -> None:
     args = parser.parse_args()
     from engine.demo import init_workspace
 
-    result: dict = {"cpus": os.cpu_count()}
+    flags = f" --presses {args.presses}" + (" --no-train" if args.no_train else "") + (" --no-tmux" if args.no_tmux else "")
+    result: dict = {"name": "tui_latency", "command": "python bench/tui_latency.py" + flags, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as tmp:
         ws = Path(tmp)
         init_workspace(ws)
@@ -142,6 +143,7 @@ def main() -> None:
                 except RunStateError:
                     pass
         result["while_training"] = run is not None
+        result["loadavg_1m"] = os.getloadavg()[0]
     print(json.dumps(result, indent=2))
 
 
