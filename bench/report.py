@@ -60,7 +60,7 @@ def machine() -> str:
 
 def fmt(v) -> str:
     if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        return f"{v:.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**5:
         return f"{v:,}"
     return str(v).replace("|", "\\|")
