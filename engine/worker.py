@@ -101,13 +101,13 @@ class RankProbe:
         ids = kwargs.get("input_ids", args[0] if args else None)
         if not module.training or ids is None or ids.dim() != 2:
             return
-        if kwargs.get("past_key_values") is not None:  # generation (GRPO/RLOO/PPO rollouts), not a training batch
-            return
+        mask = kwargs.get("attention_mask")
+        if kwargs.get("past_key_values") is not None or (mask is not None and mask.shape != ids.shape):
+            return  # a generation forward (GRPO/RLOO/PPO rollouts), not a training batch
         self.rows_seen += ids.shape[0]
         if self.step == 0 and len(self.first_batch) < self.FIRST_ROWS:
             import hashlib
 
-            mask = kwargs.get("attention_mask")
             for i in range(ids.shape[0]):
                 row = ids[i][mask[i].bool()] if mask is not None and mask.dim() == 2 else ids[i]
                 self.first_batch.append(hashlib.sha1(row.cpu().numpy().tobytes()).hexdigest()[:12])
