@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import shutil
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.console import Console
 from textual.pilot import Pilot
 
 from engine.runs import RunDir
@@ -81,3 +83,11 @@ def drive(app, steps: Callable[[Pilot], Awaitable[None]], size: tuple[int, int] 
             await steps(pilot)
 
     asyncio.run(inner())
+
+
+def screen_lines(app) -> list[str]:
+    """The screen as the terminal shows it, one string per row (what a user reads)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True, color_system=None)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text().splitlines()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from textual.binding import Binding
 from textual.pilot import Pilot
 
-from tests.tui.helpers import drive, make_run, settle, write_workspace
+from tests.tui.helpers import drive, make_run, screen_lines, settle, write_workspace
 from tui.app import TunedeckApp
 from tui.commands import TunedeckCommands
 from tui.keymap import keymap_path, load_keymap
@@ -25,14 +23,6 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("TUNEDECK_THEME", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-def screen_lines(app: TunedeckApp) -> list[str]:
-    """The screen as the terminal shows it, one string per row (what a user reads)."""
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True, color_system=None)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text().splitlines()
 
 
 def footer_keys(app: TunedeckApp) -> list:

@@ -9,8 +9,7 @@ from textual.pilot import Pilot
 
 from engine.runs import list_runs
 from tests.conftest import tunedeck
-from tests.tui.helpers import drive, settle
-from tests.tui.test_keys import screen_lines
+from tests.tui.helpers import drive, screen_lines, settle
 from tui.app import TunedeckApp
 from tui.widgets.metric_chart import MetricChart, metric_points
 
