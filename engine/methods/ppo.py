@@ -52,8 +52,10 @@ def build_trainer(recipe: Recipe, run, callbacks: list):
         )
     funcs, reward_tokenizers = resolve_rewards(m.reward_funcs, Path(t.runs_dir).parent)
     args = TrainingArguments(**common_args(recipe, run), eval_strategy="no", remove_unused_columns=False)
+    policy, critic = policy_and_critic(recipe)
     return PPOTrainer(
-        model=policy_and_critic(recipe),
+        model=policy,
+        critic=critic,
         args=args,
         train_dataset=train,
         processing_class=load_tokenizer(recipe),
@@ -66,12 +68,6 @@ def build_trainer(recipe: Recipe, run, callbacks: list):
 
 
 def _check(recipe: Recipe) -> None:
-    if recipe.adapter.kind == "full":
-        raise RecipeError(
-            "adapter.kind",
-            "ppo keeps the policy and the critic as two adapters on one frozen base (which is also the "
-            "reference); use lora, qlora or dora",
-        )
     if converts_on_save(recipe):
         raise RecipeError(
             "adapter.init_lora_weights",
@@ -88,25 +84,47 @@ def _check(recipe: Recipe) -> None:
 
 
 def policy_and_critic(recipe: Recipe):
-    """The base with two adapters: the policy ("default") and the critic ("critic" + value head ``v_head``)."""
-    from peft import get_peft_model
+    """(policy, critic): the critic is a LoRA adapter "critic" with a value head ``v_head``, and its model with
+    the adapters disabled is the reference.
 
-    base = load_model(recipe)
-    model = get_peft_model(base, peft_config(recipe))
-    hidden = base.config.get_text_config().hidden_size
-    # Added after the policy adapter so "all-linear" never targets it; the critic adapter trains
-    # (and saves) its own copy through modules_to_save.
-    base.v_head = torch.nn.Linear(hidden, 1, device=base.device, dtype=torch.float32)
-    policy = model.peft_config["default"]
-    critic = dataclasses.replace(
-        policy, target_modules=set(policy.target_modules), modules_to_save=["v_head"], init_lora_weights=True
-    )
-    model.add_adapter(CRITIC, critic)
-    model.set_adapter("default")
-    _trainable(model)
+    LoRA kinds: one PeftModel (the same object twice), the policy adapter "default" and the critic
+    adapter on one frozen base. Full fine-tuning: the policy is the whole model; the critic sits on a
+    frozen second copy.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    if recipe.adapter.kind == "full":
+        policy, a = load_model(recipe), recipe.adapter
+        critic_base = _with_value_head(load_model(recipe))
+        lora = LoraConfig(
+            r=a.r, lora_alpha=a.lora_alpha, target_modules="all-linear", exclude_modules=["v_head"],
+            modules_to_save=["v_head"], task_type="CAUSAL_LM",
+        )  # fmt: skip
+        critic = get_peft_model(critic_base, lora, adapter_name=CRITIC)
+    else:
+        policy = critic = get_peft_model(load_model(recipe), peft_config(recipe))
+        _with_value_head(critic.get_base_model())  # after the policy's targets resolved: "all-linear" skips it
+        lora = critic.peft_config["default"]
+        critic.add_adapter(
+            CRITIC,
+            dataclasses.replace(
+                lora, target_modules=set(lora.target_modules), modules_to_save=["v_head"], init_lora_weights=True
+            ),
+        )
+        critic.set_adapter("default")
+    _trainable(critic)
     if recipe.train.gradient_checkpointing:
-        model.enable_input_require_grads()
-    return model
+        critic.enable_input_require_grads()
+        policy.enable_input_require_grads()
+    return policy, critic
+
+
+def _with_value_head(base):
+    """Add ``v_head`` (hidden -> 1), zero-initialised: the first values are 0, the first advantages the whitened scores."""
+    base.v_head = torch.nn.Linear(base.config.get_text_config().hidden_size, 1, device=base.device)
+    torch.nn.init.zeros_(base.v_head.weight)
+    torch.nn.init.zeros_(base.v_head.bias)
+    return base
 
 
 def _trainable(model) -> list[torch.nn.Parameter]:
@@ -120,8 +138,10 @@ def _trainable(model) -> list[torch.nn.Parameter]:
 class PPOTrainer(Trainer):
     loss_is_scaled_for_ga = False  # compute_loss returns a per-minibatch mean: Trainer divides by accumulation
 
-    def __init__(self, *args, settings: MethodArgs, rewards: list[tuple[Any, Any]], max_length: int, **kwargs):
+    def __init__(self, *args, critic, settings: MethodArgs, rewards: list[tuple[Any, Any]], max_length: int, **kwargs):
         super().__init__(*args, **kwargs)
+        self.shared = critic is self.model  # LoRA kinds: the policy's PeftModel; full: a frozen copy with an adapter
+        self.critic = critic if self.shared else critic.to(self.args.device)
         self.settings = settings
         self.rewards = rewards
         for func, _ in rewards:
@@ -169,10 +189,13 @@ class PPOTrainer(Trainer):
     # ------------------------------------------------------------------ rollout
 
     @contextmanager
-    def _adapter(self, name: str):
-        """Run the shared base with adapter ``name``, keeping both adapters trainable."""
-        self.model.set_adapter(name)
-        _trainable(self.model)
+    def _critic_adapter(self):
+        """The critic's model with the critic adapter on; a shared base switches back to the policy after."""
+        if not self.shared:
+            yield
+            return
+        self.model.set_adapter(CRITIC)
+        _trainable(self.model)  # PEFT's set_adapter freezes the other adapter
         try:
             yield
         finally:
@@ -229,8 +252,8 @@ class PPOTrainer(Trainer):
         logprobs, ref_logprobs, values = [], [], []
         for chunk in _chunks(batch, self.args.per_device_train_batch_size):
             logprobs.append(self._logprobs(self.model, chunk)[0])
-            with self.model.disable_adapter():
-                ref_logprobs.append(self._logprobs(self.model, chunk)[0])
+            with self.critic.disable_adapter():  # the reference: the frozen base
+                ref_logprobs.append(self._logprobs(self.critic, chunk)[0])
             values.append(self._values(chunk))
         batch["logprobs"], batch["values"] = torch.cat(logprobs), torch.cat(values)
         batch.update(self._advantages(batch, torch.cat(ref_logprobs), scores))
@@ -292,8 +315,8 @@ class PPOTrainer(Trainer):
     def _values(self, batch) -> torch.Tensor:
         """The critic's value of each response position (the state before that token)."""
         n = batch["responses"].size(1)
-        base = self.model.get_base_model()
-        with self._adapter(CRITIC):
+        base = self.critic.get_base_model()
+        with self._critic_adapter():
             hidden = base.get_decoder()(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
@@ -360,7 +383,7 @@ class PPOTrainer(Trainer):
 
     def _record(self, **metrics: torch.Tensor) -> None:
         for key, value in metrics.items():
-            self._metrics[key].append(float(value))
+            self._metrics[key].append(float(value.detach()))
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log: add the means since the last one
@@ -368,11 +391,24 @@ class PPOTrainer(Trainer):
             self._metrics.clear()
         super().log(logs, start_time)
 
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if not self.shared:  # full: the critic's adapter is not part of the policy
+            optimizer.add_param_group({"params": _trainable(self.critic), "weight_decay": 0.0})
+        return optimizer
+
+    def _clip_grad_norm(self, model):
+        if not self.shared:
+            torch.nn.utils.clip_grad_norm_(_trainable(self.critic), self.args.max_grad_norm)
+        return super()._clip_grad_norm(model)
+
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
-        """PEFT saves both adapters (the critic's in critic/, with its value head); the rollout goes beside them."""
+        """The policy; the critic adapter in critic/ (with its value head); the rollout in progress beside them."""
         from safetensors.torch import save_file
 
-        super()._save(output_dir, state_dict)
+        super()._save(output_dir, state_dict)  # with LoRA, PEFT saves both adapters of the shared base
+        if not self.shared and output_dir is not None:
+            self.critic.save_pretrained(output_dir, safe_serialization=True)  # a non-default adapter: critic/
         if self._buffer is not None and output_dir is not None:  # a stop mid-rollout resumes on the same rollout
             flat = {f"{i}/{k}": v.contiguous() for i, batch in enumerate(self._buffer) for k, v in batch.items()}
             save_file(flat, str(Path(output_dir) / ROLLOUT))
@@ -383,13 +419,19 @@ class PPOTrainer(Trainer):
         from safetensors.torch import load_file
 
         path, device = Path(resume_from_checkpoint), str(self.args.device)
-        for name, folder in (("default", path), (CRITIC, path / CRITIC)):
+        adapters = [(self.critic, CRITIC, path / CRITIC)]
+        if self.shared:
+            adapters.append((self.model, "default", path))
+        else:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)  # the full policy
+        for model_, name, folder in adapters:
             weights = folder / "adapter_model.safetensors"
             if not weights.is_file():
                 raise FileNotFoundError(f"{weights}: the checkpoint has no {name} adapter; it cannot resume ppo")
-            set_peft_model_state_dict(self.model, load_file(weights, device=device), adapter_name=name)
-        self.model.set_adapter("default")
-        _trainable(self.model)
+            set_peft_model_state_dict(model_, load_file(weights, device=device), adapter_name=name)
+        if self.shared:
+            self.model.set_adapter("default")
+        _trainable(self.critic)
         if (path / ROLLOUT).is_file():
             flat = load_file(path / ROLLOUT, device=device)
             self._buffer = [{} for _ in range(1 + max(int(k.split("/")[0]) for k in flat))]
@@ -399,7 +441,8 @@ class PPOTrainer(Trainer):
 
     def train(self, *args, **kwargs):
         result = super().train(*args, **kwargs)
-        self.model.delete_adapter(CRITIC)  # the run's adapter/ is the policy; the critic lives on in the checkpoints
+        if self.shared:  # the run's adapter/ is the policy; the critic lives on in the checkpoints
+            self.model.delete_adapter(CRITIC)
         return result
 
 
