@@ -70,7 +70,9 @@ class TunedeckApp(App[None]):
     def binding_key(self, binding: Binding) -> str:
         """The key shown for ``binding``, after the user's keymap."""
         keys = self.keymap.get(binding.id or "")
-        return self.get_key_display(binding.with_key(keys.split(",")[0], key_display=None) if keys else binding)
+        if keys:
+            return self.get_key_display(binding.with_key(keys.split(",")[0], key_display=None))
+        return self.get_key_display(binding.with_key(binding.key.split(",")[0], key_display=binding.key_display))
 
     def load_user_keymap(self, path: Path | None = None) -> None:
         """Apply keymap.yaml from the user config dir; bad lines are skipped and reported."""
