@@ -426,8 +426,10 @@ def estimate(
         notes.append(
             f"{recipe.method.name}: chosen and rejected run together, so activations count 2 x batch sequences"
         )
-    if recipe.method.name in ("grpo", "rloo", "kto"):
+    if recipe.method.name in ("grpo", "rloo", "kto", "ppo"):
         notes.append(f"{recipe.method.name}: generation and reference passes are not modelled; --probe measures them")
+    if recipe.method.name == "ppo":
+        notes.append("ppo: the critic is a second adapter like the policy's (with full: on a frozen copy of the model)")
     tokens = seqs_per_step * seq
     pm = parameter_math(recipe, model)
     groups = _lora_groups(recipe, model)

@@ -17,6 +17,7 @@ METRICS = {
     "reward": {"loss", "grad_norm"},
     "grpo": {"reward", "reward_std", "rewards/sum_reward/mean"},
     "rloo": {"reward", "rewards/sum_reward/mean"},
+    "ppo": {"loss/policy", "loss/value", "policy/clipfrac", "objective/entropy"},  # reward and KL: per rollout
 }
 
 
