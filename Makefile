@@ -49,9 +49,11 @@ run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tunedeck demo
 
 # Each writes bench/results/<name>.json (stdout); report.py then regenerates docs/benchmarks.md.
-# GPU-only ones print {"skipped": ...} without CUDA. About 10-15 minutes on 2 CPU cores.
-BENCHES ?= engine_overhead throughput_options tui_latency data_inspect chat_vs_llama export_vs_direct \
-	attach_history gpu_throughput gpu_memory_check gptq_awq_gpu_check
+# Every bench/*.py but the helpers runs; the GPU-only ones (after the listed ones) print
+# {"skipped": ...} without CUDA. About 10-15 minutes on 2 CPU cores.
+BENCH_FIRST := engine_overhead throughput_options tui_latency data_inspect chat_vs_llama export_vs_direct attach_history
+BENCH_HELPERS := bare_trl_sft report
+BENCHES ?= $(BENCH_FIRST) $(sort $(filter-out $(BENCH_FIRST) $(BENCH_HELPERS),$(basename $(notdir $(wildcard bench/*.py)))))
 
 bench: $(STAMP)
 	mkdir -p bench/results

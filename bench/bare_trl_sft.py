@@ -72,6 +72,7 @@ class LoopTimer:
             "tokens": last["num_tokens"],
             "tokens_per_s": round(last["num_tokens"] / loop_s, 1),
             "final_loss": last["loss"],
+            "log_s": [round(x["t"] - self.begin, 2) for x in self.logs],  # seconds into the loop at each log
         }
 
 

@@ -49,7 +49,8 @@ def run_tunedeck(ws: Path, steps: int, logging_steps: int, env: dict) -> dict:
     run_path = next(line.split(" started in ", 1)[1] for line in proc.stdout.splitlines() if " started in " in line)
     events = [json.loads(line) for line in (Path(run_path) / "events.jsonl").read_text().splitlines()]
     begin = next(e["ts"] for e in events if e["kind"] == "train_begin")
-    last = [e for e in events if e["kind"] == "step"][-1]
+    steps = [e for e in events if e["kind"] == "step"]
+    last = steps[-1]
     loop_s = last["ts"] - begin
     return {
         "kind": "tunedeck",
@@ -58,6 +59,7 @@ def run_tunedeck(ws: Path, steps: int, logging_steps: int, env: dict) -> dict:
         "tokens": last["num_tokens"],
         "tokens_per_s": round(last["num_tokens"] / loop_s, 1),
         "final_loss": last["loss"],
+        "log_s": [round(e["ts"] - begin, 2) for e in steps],
         "process_wall_s": round(wall, 2),
     }
 
@@ -99,7 +101,7 @@ def run_bare(recipe: dict, steps: int, logging_steps: int, env: dict) -> dict:
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return {
         "kind": "bare_trl",
-        **{k: out[k] for k in ("steps", "loop_s", "tokens", "tokens_per_s", "final_loss")},
+        **{k: out[k] for k in ("steps", "loop_s", "tokens", "tokens_per_s", "final_loss", "log_s")},
         "process_wall_s": round(wall, 2),
     }
 

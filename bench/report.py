@@ -28,6 +28,7 @@ BENCHES = {
     "attach_history": "Attach: a 100,000-event history replayed by `tunedeck attach`.",
     "gpu_throughput": "GPU: LoRA and QLoRA SFT tokens/s, MFU, peak memory against the estimate (~0.5B).",
     "gpu_memory_check": "GPU: the memory estimate against torch.cuda.max_memory_allocated (~0.5B, LoRA/QLoRA).",
+    "gpu_distributed_check": "GPU: DDP, FSDP and DeepSpeed ZeRO launches of the demo recipe on every GPU of the machine.",
     "gptq_awq_gpu_check": "GPU: GPTQ and AWQ exports through GPTQModel, quality against the float model.",
 }
 # The figures for the summary table at the top (dotted keys into each result).
