@@ -185,11 +185,11 @@ def test_slurm_script_starts_one_launcher_per_node(tmp_path):
     assert "--ntasks-per-node=1" in srun and '--machine-rank "$SLURM_NODEID"' in srun and '"$MAIN_IP"' in srun
 
 
-def test_slurm_script_runs_on_a_fake_allocation(tmp_path, demo_assets):
+def test_slurm_script_runs_on_a_fake_allocation(tmp_path):
     """The script itself under bash: stand-ins for scontrol/srun only (no cluster here); the run folder is real."""
-    from engine.demo import init_workspace
-
-    recipe_path = init_workspace(tmp_path / "ws")
+    (tmp_path / "ws").mkdir()
+    recipe_path = tmp_path / "ws" / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump({"model": {"name_or_path": "base"}, "data": {"train": "d.jsonl"}}))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text('#!/bin/bash\nprintf "gpu-a\\ngpu-b\\n"\n')
@@ -212,3 +212,24 @@ def test_slurm_script_runs_on_a_fake_allocation(tmp_path, demo_assets):
     assert (config["num_machines"], config["num_processes"], config["main_process_ip"]) == (2, 4, "gpu-a")
     srun_args = (tmp_path / "srun.args").read_text().splitlines()
     assert srun_args[-2] == "-c" and '-m engine.distributed "$RUN_DIR" --shared' in srun_args[-1]
+
+
+def test_a_rank_that_raised_fails_the_run_with_its_own_error_and_hint(tmp_path):
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from engine.distributed import failure_event
+
+    run = RunDir(tmp_path)
+    run.write_rank(0, pid=1, state="failed", error="DataError: data.jsonl:3: messages: empty",
+                   hint="tunedeck data inspect PATH lists every bad row")  # fmt: skip
+    run.rank_log(0).write_text("Traceback (most recent call last):\n  ...\nDataError: data.jsonl:3: messages: empty\n")
+    report = ChildFailedError("engine.worker", {0: ProcessFailure(local_rank=0, pid=1, exitcode=1, error_file="/none")})
+    run.log_path.write_text(report.format_msg() + "\naccelerate launch exited with 1\n")
+    event = failure_event(run, 1, run.log_path)
+    assert event["error"] == "rank 0 exited with code 1: DataError: data.jsonl:3: messages: empty"
+    assert event["hint"].startswith("tunedeck data inspect") and event["rank"] == 0
+    assert event["traceback"][-1] == "DataError: data.jsonl:3: messages: empty"
+
+    run.log_path.write_text("ConnectionError: Tried to launch distributed communication on port 29500\n")
+    event = failure_event(run, 1, run.log_path)  # the launcher died before any rank
+    assert "before any rank reported" in event["error"] and "port 29500" in event["traceback"][-1]
