@@ -568,6 +568,8 @@ def adapter_callbacks(recipe: Recipe, run) -> list:
             path = run.path / INITIAL_ADAPTER
             if state.global_step > 0 or path.exists() or model is None or not hasattr(model, "peft_config"):
                 return  # a resumed run keeps the adapter of its first start
+            if not state.is_world_process_zero:
+                return  # under accelerate launch: rank 0 writes it (the ranks start identical)
             save_initial_adapter(model, path)
 
     return [SaveInitialAdapter()]

@@ -98,9 +98,11 @@ class RankProbe:
         self.first_batch: list[str] = []
 
     def __call__(self, module, args, kwargs) -> None:  # a forward pre-hook (with_kwargs=True)
+        import torch
+
         ids = kwargs.get("input_ids", args[0] if args else None)
-        if not module.training or ids is None or ids.dim() != 2:
-            return
+        if not module.training or not torch.is_grad_enabled() or not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+            return  # eval, reference and generation forwards are not training rows
         mask = kwargs.get("attention_mask")
         if kwargs.get("past_key_values") is not None or (mask is not None and mask.shape != ids.shape):
             return  # a generation forward (GRPO/RLOO/PPO rollouts), not a training batch

@@ -60,6 +60,9 @@ def _event_line(event: dict, started: float | None) -> str | None:
         return f"{kind} ({event.get('signal', 'SIGKILL')})"
     if kind == "resumed":
         return f"resumed from {event.get('checkpoint') or 'step 0 (no complete checkpoint)'}"
+    if kind == "launched":
+        return (f"accelerate launch: {event.get('num_processes')} processes ({event.get('strategy')}) on "
+                f"{event.get('num_machines')} machine(s); each rank logs to worker-rank<N>.log")  # fmt: skip
     if kind == "eval":
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in event.items() if k.startswith("eval_") and isinstance(v, float))
         return f"eval at step {event['step']}: {metrics}"

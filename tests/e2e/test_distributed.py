@@ -83,6 +83,7 @@ def test_two_process_ddp_goes_through_accelerate_launch_with_the_runs_config(ddp
     proc, run = ddp
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert f"finished at step {STEPS}" in proc.stdout and run.state() == "finished"
+    assert "accelerate launch: 2 processes (ddp) on 1 machine(s)" in proc.stdout
     config = yaml.safe_load(run.accelerate_config.read_text())
     assert (config["distributed_type"], config["num_processes"], config["use_cpu"]) == ("MULTI_GPU", 2, True)
     [launched] = [e for e in events(run) if e["kind"] == "launched"]
