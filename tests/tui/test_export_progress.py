@@ -53,6 +53,7 @@ def test_export_shows_each_stage_from_the_pipeline_then_sizes_and_fidelity(tmp_p
         assert rows["quantize_Q8_0"][0] == "quantize Q8_0" and rows["verify_Q8_0"][0] == "check Q8_0 against HF"
         started = [stage for stage, state in seen if state == "start"]
         assert started.index("merge") < started.index("convert") < started.index("quantize_Q8_0") < started.index("verify_Q8_0")
+        assert "done: 1 file(s)" in str(screen.query_one("#export-now").content)  # the last line stays
         bar = screen.query_one("#export-bar", ProgressBar)
         assert bar.total == len(rows) and bar.progress == len(rows)
         files = screen.query_one("#export-files", DataTable)

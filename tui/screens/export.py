@@ -126,8 +126,9 @@ class ExportScreen(StudioScreen):
         except (OSError, ValueError) as e:
             self.notify(f"cannot read {self.run.export_report}: {e}", severity="error", markup=False)
 
-    def _show_report(self, report: dict[str, Any]) -> None:
-        if not self.busy:  # the stages of the export that wrote this report, with their seconds
+    def _show_report(self, report: dict[str, Any], live: bool = False) -> None:
+        """The report's files and warnings; its stage seconds too unless the stages were just shown live."""
+        if not live and not self.busy:  # the stages of the export that wrote this report, with their seconds
             self._reset_stages([])
             for stage, seconds in (report.get("seconds") or {}).items():
                 self._stage(stage, "done", seconds)
@@ -208,4 +209,4 @@ class ExportScreen(StudioScreen):
             self.busy = False
         if report is not None:
             log(f"done: {len(report.get('files', []))} file(s) in {run.gguf}")
-            self.app.call_from_thread(self._show_report, report)
+            self.app.call_from_thread(self._show_report, report, True)
