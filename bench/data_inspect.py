@@ -105,6 +105,7 @@ def main() -> None:
     all_runs = result["runs"] + result.get("runs_with_model", [])
     result["max_first_page_s"] = max(r["first_page_s"] or float("inf") for r in all_runs)
     result["max_peak_rss_mb"] = max(r["peak_rss_mb"] for r in all_runs)
+    result["note"] = "exit code 1 is expected: the file has a planted invalid row every 100,000, which inspect reports"
     result["targets_met"] = result["max_first_page_s"] <= 2.0 and result["max_peak_rss_mb"] <= 1024
     print(json.dumps(result, indent=2))
 

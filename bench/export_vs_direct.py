@@ -39,6 +39,8 @@ def main() -> None:
         t = time.perf_counter()
         report = export_run(run, QUANTS)
         proven = time.perf_counter() - t
+    stages = report["seconds"]
+    convert_s = stages["merge"] + stages["convert"] + sum(v for k, v in stages.items() if k.startswith("quantize_"))
     print(
         json.dumps(
             {
@@ -48,6 +50,9 @@ def main() -> None:
                 "direct_s": round(direct, 2),
                 "export_s": round(proven, 2),
                 "ratio": round(proven / direct, 2),
+                # the same work inside export_run (merge, convert, quantize), without the checks
+                "export_convert_quantize_s": round(convert_s, 2),
+                "ratio_convert_quantize": round(convert_s / direct, 2),
                 "stages_s": report["seconds"],
                 "eval_rows": report["samples"]["eval_rows"],
                 "heldout_texts": report["samples"]["heldout_texts"],

@@ -40,9 +40,9 @@ def variants() -> dict[str, dict | str]:
         "padding_free": {"padding_free": True, "max_length": None},
     }
     if not torch.cuda.is_available():
-        out["liger"] = "skipped: needs a CUDA GPU"
+        out["liger"] = "needs a CUDA GPU"
     elif importlib.util.find_spec("liger_kernel") is None:
-        out["liger"] = "skipped: liger-kernel is not installed (pip install liger-kernel)"
+        out["liger"] = "liger-kernel is not installed (pip install liger-kernel)"
     else:
         out["liger"] = {"use_liger_kernel": True}
     return out
