@@ -421,8 +421,12 @@ METHOD_DATA: dict[str, tuple[str, str | None, dict, dict]] = {
              per_device_train_batch_size=8, logging_steps=5)),
     "ppo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "kl_coef": 0.05,
             "num_ppo_epochs": 2, "num_mini_batches": 2, "max_completion_length": 16},
-            dict(max_steps=40, learning_rate=1e-3, per_device_train_batch_size=8, logging_steps=4)),
+            dict(max_steps=40, learning_rate=1e-3, warmup_steps=0, per_device_train_batch_size=8, logging_steps=4)),
 }  # fmt: skip
+# Adapter settings beyond LoRA r16 on every linear layer. PPO: sampled at temperature 1 the policy must
+# sharpen its output distribution, which "all-linear" LoRA (no lm_head; RMSNorm cancels any scaling
+# before it) barely can: train lm_head too.
+METHOD_ADAPTER: dict[str, dict] = {"ppo": {"modules_to_save": ["lm_head"]}}
 
 
 def demo_recipe(assets: DemoAssets, method: str = "sft"):
@@ -443,7 +447,9 @@ def demo_recipe(assets: DemoAssets, method: str = "sft"):
             "model": {"name_or_path": str(model)},
             "data": data,
             "template": {"name": "model"},
-            "adapter": {"kind": "lora", "r": 16, "lora_alpha": 32, "target_modules": "all-linear"},
+            "adapter": {
+                "kind": "lora", "r": 16, "lora_alpha": 32, "target_modules": "all-linear", **METHOD_ADAPTER.get(method, {})
+            },  # fmt: skip
             "method": {"name": method, **settings},
             "train": train,
             "export": {"quant": ["F16", "Q8_0", "Q4_K_M"]},
