@@ -12,7 +12,9 @@ then ``compute_loss`` trains on one minibatch of that rollout: clipped policy lo
 times the clipped value loss. The policy ("default") and the critic ("critic", with a value head
 on its last hidden state) are two LoRA adapters on one frozen base, and the reference is that
 base with the adapters disabled: one copy of the weights for all four roles but the reward model.
-Being a Trainer, a run checkpoints, stops at a step boundary and resumes like every other method.
+(With full fine-tuning the critic adapter sits on a frozen second copy, which is the reference.)
+Being a Trainer, a run checkpoints, stops at a step boundary and resumes like every other method;
+a checkpoint also holds the critic and the rollout in progress, so a resume repeats the same steps.
 """
 
 from __future__ import annotations
