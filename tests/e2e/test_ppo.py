@@ -95,7 +95,8 @@ def test_reward_model_on_qlora(workspace, tmp_path):
 def test_full_fine_tuning_puts_the_critic_on_a_frozen_copy(workspace):
     before = set((workspace / "runs").glob("*"))
     proc = tunedeck(
-        "train", "recipe.yaml", "--set", "adapter.kind=full", "--set", "train.max_steps=4",
+        "train", "recipe.yaml", "--set", "adapter.kind=full", "--set", "adapter.modules_to_save=null",
+        "--set", "train.max_steps=4",
         "--set", "train.logging_steps=1", "--set", "train.learning_rate=1e-5", cwd=workspace,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
