@@ -47,7 +47,7 @@ VOCAB_SIZE = 512
 # Bump when anything above or the base-building code changes: it keys the cached base.
 DEMO_VERSION = 3
 # Bump when only the datasets change: they are rewritten in place, the base is kept.
-DATA_VERSION = 2
+DATA_VERSION = 4
 
 Progress = Callable[[str], None]
 
@@ -142,26 +142,30 @@ def eval_rows() -> list[dict]:
     return [{"messages": _chat(a, b, rng.choice(PHRASINGS))} for a, b in held_out]
 
 
+def _rejected(a: int, b: int, kind: str, rng: random.Random) -> str:
+    """A wrong answer of ``kind``: mistakes a sampled policy makes on this task."""
+    good = _answer(a, b)
+    if kind == "sum":  # well formed, wrong arithmetic
+        return _answer(a, b, a + b + rng.choice([-3, -2, -1, 1, 2, 3]) if a + b > 3 else a + b + 1)
+    # malformed: missing its start, cut short, rambling on, or with a stray word first
+    return rng.choice([good[4:], good[: rng.randint(5, len(good) - 4)], f"{good} {good[:8]}", f"sum {good}"])
+
+
+REJECTED_KINDS = ("malformed", "sum", "malformed", "malformed")
+
+
 def preference_rows(held_out: bool = False) -> list[dict]:
-    """Correct answers (chosen) against answers to a nearby question (rejected); ``held_out``: eval pairs."""
+    """Correct answers (chosen) against malformed replies (three in four) or a wrong sum (one in four)."""
     train, evals = _pairs()
     rng = random.Random(SEED + (4 if held_out else 2))
-    rows = []
-    for a, b in evals if held_out else train:
-        # The rejected answer is fluent and self-consistent but answers a different question:
-        # one operand is off, as a model that does not read the prompt carefully would write.
-        x, y = (a + rng.choice([-3, -2, -1, 1, 2, 3]), b) if rng.random() < 0.5 else (a, b + rng.choice([-3, -2, -1, 1, 2, 3]))
-        x, y = abs(x), abs(y)
-        if (x, y) == (a, b):
-            x += 1
-        rows.append(
-            {
-                "prompt": [{"role": "user", "content": rng.choice(PHRASINGS).format(a=a, b=b)}],
-                "chosen": [{"role": "assistant", "content": _answer(a, b)}],
-                "rejected": [{"role": "assistant", "content": _answer(x, y)}],
-            }
-        )
-    return rows
+    return [
+        {
+            "prompt": [{"role": "user", "content": rng.choice(PHRASINGS).format(a=a, b=b)}],
+            "chosen": [{"role": "assistant", "content": _answer(a, b)}],
+            "rejected": [{"role": "assistant", "content": _rejected(a, b, REJECTED_KINDS[i % len(REJECTED_KINDS)], rng)}],
+        }
+        for i, (a, b) in enumerate(evals if held_out else train)
+    ]
 
 
 def kto_rows(held_out: bool = False) -> list[dict]:
@@ -412,21 +416,26 @@ METHOD_DATA: dict[str, tuple[str, str | None, dict, dict]] = {
     "simpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 2.0, "simpo_gamma": 0.5},
               dict(max_steps=100, learning_rate=1e-3)),
     "kto": ("kto.jsonl", "kto_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
-    "reward": ("preference.jsonl", "preference_eval.jsonl", {}, dict(max_steps=150, learning_rate=1e-3)),
+    "reward": ("preference.jsonl", "preference_eval.jsonl", {}, dict(max_steps=200, learning_rate=1e-3)),
     "grpo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "beta": 0.04,
-             "num_generations": 4, "max_completion_length": 16}, dict(max_steps=60, learning_rate=2e-3,
-             per_device_train_batch_size=8, logging_steps=5)),
+             "num_generations": 4, "max_completion_length": 16}, dict(max_steps=40, learning_rate=1e-3,
+             warmup_steps=5, per_device_train_batch_size=8, logging_steps=5)),
     "rloo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "beta": 0.04,
-             "num_generations": 4, "max_completion_length": 16}, dict(max_steps=60, learning_rate=2e-3,
-             per_device_train_batch_size=8, logging_steps=5)),
+             "num_generations": 4, "max_completion_length": 16}, dict(max_steps=40, learning_rate=1e-3,
+             warmup_steps=5, per_device_train_batch_size=8, logging_steps=5)),
     "ppo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "kl_coef": 0.05,
             "num_ppo_epochs": 2, "num_mini_batches": 2, "max_completion_length": 16},
             dict(max_steps=40, learning_rate=1e-3, warmup_steps=0, per_device_train_batch_size=8, logging_steps=4)),
 }  # fmt: skip
-# Adapter settings beyond LoRA r16 on every linear layer. PPO: sampled at temperature 1 the policy must
-# sharpen its output distribution, which "all-linear" LoRA (no lm_head; RMSNorm cancels any scaling
-# before it) barely can: train lm_head too.
-METHOD_ADAPTER: dict[str, dict] = {"ppo": {"modules_to_save": ["lm_head"]}}
+# Adapter settings beyond LoRA r16 on every linear layer. Online methods: sampled at temperature 1
+# the instruct model starts half its answers with a stray byte token; sharpening that distribution
+# is what "all-linear" LoRA (no lm_head; RMSNorm cancels any scaling before it) barely can: train
+# lm_head too. The reward model: a new score head reading the last token needs the larger rank to
+# rank held-out pairs well (r16 stalls near 80%, r32 reaches about 87% in 200 steps).
+METHOD_ADAPTER: dict[str, dict] = {
+    "grpo": {"modules_to_save": ["lm_head"]}, "rloo": {"modules_to_save": ["lm_head"]},
+    "ppo": {"modules_to_save": ["lm_head"]}, "reward": {"r": 32, "lora_alpha": 64},
+}  # fmt: skip
 
 
 def demo_recipe(assets: DemoAssets, method: str = "sft"):

@@ -52,7 +52,12 @@ def load_splits(recipe: Recipe):
 def eval_args(recipe: Recipe, eval_ds) -> dict[str, Any]:
     if eval_ds is None:
         return {"eval_strategy": "no"}
-    return {"eval_strategy": "steps", "eval_steps": recipe.train.save_steps, "per_device_eval_batch_size": 16}
+    # eval_on_start: the first point of every eval curve is the model before training, the baseline
+    # a margin or an accuracy has to beat.
+    return {
+        "eval_strategy": "steps", "eval_steps": recipe.train.save_steps, "per_device_eval_batch_size": 16,
+        "eval_on_start": True,
+    }  # fmt: skip
 
 
 def method_kwargs(recipe: Recipe, *names: str) -> dict[str, Any]:

@@ -41,6 +41,28 @@ def test_each_method_trains_through_the_worker_and_logs_its_metrics(tmp_path, de
     assert (run.path / "adapter" / "adapter_config.json").is_file()
 
 
+@pytest.mark.parametrize("kind", ["qlora", "full"])
+@pytest.mark.parametrize("method", list(METRICS))
+def test_each_method_trains_with_qlora_and_full_fine_tuning(tmp_path, demo_assets, method, kind):
+    """The same recipe with adapter.kind swapped: 4-bit NF4 base + LoRA, or every weight trained."""
+    tunedeck("demo", "--init", str(tmp_path), "--method", method, check=True)
+    proc = tunedeck(
+        "train", "recipe.yaml", "--set", f"adapter.kind={kind}", "--set", "adapter.modules_to_save=null",
+        "--set", "train.max_steps=1", "--set", "train.save_steps=100", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [path] = (tmp_path / "runs").iterdir()
+    run = RunDir(path)
+    assert run.state() == "finished"
+    model = next(e for e in run.read_events()[0] if e["kind"] == "model")
+    if kind == "full":
+        assert model["trainable_params"] == model["total_params"] or method == "ppo", model  # ppo: + frozen ref
+        assert (run.path / "model" / "config.json").is_file()
+    else:
+        assert 0 < model["trainable_params"] < model["total_params"], model
+        assert (run.path / "adapter" / "adapter_config.json").is_file()
+
+
 def test_wrong_dataset_format_is_refused_before_launch(tmp_path, demo_assets):
     tunedeck("demo", "--init", str(tmp_path), "--method", "dpo", check=True)
     proc = tunedeck("train", "recipe.yaml", "--set", f"data.train={demo_assets.sft}", cwd=tmp_path)

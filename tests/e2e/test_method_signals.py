@@ -1,0 +1,84 @@
+"""Each method moves its own signal the right way on the demo data, through the real CLI and worker (CPU).
+
+Preference methods and the reward model are judged on held-out pairs (the eval split, never trained
+on), from the evaluation before the first step (eval_on_start) to the last; online methods on the
+mean reward of their own rollouts; SFT on held-out token accuracy.
+"""
+
+import pytest
+
+from engine.runs import RunDir
+from tests.conftest import tunedeck
+
+pytestmark = pytest.mark.slow
+
+
+def train(workspace, method: str, *sets: str) -> RunDir:
+    """`tunedeck demo --init` + `tunedeck train` with ``sets`` overrides; the finished run."""
+    tunedeck("demo", "--init", str(workspace), "--method", method, check=True)
+    args = [a for s in sets for a in ("--set", s)]
+    proc = tunedeck("train", "recipe.yaml", *args, cwd=workspace)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = RunDir(sorted((workspace / "runs").iterdir())[-1])
+    assert run.state() == "finished"
+    return run
+
+
+def series(run: RunDir, kind: str, key: str) -> list[float]:
+    return [e[key] for e in run.read_events()[0] if e["kind"] == kind and key in e]
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def test_sft_held_out_token_accuracy_rises(tmp_path, demo_assets):
+    run = train(tmp_path, "sft", f"data.eval={tmp_path / 'eval.jsonl'}", "train.max_steps=60", "train.save_steps=20")
+    acc, loss = series(run, "eval", "eval_mean_token_accuracy"), series(run, "eval", "eval_loss")
+    assert len(acc) == 4, acc  # before training, then every 20 steps
+    assert acc[-1] > acc[0] + 0.05 and loss[-1] < loss[0], (acc, loss)
+
+
+@pytest.mark.parametrize("method", ["dpo", "orpo", "simpo"])
+def test_preference_margins_are_positive_and_rise_on_held_out_pairs(tmp_path, demo_assets, method):
+    run = train(tmp_path, method)
+    margins = series(run, "eval", "eval_rewards/margins")  # margins[0]: before the first step
+    assert len(margins) >= 4, margins
+    assert all(m > 0 for m in margins[1:]), margins
+    assert margins[-1] > margins[0], margins
+    assert series(run, "eval", "eval_rewards/accuracies")[-1] > 0.6
+
+
+def test_kto_desirable_and_undesirable_rewards_separate(tmp_path, demo_assets):
+    run = train(tmp_path, "kto")
+    chosen, rejected = series(run, "eval", "eval_rewards/chosen"), series(run, "eval", "eval_rewards/rejected")
+    gaps = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    assert len(gaps) >= 4 and all(g > 0 for g in gaps[1:]) and gaps[-1] > gaps[0], gaps
+
+
+@pytest.fixture(scope="module")
+def reward_run(tmp_path_factory, demo_assets) -> RunDir:
+    return train(tmp_path_factory.mktemp("reward"), "reward")
+
+
+def test_reward_model_ranks_held_out_pairs(reward_run):
+    accuracy = series(reward_run, "eval", "eval_accuracy")
+    assert accuracy[-1] >= 0.8 and accuracy[-1] > accuracy[0], accuracy  # [0]: the untrained score head
+
+
+@pytest.mark.parametrize("method", ["grpo", "rloo"])
+def test_online_mean_reward_rises_against_its_reward(tmp_path, demo_assets, method):
+    run = train(tmp_path, method)
+    reward = series(run, "step", "reward")
+    k = max(len(reward) // 4, 1)
+    assert mean(reward[-k:]) > mean(reward[:k]) + 0.1, reward
+
+
+def test_rlhf_path_reward_run_then_policy_with_kl_to_the_sft_weights(tmp_path, reward_run):
+    """The seed's RLHF: a reward model, then GRPO against it with a KL penalty (beta > 0) to the SFT weights."""
+    policy = train(tmp_path, "grpo", f"method.reward_funcs=[{reward_run.path}]", "method.beta=0.04")
+    steps = [e for e in policy.read_events()[0] if e["kind"] == "step"]
+    assert all("kl" in e for e in steps) and max(e["kl"] for e in steps) > 0
+    reward = [e["reward"] for e in steps]
+    k = max(len(reward) // 4, 1)
+    assert mean(reward[-k:]) > mean(reward[:k]), reward
