@@ -39,7 +39,7 @@ def test_sft_held_out_token_accuracy_rises(tmp_path, demo_assets):
     assert acc[-1] > acc[0] + 0.05 and loss[-1] < loss[0], (acc, loss)
 
 
-@pytest.mark.parametrize("method", ["dpo", "orpo", "simpo"])
+@pytest.mark.parametrize("method", ["dpo", "simpo"])
 def test_preference_margins_are_positive_and_rise_on_held_out_pairs(tmp_path, demo_assets, method):
     run = train(tmp_path, method)
     margins = series(run, "eval", "eval_rewards/margins")  # margins[0]: before the first step
@@ -47,6 +47,18 @@ def test_preference_margins_are_positive_and_rise_on_held_out_pairs(tmp_path, de
     assert all(m > 0 for m in margins[1:]), margins
     assert margins[-1] > margins[0], margins
     assert series(run, "eval", "eval_rewards/accuracies")[-1] > 0.6
+
+
+def test_orpo_keeps_held_out_margins_positive_while_it_fine_tunes(tmp_path, demo_assets):
+    """ORPO's SFT term lifts the tokens chosen and rejected answers share, so on this demo (where the
+    instruct model already wins every held-out pair) its margins dip before they climb: only
+    positivity and ranking are asserted, not a rise (see issue 7)."""
+    run = train(tmp_path, "orpo")
+    margins = series(run, "eval", "eval_rewards/margins")
+    assert len(margins) >= 4 and all(m > 0 for m in margins), margins
+    assert series(run, "eval", "eval_rewards/accuracies")[-1] >= 0.9
+    nll = series(run, "eval", "eval_nll_loss")
+    assert nll[-1] < nll[0], nll  # and the SFT half of its loss does its job
 
 
 def test_kto_desirable_and_undesirable_rewards_separate(tmp_path, demo_assets):
