@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -278,27 +279,22 @@ def test_export_screen_shows_size_fidelity_and_warnings(tmp_path: Path) -> None:
     drive(app, steps)
 
 
-class FakeSession:
-    """Stands in for engine.chat.ChatSession: streams a fixed answer in chunks."""
+@pytest.fixture(scope="module")
+def base_gguf(tmp_path_factory, demo_assets) -> Path:
+    """The demo base through llama.cpp's real converter (F16): a real model for the chat pane to load."""
+    from engine.export.gguf import convert_to_gguf
 
-    closed = 0
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def stream(self, messages, temperature=0.0, top_p=1.0, max_tokens=256):
-        yield from ["The sum ", "of 1 and 2 ", f"is 3 ({self.path.name}, t={temperature})."]
-
-    def close(self) -> None:
-        FakeSession.closed += 1
+    path = tmp_path_factory.mktemp("gguf") / "base.F16.gguf"
+    convert_to_gguf(demo_assets.base, path, "f16")
+    return path
 
 
-def test_chat_streams_side_by_side_and_clears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chat_streams_side_by_side_and_clears(tmp_path: Path, base_gguf: Path) -> None:
+    """Two real GGUFs through engine.chat (llama-cpp-python): one prompt, two streamed replies."""
     run = make_run(tmp_path)
     run.gguf.mkdir()
-    for q in ("F16", "Q8_0"):
-        (run.gguf / f"{run.id}.{q}.gguf").write_bytes(b"GGUF")
-    monkeypatch.setattr("engine.chat.ChatSession", FakeSession)
+    for q in ("F16", "F16b"):
+        shutil.copy(base_gguf, run.gguf / f"{run.id}.{q}.gguf")
     app = TunedeckApp(workspace=tmp_path)
 
     async def steps(pilot: Pilot) -> None:
@@ -307,12 +303,16 @@ def test_chat_streams_side_by_side_and_clears(tmp_path: Path, monkeypatch: pytes
         await pilot.press("b")
         await settle(pilot)
         await pilot.press("i", *"add 1 and 2", "enter")
-        await settle(pilot)
         a, b = app.screen.query(ChatPane)
-        assert a.messages[-1]["content"].startswith("The sum of 1 and 2 is 3")
-        assert a.path != b.path and b.messages[-1]["content"].startswith("The sum of")
+        for _ in range(200):  # the replies stream in from the two models
+            await pilot.pause(0.05)
+            if all(p.messages and p.messages[-1]["role"] == "assistant" and not p.busy for p in (a, b)):
+                break
+        assert a.path != b.path
+        for pane in (a, b):
+            assert pane.messages[0] == {"role": "user", "content": "add 1 and 2"}
+            assert pane.messages[-1]["role"] == "assistant" and pane.messages[-1]["content"].strip()
         await pilot.press("escape", "ctrl+l")
         assert a.messages == [] and b.messages == []
 
     drive(app, steps)
-    assert FakeSession.closed >= 2  # sessions are closed when the app ends
