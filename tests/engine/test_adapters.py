@@ -229,12 +229,13 @@ def test_adapter_settings_round_trip(tmp_path):
 def test_pissa_adapter_is_converted_for_the_original_base(base, tmp_path):
     import torch
     from peft import PeftModel, get_peft_model
+    from transformers import TrainerState
 
     recipe = recipe_for(base, r=4, init_lora_weights="pissa")
     run = SimpleNamespace(path=tmp_path)
     model = get_peft_model(load_base(base), peft_config(recipe))
     (callback,) = adapter_callbacks(recipe, run)
-    callback.on_train_begin(None, SimpleNamespace(global_step=0), None, model=model)
+    callback.on_train_begin(None, TrainerState(global_step=0), None, model=model)
     torch.manual_seed(0)
     with torch.no_grad():  # stands in for training: move every adapter weight
         for name, p in model.named_parameters():
