@@ -35,6 +35,24 @@ SMOKE_CONFIG = dict(
 GOAL = 0.15
 
 
+def sft_recipe(tmp: Path, model_dir: Path, data: Path, kind: str, r: int, *, batch: int, seq: int, steps: int, **train):
+    """The LoRA/QLoRA SFT recipe both GPU scripts measure (r, alpha 2r, every linear layer)."""
+    from engine.recipe import recipe_from_dict
+
+    return recipe_from_dict(
+        {
+            "model": {"name_or_path": str(model_dir)},
+            "data": {"train": str(data)},
+            "adapter": {"kind": kind, "r": r, "lora_alpha": 2 * r, "target_modules": "all-linear"},
+            "method": {"name": "sft"},
+            "train": {
+                "runs_dir": str(tmp / "runs"), "per_device_train_batch_size": batch, "max_length": seq,
+                "max_steps": steps, "learning_rate": 1e-4, **train,
+            },
+        }
+    )  # fmt: skip
+
+
 def build_workspace(root: Path, config: dict, seq: int, rows: int) -> tuple[Path, Path]:
     """A random-init Llama saved in bf16 with a word-level tokenizer, and rows of exactly ``seq`` tokens."""
     import torch
@@ -85,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"skipped": "no CUDA device"}))
         return 0
     from engine.estimate import estimate, probe
-    from engine.recipe import recipe_from_dict
 
     config = GPU_CONFIG if cuda else SMOKE_CONFIG
     seq = args.seq if cuda else min(args.seq, 64)
@@ -96,23 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         model_dir, data = build_workspace(Path(tmp), config, seq, rows=max(args.batch * args.steps * 2, 32))
         setup_s = time.time() - t0
         for kind, checkpointing in (("lora", False), ("qlora", False), ("lora", True), ("qlora", True)):
-            recipe = recipe_from_dict(
-                {
-                    "model": {"name_or_path": str(model_dir)},
-                    "data": {"train": str(data)},
-                    "adapter": {"kind": kind, "r": args.r, "lora_alpha": 2 * args.r, "target_modules": "all-linear"},
-                    "method": {"name": "sft"},
-                    "train": {
-                        "runs_dir": str(Path(tmp) / "runs"),
-                        "per_device_train_batch_size": args.batch,
-                        "max_length": seq,
-                        "max_steps": args.steps,
-                        "learning_rate": 1e-4,
-                        "logging_steps": 1,
-                        "gradient_checkpointing": checkpointing,
-                    },
-                }
-            )
+            recipe = sft_recipe(
+                Path(tmp), model_dir, data, kind, args.r, batch=args.batch, seq=seq, steps=args.steps,
+                logging_steps=1, gradient_checkpointing=checkpointing,
+            )  # fmt: skip
             case = {"kind": kind, "gradient_checkpointing": checkpointing}
             try:
                 measured = probe(recipe, steps=args.steps, search=False)

@@ -117,10 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     if not cuda and not args.cpu_smoke:
         print(json.dumps({"name": "gpu_throughput", "skipped": "no CUDA device"}))
         return 0
-    from gpu_memory_check import GPU_CONFIG, SMOKE_CONFIG, build_workspace
+    from gpu_memory_check import GPU_CONFIG, SMOKE_CONFIG, build_workspace, sft_recipe
 
     from engine.estimate import estimate
-    from engine.recipe import recipe_from_dict
 
     device = torch.cuda.get_device_name(0) if cuda else "cpu (smoke: plumbing only)"
     peak = args.peak_tflops or (peak_tflops(device) if cuda else None)
@@ -132,23 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         model_dir, data = build_workspace(Path(tmp), config, seq, rows=args.batch * args.steps + args.batch)
         setup_s = time.time() - t0
         for kind in ("lora", "qlora"):
-            recipe = recipe_from_dict(
-                {
-                    "model": {"name_or_path": str(model_dir)},
-                    "data": {"train": str(data)},
-                    "adapter": {"kind": kind, "r": args.r, "lora_alpha": 2 * args.r, "target_modules": "all-linear"},
-                    "method": {"name": "sft"},
-                    "train": {
-                        "runs_dir": str(Path(tmp) / "runs"),
-                        "per_device_train_batch_size": args.batch,
-                        "max_length": seq,
-                        "max_steps": args.steps,
-                        "learning_rate": 1e-4,
-                        "logging_steps": args.steps,
-                        "save_steps": 10**9,
-                    },
-                }
-            )
+            recipe = sft_recipe(
+                Path(tmp), model_dir, data, kind, args.r, batch=args.batch, seq=seq, steps=args.steps,
+                logging_steps=args.steps, save_steps=10**9,
+            )  # fmt: skip
             Path(recipe.train.runs_dir).mkdir(exist_ok=True)
             case: dict = {"kind": kind}
             try:
