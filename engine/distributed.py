@@ -289,7 +289,7 @@ def slurm_script(recipe_path: Path, nodes: int, gpus_per_node: int, overrides: l
             "set -euo pipefail",
             "",
             "# Machine 0 (the first host of the allocation) is the rendezvous point for every launcher.",
-            'MAIN_IP=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+            'MAIN_IP=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)',
             "export MAIN_IP",
             "# One run folder (on the shared filesystem) for every node; only machine 0 writes its events.",
             f'RUN_DIR=$({prepare} --set "launch.main_process_ip=$MAIN_IP")',
