@@ -179,7 +179,7 @@ def test_slurm_script_starts_one_launcher_per_node(tmp_path):
     assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=4", "#SBATCH --time=02:00:00"):
         assert line in script
-    assert 'MAIN_IP=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)' in script
+    assert 'MAIN_IP=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)' in script
     assert "launch.num_machines=2" in script and "launch.num_processes=8" in script
     [srun] = [line for line in script.splitlines() if line.startswith("srun ")]
     assert "--ntasks-per-node=1" in srun and '--machine-rank "$SLURM_NODEID"' in srun and '"$MAIN_IP"' in srun
