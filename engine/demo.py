@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import cycle
 from pathlib import Path
 
 from engine.templates import CHATML
@@ -47,7 +48,7 @@ VOCAB_SIZE = 512
 # Bump when anything above or the base-building code changes: it keys the cached base.
 DEMO_VERSION = 3
 # Bump when only the datasets change: they are rewritten in place, the base is kept.
-DATA_VERSION = 4
+DATA_VERSION = 5
 
 Progress = Callable[[str], None]
 
@@ -165,6 +166,20 @@ def preference_rows(held_out: bool = False) -> list[dict]:
             "rejected": [{"role": "assistant", "content": _rejected(a, b, REJECTED_KINDS[i % len(REJECTED_KINDS)], rng)}],
         }
         for i, (a, b) in enumerate(evals if held_out else train)
+    ]
+
+
+def orpo_rows(held_out: bool = False) -> list[dict]:
+    """Correct chat answers (chosen) against the base's plain-text habit (rejected): ORPO starts from the base."""
+    train, evals = _pairs()
+    rng = random.Random(SEED + (7 if held_out else 6))
+    return [
+        {
+            "prompt": [{"role": "user", "content": rng.choice(PHRASINGS).format(a=a, b=b)}],
+            "chosen": [{"role": "assistant", "content": _answer(a, b)}],
+            "rejected": [{"role": "assistant", "content": habit.format(a=a, b=b, c=a + b)}],
+        }
+        for habit, (a, b) in zip(cycle(PRETRAIN_FORMS), evals if held_out else train)
     ]
 
 
@@ -292,6 +307,8 @@ def _write_data(data_dir: Path) -> None:
         "eval.jsonl": eval_rows(),
         "preference.jsonl": preference_rows(),
         "preference_eval.jsonl": preference_rows(held_out=True),
+        "orpo.jsonl": orpo_rows(),
+        "orpo_eval.jsonl": orpo_rows(held_out=True),
         "kto.jsonl": kto_rows(),
         "kto_eval.jsonl": kto_rows(held_out=True),
         "prompts.jsonl": prompt_rows(),
@@ -412,7 +429,7 @@ METHOD_DATA: dict[str, tuple[str, str | None, dict, dict]] = {
     "sft": ("sft.jsonl", None, {}, {}),
     "pretrain": ("text.jsonl", None, {}, dict(max_steps=100, learning_rate=1e-3)),
     "dpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
-    "orpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
+    "orpo": ("orpo.jsonl", "orpo_eval.jsonl", {"beta": 1.0}, dict(max_steps=100, learning_rate=1e-3)),
     "simpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 2.0, "simpo_gamma": 0.5},
               dict(max_steps=100, learning_rate=1e-3)),
     "kto": ("kto.jsonl", "kto_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
@@ -443,8 +460,9 @@ def demo_recipe(assets: DemoAssets, method: str = "sft"):
     from engine.recipe import recipe_from_dict
 
     train_file, eval_file, settings, overrides = METHOD_DATA[method]
-    # Preference and RL methods start where the seed's pipeline does: from an SFT model.
-    model = assets.base if method in ("sft", "pretrain") else ensure_instruct_model()
+    # Preference and RL methods start where the seed's pipeline does: from an SFT model. ORPO folds
+    # SFT into its loss, so it starts from the base (its pairs: chat answers against the base's habit).
+    model = assets.base if method in ("sft", "pretrain", "orpo") else ensure_instruct_model()
     data = {"train": str(assets.data(train_file))}
     if eval_file:
         data["eval"] = str(assets.data(eval_file))

@@ -49,16 +49,17 @@ def test_preference_margins_are_positive_and_rise_on_held_out_pairs(tmp_path, de
     assert series(run, "eval", "eval_rewards/accuracies")[-1] > 0.6
 
 
-def test_orpo_keeps_held_out_margins_positive_while_it_fine_tunes(tmp_path, demo_assets):
-    """ORPO's SFT term lifts the tokens chosen and rejected answers share, so on this demo (where the
-    instruct model already wins every held-out pair) its margins dip before they climb: only
-    positivity and ranking are asserted, not a rise (see issue 7)."""
+def test_orpo_from_the_base_turns_its_margins_positive_and_they_rise(tmp_path, demo_assets):
+    """ORPO does SFT and preference in one stage, so its demo starts from the base, whose plain-text
+    habit ("3 plus 4 is 7.") is the rejected answer: held-out margins start negative, turn positive
+    and keep rising while the SFT half of the loss teaches the chat answer."""
     run = train(tmp_path, "orpo")
-    margins = series(run, "eval", "eval_rewards/margins")
-    assert len(margins) >= 4 and all(m > 0 for m in margins), margins
+    margins = series(run, "eval", "eval_rewards/margins")  # margins[0]: the base, before the first step
+    assert len(margins) >= 4 and margins[0] < 0, margins
+    assert all(m > 0 for m in margins[1:]) and margins[-1] > margins[1], margins
     assert series(run, "eval", "eval_rewards/accuracies")[-1] >= 0.9
     nll = series(run, "eval", "eval_nll_loss")
-    assert nll[-1] < nll[0], nll  # and the SFT half of its loss does its job
+    assert nll[-1] < nll[0], nll
 
 
 def test_kto_desirable_and_undesirable_rewards_separate(tmp_path, demo_assets):
