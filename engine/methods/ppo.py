@@ -94,9 +94,7 @@ def policy_and_critic(recipe: Recipe):
     frozen second copy.
     """
     from peft import LoraConfig, get_peft_model
-    from transformers import set_seed
 
-    set_seed(recipe.train.seed)  # the adapters' initial weights: a resumed or repeated run starts from the same ones
     if recipe.adapter.kind == "full":
         policy, a = load_model(recipe), recipe.adapter
         critic_base = _with_value_head(load_model(recipe))
