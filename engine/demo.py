@@ -9,6 +9,7 @@ Everything is deterministic in ``SEED`` and cached under the user cache dir.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import random
@@ -47,8 +48,6 @@ PRETRAIN = dict(steps=1000, batch_size=32, seq_len=64, lr=3e-3)
 VOCAB_SIZE = 512
 # Bump when anything above or the base-building code changes: it keys the cached base.
 DEMO_VERSION = 3
-# Bump when only the datasets change: they are rewritten in place, the base is kept.
-DATA_VERSION = 5
 
 Progress = Callable[[str], None]
 
@@ -299,8 +298,16 @@ def _pretrain(tokenizer, lines: list[str], progress: Progress):
     return model
 
 
+def _data_version() -> str:
+    """A hash of the code that writes the datasets: any change to it rewrites them (the base is kept)."""
+    writers = (_pairs, _answer, _chat, sft_rows, eval_rows, _rejected, preference_rows, orpo_rows, kto_rows,
+               prompt_rows, pretrain_lines, _write_data)  # fmt: skip
+    spec = json.dumps([[inspect.getsource(f) for f in writers], REJECTED_KINDS])
+    return hashlib.sha256(spec.encode()).hexdigest()[:12]
+
+
 def _write_data(data_dir: Path) -> None:
-    """Every demo dataset (cheap: rewritten whenever DATA_VERSION changes, the base is kept)."""
+    """Every demo dataset (cheap: rewritten whenever ``_data_version()`` changes, the base is kept)."""
     pre = pretrain_lines()
     files = {
         "sft.jsonl": sft_rows(),
@@ -321,7 +328,7 @@ def _write_data(data_dir: Path) -> None:
         _write_jsonl(tmp, rows)
         os.replace(tmp, data_dir / name)
     (data_dir / "pretrain.txt").write_text("\n".join(pre) + "\n", encoding="utf-8")
-    (data_dir / "VERSION").write_text(str(DATA_VERSION))
+    (data_dir / "VERSION").write_text(_data_version())
 
 
 def ensure_demo_assets(progress: Progress = lambda msg: None) -> DemoAssets:
@@ -329,7 +336,7 @@ def ensure_demo_assets(progress: Progress = lambda msg: None) -> DemoAssets:
     assets = demo_assets()
     if (assets.root / "COMPLETE").exists():
         version = assets.root / "data" / "VERSION"
-        if not version.exists() or version.read_text() != str(DATA_VERSION):
+        if not version.exists() or version.read_text() != _data_version():
             _write_data(assets.root / "data")
         return assets
     assets.root.parent.mkdir(parents=True, exist_ok=True)
@@ -370,7 +377,9 @@ def ensure_instruct_model(progress: Progress = lambda msg: None) -> Path:
     Built once, next to the base (a few seconds of training on an idle machine).
     """
     assets = ensure_demo_assets(progress)
-    target = assets.root / "instruct"
+    # Keyed by its recipe and its data, so a change to either builds a new one.
+    key = hashlib.sha256(json.dumps(INSTRUCT, sort_keys=True).encode() + assets.sft.read_bytes()).hexdigest()[:8]
+    target = assets.root / f"instruct-{key}"
     if (target / "COMPLETE").exists():
         return target
     from peft import LoraConfig

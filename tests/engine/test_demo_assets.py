@@ -20,7 +20,7 @@ def test_datasets_are_deterministic_and_eval_is_held_out():
     train, held_out = _pairs(demo.sft_rows()), _pairs(demo.eval_rows())
     assert len(held_out) == demo.EVAL_PAIRS
     assert not (train & held_out)
-    assert not (_pairs(demo.preference_rows()) & held_out)
+    assert not (_pairs(demo.preference_rows()) & held_out) and not (_pairs(demo.orpo_rows()) & held_out)
     for row in demo.preference_rows():
         assert row["chosen"] != row["rejected"]
 
@@ -32,6 +32,15 @@ def test_assets_are_cached(demo_assets):
     assert again.root == demo_assets.root and time.time() - t < 1
     assert (demo_assets.root / "COMPLETE").stat().st_mtime == stamp
     assert [json.loads(line) for line in demo_assets.sft.read_text().splitlines()] == demo.sft_rows()
+
+
+def test_datasets_written_by_older_code_are_rewritten(demo_assets):
+    """The data's VERSION is a hash of the code that writes it: a stale copy is never served."""
+    (demo_assets.root / "data" / "VERSION").write_text("written by older code")
+    demo_assets.data("orpo.jsonl").unlink()
+    demo.ensure_demo_assets()
+    assert (demo_assets.root / "data" / "VERSION").read_text() == demo._data_version()
+    assert [json.loads(line) for line in demo_assets.data("orpo.jsonl").read_text().splitlines()] == demo.orpo_rows()
 
 
 def test_base_is_a_pretrained_llama_that_cannot_do_the_task(demo_assets):
