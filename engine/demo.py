@@ -443,7 +443,7 @@ METHOD_DATA: dict[str, tuple[str, str | None, dict, dict]] = {
     "sft": ("sft.jsonl", None, {}, {}),
     "pretrain": ("text.jsonl", None, {}, dict(max_steps=100, learning_rate=1e-3)),
     "dpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
-    "orpo": ("orpo.jsonl", "orpo_eval.jsonl", {"beta": 1.0}, dict(max_steps=100, learning_rate=1e-3)),
+    "orpo": ("orpo.jsonl", "orpo_eval.jsonl", {"beta": 1.0}, dict(max_steps=100, learning_rate=1e-3, warmup_steps=5)),
     "simpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 2.0, "simpo_gamma": 0.5},
               dict(max_steps=100, learning_rate=1e-3)),
     "kto": ("kto.jsonl", "kto_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
