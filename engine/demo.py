@@ -154,17 +154,22 @@ def _rejected(a: int, b: int, kind: str, rng: random.Random) -> str:
 REJECTED_KINDS = ("malformed", "sum", "malformed", "malformed")
 
 
+def _preference_row(phrasing: str, a: int, b: int, rejected: str) -> dict:
+    """One pair in TRL's conversational preference format: the correct answer is chosen."""
+    return {
+        "prompt": [{"role": "user", "content": phrasing.format(a=a, b=b)}],
+        "chosen": [{"role": "assistant", "content": _answer(a, b)}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
+
+
 def preference_rows(held_out: bool = False) -> list[dict]:
     """Correct answers (chosen) against malformed replies (three in four) or a wrong sum (one in four)."""
     train, evals = _pairs()
     rng = random.Random(SEED + (4 if held_out else 2))
     return [
-        {
-            "prompt": [{"role": "user", "content": rng.choice(PHRASINGS).format(a=a, b=b)}],
-            "chosen": [{"role": "assistant", "content": _answer(a, b)}],
-            "rejected": [{"role": "assistant", "content": _rejected(a, b, REJECTED_KINDS[i % len(REJECTED_KINDS)], rng)}],
-        }
-        for i, (a, b) in enumerate(evals if held_out else train)
+        _preference_row(rng.choice(PHRASINGS), a, b, _rejected(a, b, kind, rng))
+        for kind, (a, b) in zip(cycle(REJECTED_KINDS), evals if held_out else train)
     ]
 
 
@@ -173,11 +178,7 @@ def orpo_rows(held_out: bool = False) -> list[dict]:
     train, evals = _pairs()
     rng = random.Random(SEED + (7 if held_out else 6))
     return [
-        {
-            "prompt": [{"role": "user", "content": rng.choice(PHRASINGS).format(a=a, b=b)}],
-            "chosen": [{"role": "assistant", "content": _answer(a, b)}],
-            "rejected": [{"role": "assistant", "content": habit.format(a=a, b=b, c=a + b)}],
-        }
+        _preference_row(rng.choice(PHRASINGS), a, b, habit.format(a=a, b=b, c=a + b))
         for habit, (a, b) in zip(cycle(PRETRAIN_FORMS), evals if held_out else train)
     ]
 
@@ -300,8 +301,8 @@ def _pretrain(tokenizer, lines: list[str], progress: Progress):
 
 def _data_version() -> str:
     """A hash of the code that writes the datasets: any change to it rewrites them (the base is kept)."""
-    writers = (_pairs, _answer, _chat, sft_rows, eval_rows, _rejected, preference_rows, orpo_rows, kto_rows,
-               prompt_rows, pretrain_lines, _write_jsonl, _write_data)  # fmt: skip
+    writers = (_pairs, _answer, _chat, sft_rows, eval_rows, _rejected, _preference_row, preference_rows, orpo_rows,
+               kto_rows, prompt_rows, pretrain_lines, _write_jsonl, _write_data)  # fmt: skip
     spec = json.dumps([[inspect.getsource(f) for f in writers], REJECTED_KINDS])
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
@@ -381,9 +382,8 @@ def ensure_instruct_model(progress: Progress = lambda msg: None) -> Path:
     Built once, next to the base (a few seconds of training on an idle machine).
     """
     assets = ensure_demo_assets(progress)
-    # Keyed by its recipe (this function) and its data, so a change to either builds a new one.
-    recipe = json.dumps([INSTRUCT, inspect.getsource(ensure_instruct_model)], sort_keys=True).encode()
-    key = hashlib.sha256(recipe + assets.sft.read_bytes()).hexdigest()[:8]
+    # Keyed by its recipe (INSTRUCT and this function, as imported) and its data: a change builds a new one.
+    key = hashlib.sha256(_INSTRUCT_RECIPE + assets.sft.read_bytes()).hexdigest()[:8]
     target = assets.root / f"instruct-{key}"
     if (target / "COMPLETE").exists():
         return target
@@ -421,6 +421,9 @@ def ensure_instruct_model(progress: Progress = lambda msg: None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+_INSTRUCT_RECIPE = json.dumps([INSTRUCT, inspect.getsource(ensure_instruct_model)], sort_keys=True).encode()
 
 
 # --------------------------------------------------------------------------- workspace and pipeline
@@ -463,8 +466,8 @@ METHOD_DATA: dict[str, tuple[str, str | None, dict, dict]] = {
 # is what "all-linear" LoRA (no lm_head; RMSNorm cancels any scaling before it) barely can: train
 # lm_head too. The reward model is trained in full, as the seed's is (a new score head on the SFT
 # model): with LoRA its held-out ranking swung between 0.70 and 0.90 across training seeds, in full
-# it stays within 0.85-0.90 over 12 seeds (one unseeded run fell to 0.76). It judges form; held-out wrong sums stay at chance at this size (900
-# wrong-sum pairs did not teach it to check sums it never saw).
+# it stays within 0.85-0.90 over 12 seeds (one unseeded run fell to 0.76). It judges form: held-out
+# wrong sums stay at chance at this size (900 wrong-sum pairs did not teach it to check unseen sums).
 METHOD_ADAPTER: dict[str, dict] = {
     **{m: {"modules_to_save": ["lm_head"]} for m in ("grpo", "rloo", "ppo")},
     "reward": {"kind": "full"},

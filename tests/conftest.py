@@ -45,3 +45,17 @@ def tunedeck(*args: str, cwd: Path | None = None, timeout: float = 900, check: b
     if check and proc.returncode != 0:
         raise AssertionError(f"tunedeck {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def train_demo(workspace: Path, method: str, *sets: str):
+    """`tunedeck demo --init` + `tunedeck train` with ``sets`` overrides (``section.field=value``); the one
+    finished run."""
+    from engine.runs import RunDir
+
+    tunedeck("demo", "--init", str(workspace), "--method", method, check=True)
+    proc = tunedeck("train", "recipe.yaml", *[a for s in sets for a in ("--set", s)], cwd=workspace)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [path] = (workspace / "runs").iterdir()
+    run = RunDir(path)
+    assert run.state() == "finished"
+    return run

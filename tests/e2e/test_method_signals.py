@@ -8,20 +8,9 @@ mean reward of their own rollouts; SFT on held-out token accuracy.
 import pytest
 
 from engine.runs import RunDir
-from tests.conftest import tunedeck
+from tests.conftest import train_demo as train
 
 pytestmark = pytest.mark.slow
-
-
-def train(workspace, method: str, *sets: str) -> RunDir:
-    """`tunedeck demo --init` + `tunedeck train` with ``sets`` overrides; the finished run."""
-    tunedeck("demo", "--init", str(workspace), "--method", method, check=True)
-    args = [a for s in sets for a in ("--set", s)]
-    proc = tunedeck("train", "recipe.yaml", *args, cwd=workspace)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run = RunDir(sorted((workspace / "runs").iterdir())[-1])
-    assert run.state() == "finished"
-    return run
 
 
 def series(run: RunDir, kind: str, key: str) -> list[float]:

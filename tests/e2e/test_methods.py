@@ -2,8 +2,7 @@
 
 import pytest
 
-from engine.runs import RunDir
-from tests.conftest import tunedeck
+from tests.conftest import train_demo, tunedeck
 
 pytestmark = pytest.mark.slow
 
@@ -23,16 +22,15 @@ METRICS = {
 
 @pytest.mark.parametrize("method", list(METRICS))
 def test_each_method_trains_through_the_worker_and_logs_its_metrics(tmp_path, demo_assets, method):
-    tunedeck("demo", "--init", str(tmp_path), "--method", method, check=True)
     steps = "2" if method in ("grpo", "rloo") else "4"
-    proc = tunedeck(
-        "train", "recipe.yaml", "--set", "adapter.kind=lora", "--set", f"train.max_steps={steps}",
-        "--set", "train.logging_steps=1", "--set", "train.save_steps=100", cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [path] = (tmp_path / "runs").iterdir()
-    run = RunDir(path)
-    assert run.state() == "finished"
+    run = train_demo(
+        tmp_path,
+        method,
+        "adapter.kind=lora",
+        f"train.max_steps={steps}",
+        "train.logging_steps=1",
+        "train.save_steps=100",
+    )
     events = run.read_events()[0]
     step = [e for e in events if e["kind"] == "step"][-1]
     assert METRICS[method] <= set(step), sorted(step)
@@ -45,15 +43,14 @@ def test_each_method_trains_through_the_worker_and_logs_its_metrics(tmp_path, de
 @pytest.mark.parametrize("method", list(METRICS))
 def test_each_method_trains_with_qlora_and_full_fine_tuning(tmp_path, demo_assets, method, kind):
     """The same recipe with adapter.kind swapped: 4-bit NF4 base + LoRA, or every weight trained."""
-    tunedeck("demo", "--init", str(tmp_path), "--method", method, check=True)
-    proc = tunedeck(
-        "train", "recipe.yaml", "--set", f"adapter.kind={kind}", "--set", "adapter.modules_to_save=null",
-        "--set", "train.max_steps=1", "--set", "train.save_steps=100", cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [path] = (tmp_path / "runs").iterdir()
-    run = RunDir(path)
-    assert run.state() == "finished"
+    run = train_demo(
+        tmp_path,
+        method,
+        f"adapter.kind={kind}",
+        "adapter.modules_to_save=null",
+        "train.max_steps=1",
+        "train.save_steps=100",
+    )
     model = next(e for e in run.read_events()[0] if e["kind"] == "model")
     if kind == "full":
         assert model["trainable_params"] == model["total_params"] or method == "ppo", model  # ppo: + frozen ref
