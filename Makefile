@@ -53,7 +53,9 @@ run: $(STAMP)
 # {"skipped": ...} without CUDA. About 10-15 minutes on 2 CPU cores.
 BENCH_FIRST := engine_overhead throughput_options tui_latency data_inspect chat_vs_llama export_vs_direct attach_history
 BENCH_HELPERS := bare_trl_sft report
-BENCHES ?= $(BENCH_FIRST) $(sort $(filter-out $(BENCH_FIRST) $(BENCH_HELPERS),$(basename $(notdir $(wildcard bench/*.py)))))
+# Long ones (demo_robustness: ~30 min of training) run on their own: make bench BENCHES=demo_robustness
+BENCH_LONG := demo_robustness
+BENCHES ?= $(BENCH_FIRST) $(sort $(filter-out $(BENCH_FIRST) $(BENCH_HELPERS) $(BENCH_LONG),$(basename $(notdir $(wildcard bench/*.py)))))
 
 bench: $(STAMP)
 	mkdir -p bench/results

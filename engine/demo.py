@@ -1,8 +1,22 @@
 """The embedded default: a tiny *pretrained* Llama base and synthetic datasets, built locally.
 
-Nothing is downloaded. The base is a 2-layer Llama with a byte-level BPE tokenizer trained here
-and "pretrained" on plain arithmetic lines ("3+4=7"). It knows sums but not how to chat, so it
-fails the instruction task ("What is 3+4?" -> "3+4=7") until SFT teaches it the format.
+Nothing is downloaded. The base is a 2-layer Llama with a byte-level BPE tokenizer trained here,
+pretrained on plain arithmetic ("3+4=7", "3 plus 4 is 7.") and on questions in the chat frame
+answered in that plain habit ("What is 3 plus 4?" -> "3 plus 4 is 7."), as real base models have
+seen chat-formatted text. SFT teaches the house answer ("The sum of 3 and 4 is 7."), which the
+base never gives, on pairs the held-out eval never shows.
+
+Why the base sees the chat frame: every answer copies the question's operands, an in-context
+lookup that needs an attention match and a copy of the operand's identity together, each useless
+alone. A base pretrained only on self-contained lines never needed it, and the chat frame's tokens
+(<|im_start|>, <|im_end|>, the role names) were ones it had never seen, with untrained embeddings
+that a LoRA on the linear layers cannot change. The SFT then had to grow that lookup from nothing:
+it learned the format and sat on a plateau guessing the operands (loss ~0.74, token accuracy 0.81:
+the two operand tokens wrong, one sentence for every question), and whether it ever left that
+plateau was decided by the last bits of the CPU's float kernels (0.99 on one machine, 0.00 on
+another). With the lookup and the frame in the base, the SFT only changes the wording of the answer,
+and learns it on every machine measured (bench/demo_robustness.py).
+
 Everything is deterministic in ``SEED`` and cached under the user cache dir.
 """
 
@@ -44,10 +58,8 @@ MODEL_CONFIG = dict(
     rms_norm_eps=1e-5,
     tie_word_embeddings=False,
 )
-PRETRAIN = dict(steps=1000, batch_size=32, seq_len=64, lr=3e-3)
+PRETRAIN = dict(steps=1500, batch_size=32, seq_len=64, lr=3e-3)
 VOCAB_SIZE = 512
-# Bump when anything above or the base-building code changes: it keys the cached base.
-DEMO_VERSION = 3
 
 Progress = Callable[[str], None]
 
@@ -94,8 +106,10 @@ def cache_root() -> Path:
 
 
 def _fingerprint() -> str:
+    """Keys the cached base: its settings and the source of the code that builds it (nothing to bump by hand)."""
+    code = [inspect.getsource(f) for f in (pretrain_lines, habit_chats, _train_tokenizer, _pretrain, build_base)]
     spec = json.dumps(
-        [DEMO_VERSION, SEED, N, EVAL_PAIRS, PHRASINGS, PRETRAIN_FORMS, SPECIAL_TOKENS, MODEL_CONFIG, PRETRAIN, VOCAB_SIZE, CHATML],
+        [SEED, N, EVAL_PAIRS, PHRASINGS, PRETRAIN_FORMS, SPECIAL_TOKENS, MODEL_CONFIG, PRETRAIN, VOCAB_SIZE, CHATML, code],
         sort_keys=True,
     )
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
@@ -215,8 +229,22 @@ def sum_reward(completions, a, b, **kwargs) -> list[float]:
 
 
 def pretrain_lines() -> list[str]:
-    """Plain-text arithmetic: the base learns sums, never the chat format."""
+    """Plain-text arithmetic, every sum in every plain form: the base's knowledge."""
     return [f.format(a=a, b=b, c=a + b) for a in range(N) for b in range(N) for f in PRETRAIN_FORMS]
+
+
+def habit_chats() -> list[list[dict[str, str]]]:
+    """Every question in the chat frame, answered in a plain form: the base's habit, which SFT replaces with the
+    house answer."""
+    return [
+        [
+            {"role": "user", "content": phrasing.format(a=a, b=b)},
+            {"role": "assistant", "content": PRETRAIN_FORMS[(a * N + b + i) % len(PRETRAIN_FORMS)].format(a=a, b=b, c=a + b)},
+        ]
+        for a in range(N)
+        for b in range(N)
+        for i, phrasing in enumerate(PHRASINGS)
+    ]
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -252,11 +280,11 @@ def _train_tokenizer(texts: list[str]):
     )
 
 
-def _pretrain(tokenizer, lines: list[str], progress: Progress):
+def _pretrain(tokenizer, lines: list[str], progress: Progress, seed: int = SEED):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         bos_token_id=None,
@@ -266,7 +294,7 @@ def _pretrain(tokenizer, lines: list[str], progress: Progress):
     )
     model = LlamaForCausalLM(config)
     eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    rng = random.Random(SEED)
+    rng = random.Random(seed)
     seq, bs = PRETRAIN["seq_len"], PRETRAIN["batch_size"]
     line_ids = [tokenizer(line + "\n")["input_ids"] for line in lines]
 
@@ -297,6 +325,23 @@ def _pretrain(tokenizer, lines: list[str], progress: Progress):
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     return model
+
+
+def build_base(target: Path, seed: int = SEED, progress: Progress = lambda msg: None) -> None:
+    """Train the tokenizer and pretrain the base into ``target`` (``seed``: the weights' init and batches)."""
+    pre = pretrain_lines()
+    # Role names become whole tokens, as in every real tokenizer: the chat frame is a few tokens, not 13 bytes.
+    texts = pre + [m["content"] for row in sft_rows() + eval_rows() for m in row["messages"]] + ["user", "assistant"] * 200
+    tokenizer = _train_tokenizer(texts)
+    chats = [tokenizer.apply_chat_template(chat, tokenize=False).rstrip("\n") for chat in habit_chats()]
+    model = _pretrain(tokenizer, pre + chats, progress, seed)
+    model.save_pretrained(target, safe_serialization=True)
+    tokenizer.save_pretrained(target)
+    # Stated explicitly so every consumer (llama.cpp included) agrees: no BOS is added.
+    cfg_path = target / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(add_bos_token=False, add_eos_token=False)
+    cfg_path.write_text(json.dumps(cfg, indent=2))
 
 
 def _data_version() -> str:
@@ -350,17 +395,7 @@ def ensure_demo_assets(progress: Progress = lambda msg: None) -> DemoAssets:
         staged = DemoAssets(tmp)
         progress(f"building the demo base and data in {assets.root} (once)")
         _write_data(tmp / "data")
-        pre = pretrain_lines()
-        texts = pre + [m["content"] for row in sft_rows() + eval_rows() for m in row["messages"]]
-        tokenizer = _train_tokenizer(texts)
-        model = _pretrain(tokenizer, pre, progress)
-        model.save_pretrained(staged.base, safe_serialization=True)
-        tokenizer.save_pretrained(staged.base)
-        # Stated explicitly so every consumer (llama.cpp included) agrees: no BOS is added.
-        cfg_path = staged.base / "tokenizer_config.json"
-        cfg = json.loads(cfg_path.read_text())
-        cfg.update(add_bos_token=False, add_eos_token=False)
-        cfg_path.write_text(json.dumps(cfg, indent=2))
+        build_base(staged.base, progress=progress)
         (tmp / "COMPLETE").write_text(_fingerprint())
         try:
             tmp.rename(assets.root)
@@ -392,6 +427,7 @@ def ensure_instruct_model(progress: Progress = lambda msg: None) -> Path:
     from trl import SFTConfig, SFTTrainer
 
     from engine.data import load_rows
+    from engine.evaluate import hf_exact_match, load_eval_rows
 
     progress(f"building the demo instruct model in {target} (once)")
     tmp = Path(tempfile.mkdtemp(prefix=".instruct-", dir=assets.root))
@@ -412,6 +448,9 @@ def ensure_instruct_model(progress: Progress = lambda msg: None) -> Path:
         merged.save_pretrained(tmp / "model", safe_serialization=True)
         tokenizer.save_pretrained(tmp / "model")
         shutil.copy(assets.base / "tokenizer_config.json", tmp / "model" / "tokenizer_config.json")
+        accuracy = hf_exact_match(merged, tokenizer, load_eval_rows(assets.eval))
+        low = "" if accuracy >= 0.8 else " (below 0.80: it did not learn its task; see bench/demo_robustness.py)"
+        progress(f"demo instruct model: held-out accuracy {accuracy:.2f}{low}")
         (tmp / "model" / "COMPLETE").write_text("ok")
         try:
             (tmp / "model").rename(target)
@@ -430,13 +469,13 @@ _INSTRUCT_RECIPE = json.dumps([INSTRUCT, inspect.getsource(ensure_instruct_model
 
 
 DEMO_TRAIN = dict(
-    max_steps=1000,
+    max_steps=300,
     per_device_train_batch_size=16,
     learning_rate=2e-3,
     warmup_steps=20,
     max_length=96,
-    logging_steps=50,
-    save_steps=500,
+    logging_steps=25,
+    save_steps=150,
     seed=0,
 )
 
@@ -451,18 +490,19 @@ METHOD_DATA: dict[str, tuple[str, str | None, dict, dict]] = {
               dict(max_steps=100, learning_rate=1e-3)),
     "kto": ("kto.jsonl", "kto_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
     "reward": ("preference.jsonl", "preference_eval.jsonl", {}, dict(max_steps=200, learning_rate=3e-4)),
+    # 2 prompts x 8 samples a step: with 4 most groups were all right or all wrong (no advantage to learn from).
     "grpo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "beta": 0.04,
-             "num_generations": 4, "max_completion_length": 16}, dict(max_steps=40, learning_rate=1e-3,
-             warmup_steps=5, per_device_train_batch_size=8, logging_steps=5)),
+             "num_generations": 8, "max_completion_length": 16}, dict(max_steps=160, learning_rate=1e-3,
+             warmup_steps=5, per_device_train_batch_size=16, logging_steps=10)),
     "rloo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "beta": 0.04,
-             "num_generations": 4, "max_completion_length": 16}, dict(max_steps=40, learning_rate=1e-3,
-             warmup_steps=5, per_device_train_batch_size=8, logging_steps=5)),
+             "num_generations": 8, "max_completion_length": 16}, dict(max_steps=160, learning_rate=1e-3,
+             warmup_steps=5, per_device_train_batch_size=16, logging_steps=10)),
     "ppo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "kl_coef": 0.05,
             "num_ppo_epochs": 2, "num_mini_batches": 2, "max_completion_length": 16},
             dict(max_steps=40, learning_rate=1e-3, warmup_steps=0, per_device_train_batch_size=8, logging_steps=4)),
 }  # fmt: skip
 # Adapter settings beyond LoRA r16 on every linear layer. Online methods: sampled at temperature 1
-# the instruct model starts half its answers with a stray byte token; sharpening that distribution
+# the instruct model starts some answers with a stray byte token (mean reward ~0.75); sharpening that distribution
 # is what "all-linear" LoRA (no lm_head; RMSNorm cancels any scaling before it) barely can: train
 # lm_head too. The reward model is trained in full, as the seed's is (a new score head on the SFT
 # model): with LoRA its held-out ranking swung between 0.70 and 0.90 across training seeds, in full
@@ -474,7 +514,7 @@ METHOD_ADAPTER: dict[str, dict] = {
 }
 
 
-def demo_recipe(assets: DemoAssets, method: str = "sft"):
+def demo_recipe(assets: DemoAssets, method: str = "sft", progress: Progress = lambda msg: None):
     """The demo recipe for ``method``: LoRA r16 on every linear layer (plus METHOD_ADAPTER's changes) over the
     demo base (sft, pretrain, orpo) or the instruct model (every other method)."""
     from engine.recipe import recipe_from_dict
@@ -482,7 +522,7 @@ def demo_recipe(assets: DemoAssets, method: str = "sft"):
     train_file, eval_file, settings, overrides = METHOD_DATA[method]
     # Preference and RL methods start where the seed's pipeline does: from an SFT model. ORPO folds
     # SFT into its loss, so it starts from the base (its pairs: chat answers against the base's habit).
-    model = assets.base if method in ("sft", "pretrain", "orpo") else ensure_instruct_model()
+    model = assets.base if method in ("sft", "pretrain", "orpo") else ensure_instruct_model(progress)
     data = {"train": str(assets.data(train_file))}
     if eval_file:
         data["eval"] = str(assets.data(eval_file))
@@ -518,6 +558,6 @@ def init_workspace(directory: Path, progress: Progress = lambda m: None, method:
     directory = Path(directory).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)
     recipe_path = directory / "recipe.yaml"
-    demo_recipe(assets, method).save(recipe_path)
+    demo_recipe(assets, method, progress).save(recipe_path)
     (directory / "eval.jsonl").write_text(assets.eval.read_text())
     return recipe_path

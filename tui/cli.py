@@ -338,7 +338,7 @@ def cmd_demo(args) -> int:
         workspace = Path(args.dir) if args.dir else default_workspace()
         init_workspace(workspace, log)
         return _open_tui(workspace)
-    from engine.pipeline import run_demo
+    from engine.pipeline import demo_failure, run_demo
 
     workspace = Path(args.dir) if args.dir else default_workspace()
     out = sys.stderr if args.json else sys.stdout
@@ -352,6 +352,10 @@ def cmd_demo(args) -> int:
         print(json.dumps(result))
     else:
         _print_demo_table(result)
+    failure = demo_failure(result["accuracy"], result["run_dir"])
+    if failure:
+        _err(failure)
+        return EXIT_FAILED
     return EXIT_OK
 
 

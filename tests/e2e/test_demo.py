@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.demo import DEMO_TRAIN
+from engine.pipeline import demo_failure
 from tests.conftest import tunedeck
 
 pytestmark = pytest.mark.slow
@@ -25,11 +27,23 @@ def test_the_tuned_model_learned_what_the_base_could_not(demo_result):
     assert set(acc["gguf"]) == {"F16", "Q8_0", "Q4_K_M"}
     for qtype, a in acc["gguf"].items():
         assert abs(a - acc["tuned"]) <= 0.05, qtype
+    assert result["passed"] is True
+
+
+def test_a_demo_that_did_not_learn_says_so_in_one_line():
+    """The exit status and the line under the table come from this verdict (tui/cli.py cmd_demo)."""
+    learned = {"tuned": 0.97, "gguf": {"F16": 0.97, "Q8_0": 0.96, "Q4_K_M": 0.93}}
+    assert demo_failure(learned, "runs/x") is None
+    collapsed = {"tuned": 0.0, "gguf": {"F16": 0.0, "Q8_0": 0.0, "Q4_K_M": 0.0}}
+    assert demo_failure(collapsed, "runs/x").startswith("the demo did not learn its task: tuned 0.00 < 0.80; GGUF F16")
+    assert demo_failure(collapsed, "runs/x").endswith("see runs/x/worker.log")
+    one_quant = {"tuned": 0.9, "gguf": {"F16": 0.9, "Q8_0": 0.9, "Q4_K_M": 0.7}}
+    assert "GGUF Q4_K_M 0.70 < 0.75" in demo_failure(one_quant, "runs/x") and "tuned" not in demo_failure(one_quant, "r")
 
 
 def test_json_shape_and_stage_timings(demo_result):
     result, _ = demo_result
-    assert set(result) == {"seconds", "accuracy", "run_dir", "gguf_files"}
+    assert set(result) == {"seconds", "accuracy", "run_dir", "gguf_files", "passed"}
     for stage in ("base", "eval_base", "train", "export", "eval_tuned", "eval_gguf", "chat", "total"):
         assert result["seconds"][stage] >= 0
     assert result["seconds"]["total"] >= result["seconds"]["train"]
@@ -43,14 +57,14 @@ def test_run_directory_follows_the_protocol(demo_result):
     for name in ("recipe.yaml", "events.jsonl", "status.json", "worker.log", "export-report.json"):
         assert (run / name).is_file(), name
     status = json.loads((run / "status.json").read_text())
-    assert status["state"] == "finished" and status["step"] == 1000
+    assert status["state"] == "finished" and status["step"] == DEMO_TRAIN["max_steps"]
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     steps = [e for e in events if e["kind"] == "step"]
     assert steps and all({"loss", "lr", "grad_norm", "tokens_per_s"} <= set(e) for e in steps)
     assert all(e["tokens_per_s"] > 0 for e in steps[1:])
     assert steps[-1]["loss"] < steps[0]["loss"]
     assert [e["kind"] for e in events][0] == "started" and "finished" in [e["kind"] for e in events]
-    assert (run / "checkpoints" / "step-000500" / "COMPLETE").exists()
+    assert (run / "checkpoints" / f"step-{DEMO_TRAIN['save_steps']:06d}" / "COMPLETE").exists()
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
     report = json.loads((run / "export-report.json").read_text())
     assert report["pre_tokenizer"] == "gpt-2" and report["warnings"]  # the explicit choice is reported
