@@ -14,8 +14,11 @@ that a LoRA on the linear layers cannot change. The SFT then had to grow that lo
 it learned the format and sat on a plateau guessing the operands (loss ~0.74, token accuracy 0.81:
 the two operand tokens wrong, one sentence for every question), and whether it ever left that
 plateau was decided by the last bits of the CPU's float kernels (0.99 on one machine, 0.00 on
-another). With the lookup and the frame in the base, the SFT only changes the wording of the answer,
-and learns it on every machine measured (bench/demo_robustness.py).
+another). With the lookup and the frame in the base, the SFT only changes the wording of the answer:
+the default base (SEED) learns it at 0.99-1.00 under every SFT seed, thread count and matmul
+precision measured on an Intel Xeon. Not yet every base: built with seed 1, two SFT seeds of six end
+on a smaller plateau (0.67, 0.74). bench/demo_robustness.py measures it; docs/benchmarks.md has the
+figures.
 
 Everything is deterministic in ``SEED`` and cached under the user cache dir.
 """
