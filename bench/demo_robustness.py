@@ -181,6 +181,7 @@ def main() -> int:
                     print(json.dumps(cells[-1]), file=sys.stderr, flush=True)
     accuracies = [c.get("accuracy", 0.0) for c in cells]
     result = {
+        "command": " ".join(["python bench/demo_robustness.py", *sys.argv[1:]]),
         "measured": f"{os.cpu_count()} CPUs ({_cpu()})",
         "perturbation_max_abs_error": {p: _perturbation(p) for p in {*args.precisions.split(","), *args.base_precisions.split(",")}},
         "sft_max_steps": args.max_steps or DEMO_TRAIN["max_steps"],
