@@ -1,6 +1,6 @@
 """The base model for an adapter kind, its PEFT config, target-module discovery and parameter math.
 
-LoRA (the seed's section 4.2): a frozen weight W0 of shape d x k (d = out_features,
+LoRA (Hu et al., 2021): a frozen weight W0 of shape d x k (d = out_features,
 k = in_features) is adapted by B (d x r) times A (r x k), so each target adds r(d + k) trainable
 parameters next to d*k frozen ones. DoRA adds a magnitude vector of d per target. Everything
 here that only needs shapes runs on the meta device: no weights are loaded.
@@ -478,7 +478,7 @@ def _numel(model, predicate=lambda name, p: True) -> int:
 
 
 def parameter_math(recipe: Recipe, model=None) -> ParamMath:
-    """The seed's LoRA arithmetic for this recipe's model: per target d*k frozen, r(d + k) trainable."""
+    """The LoRA parameter count for this recipe's model: per target d*k frozen, r(d + k) trainable."""
     a = recipe.adapter
     model = model if model is not None else meta_model(recipe)
     base = _numel(model)

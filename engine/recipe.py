@@ -49,7 +49,7 @@ DATA_FORMATS = Literal["auto", "alpaca", "sharegpt", "messages", "prompt_complet
 
 @dataclass
 class MixArgs:
-    """A general-purpose dataset mixed in (the seed's mitigation for catastrophic forgetting)."""
+    """A general-purpose dataset mixed in (the usual mitigation for catastrophic forgetting)."""
 
     path: str = ""
     ratio: float = 0.1  # share of the final training set

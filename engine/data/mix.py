@@ -1,7 +1,7 @@
 """Mixing general-purpose data into the training set by ratio (against catastrophic forgetting).
 
 A ratio is the share of the *final* mix: with 800 rows of your data and ``ratio: 0.2`` for one
-general dataset, the mix has 1000 rows, 200 of them general. Sources are shuffled with the seed
+general dataset, the mix has 1000 rows, 200 of them general. Sources are shuffled with the recipe's seed
 and the first rows taken; a source smaller than its share is repeated (and the plan says so).
 """
 

@@ -82,7 +82,7 @@ def test_online_mean_reward_rises_against_its_reward(tmp_path, demo_assets, meth
 
 
 def test_rlhf_path_reward_run_then_policy_with_kl_to_the_sft_weights(tmp_path, reward_run):
-    """The seed's RLHF: a reward model, then GRPO against it with a KL penalty (beta > 0) to the SFT weights."""
+    """The classic RLHF pipeline: a reward model, then GRPO against it with a KL penalty (beta > 0) to the SFT weights."""
     policy = train(tmp_path, "grpo", f"method.reward_funcs=[{reward_run.path}]", "method.beta=0.04")
     steps = [e for e in policy.read_events()[0] if e["kind"] == "step"]
     assert all("kl" in e for e in steps) and max(e["kl"] for e in steps) > 0

@@ -1,4 +1,4 @@
-"""Adapter kinds in the recipe, target discovery from the model, and the seed's LoRA math against PEFT's own count."""
+"""Adapter kinds in the recipe, target discovery from the model, and the LoRA parameter count against PEFT's own count."""
 
 from __future__ import annotations
 
@@ -41,10 +41,10 @@ def load_base(base):
     return AutoModelForCausalLM.from_pretrained(base)
 
 
-# --------------------------------------------------------------------------- the seed's example
+# --------------------------------------------------------------------------- a worked LoRA example (d = k = 4096, r = 8)
 
 
-def test_seed_example_d_k_4096_r_8():
+def test_lora_example_d_k_4096_r_8():
     frozen, trainable = lora_counts(4096, 4096, 8)
     assert (frozen, trainable) == (16_777_216, 65_536)
     assert f"{100 * trainable / frozen:.2f}%" == "0.39%"
