@@ -232,8 +232,14 @@ def sum_reward(completions, a, b, **kwargs) -> list[float]:
 
 
 def pretrain_lines() -> list[str]:
-    """Plain-text arithmetic, every sum in every plain form: the base's knowledge."""
-    return [f.format(a=a, b=b, c=a + b) for a in range(N) for b in range(N) for f in PRETRAIN_FORMS]
+    """Plain-text arithmetic, every sum in every plain form and as a sentence: the base's knowledge.
+
+    The sentence ("The sum of 3 and 4 is 7.", the house answer's wording) is there so that every token
+    of the house answer has a trained embedding, as in any real base. A LoRA cannot train an embedding:
+    with "The" left at its random init, copying the first operand after "The sum of" failed on some
+    bases (held-out accuracy 0.67-0.74 with the first operand always " 1", measured on a Xeon)."""
+    forms = (*PRETRAIN_FORMS, "The sum of {a} and {b} is {c}.")
+    return [f.format(a=a, b=b, c=a + b) for a in range(N) for b in range(N) for f in forms]
 
 
 def habit_chats() -> list[list[dict[str, str]]]:
@@ -415,7 +421,7 @@ INSTRUCT = dict(max_steps=400, learning_rate=2e-3, per_device_train_batch_size=1
 
 
 def ensure_instruct_model(progress: Progress = lambda msg: None) -> Path:
-    """The demo base after a short LoRA SFT, merged: the seed's starting point for preference and RL.
+    """The demo base after a short LoRA SFT, merged: the classic RLHF pipeline's starting point for preference and RL.
 
     Built once, next to the base (a few seconds of training on an idle machine).
     """
@@ -524,7 +530,7 @@ def demo_recipe(assets: DemoAssets, method: str = "sft", progress: Progress = la
     from engine.recipe import recipe_from_dict
 
     train_file, eval_file, settings, overrides = METHOD_DATA[method]
-    # Preference and RL methods start where the seed's pipeline does: from an SFT model. ORPO folds
+    # Preference and RL methods start where the classic RLHF pipeline does: from an SFT model. ORPO folds
     # SFT into its loss, so it starts from the base (its pairs: chat answers against the base's habit).
     model = assets.base if method in ("sft", "pretrain", "orpo") else ensure_instruct_model(progress)
     data = {"train": str(assets.data(train_file))}
