@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.methods import METHODS
 from engine.recipe import STRATEGIES, Recipe
 
 GIB = 2**30
@@ -59,7 +60,6 @@ MIB = 2**20
 CUDA_OVERHEAD_GIB = 0.75
 HEAD_TOKEN_CHUNK = 4096  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE
 HEAD_VOCAB_CHUNK = 32768  # trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
-PAIRWISE_METHODS = ("dpo", "orpo", "simpo", "reward")  # chosen and rejected go through the model together
 
 ATTN_OUT_NAMES = ("o_proj", "out_proj", "dense", "c_proj", "wo")
 
@@ -421,12 +421,13 @@ def estimate(
     batch = batch or t.per_device_train_batch_size
     seq = seq or t.max_length
     notes: list[str] = []
-    seqs_per_step = batch * (2 if recipe.method.name in PAIRWISE_METHODS else 1)
-    if recipe.method.name in PAIRWISE_METHODS:
+    spec = METHODS[recipe.method.name]
+    seqs_per_step = batch * (2 if spec.paired else 1)
+    if spec.paired:
         notes.append(
             f"{recipe.method.name}: chosen and rejected run together, so activations count 2 x batch sequences"
         )
-    if recipe.method.name in ("grpo", "rloo", "kto", "ppo"):
+    if spec.online or spec.reference:
         notes.append(f"{recipe.method.name}: generation and reference passes are not modelled; --probe measures them")
     if recipe.method.name == "ppo":
         notes.append("ppo: the critic is a second adapter like the policy's (with full: on a frozen copy of the model)")

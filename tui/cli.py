@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.methods import METHODS
 from tui.cli_adapters import add_adapter_commands
 from tui.cli_data import add_data_commands
 from tui.cli_launch import add_launch_commands
@@ -433,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--headless", action="store_true", help="run base -> SFT -> export -> chat and print a table")
     sp.add_argument("--json", action="store_true", help="with --headless: print one JSON object")
     sp.add_argument("--dir", help="workspace for --headless (default: the user data dir)")
-    sp.add_argument("--method", default="sft", help="with --init: the method the workspace trains (sft, dpo, grpo, ...)")
+    sp.add_argument("--method", default="sft", choices=list(METHODS), help="with --init: the method the workspace trains")
     sp.set_defaults(func=cmd_demo)
     add_data_commands(sub)
     add_adapter_commands(sub)

@@ -62,12 +62,7 @@ def eval_args(recipe: Recipe, eval_ds) -> dict[str, Any]:
 
 def method_kwargs(recipe: Recipe, *names: str) -> dict[str, Any]:
     """The method settings the recipe sets (not None), for the TRL config that knows them."""
-    out = {}
-    for name in names:
-        value = getattr(recipe.method, name)
-        if value is not None:
-            out[name] = [value] if name == "loss_type" and isinstance(value, str) and recipe.method.name == "dpo" else value
-    return out
+    return {name: getattr(recipe.method, name) for name in names if getattr(recipe.method, name) is not None}
 
 
 def build_trl_trainer(recipe: Recipe, run, callbacks: list, config_cls, trainer_cls, **config: Any):

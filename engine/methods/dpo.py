@@ -9,4 +9,7 @@ from engine.recipe import Recipe
 def build_trainer(recipe: Recipe, run, callbacks: list):
     from trl import DPOConfig, DPOTrainer
 
-    return build_trl_trainer(recipe, run, callbacks, DPOConfig, DPOTrainer, **method_kwargs(recipe, "beta", "loss_type"))
+    settings = method_kwargs(recipe, "beta", "loss_type")
+    if isinstance(settings.get("loss_type"), str):  # DPOConfig takes a list (losses can be combined)
+        settings["loss_type"] = [settings["loss_type"]]
+    return build_trl_trainer(recipe, run, callbacks, DPOConfig, DPOTrainer, **settings)
