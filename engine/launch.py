@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,6 +59,14 @@ def start_run(recipe: Recipe) -> RunDir:
     run = create_run(recipe)
     _spawn(run, [], recipe.launch.distributed, method=recipe.method.name, started=time.time())
     return run
+
+
+def delete_run(run: RunDir) -> None:
+    """Remove the run folder and everything in it; refused while its worker lives."""
+    state = run.state()
+    if state not in TERMINAL_STATES:
+        raise RunStateError(f"run {run.id} is {state}: stop it first (tunedeck stop {run.id})")
+    shutil.rmtree(run.path)
 
 
 def resume_run(run: RunDir) -> RunDir:

@@ -62,3 +62,31 @@ def test_find_run_by_prefix_and_latest(tmp_path):
     assert find_run("20260101", tmp_path).id == a.id
     assert find_run("latest", tmp_path).id == b.id
     assert find_run(str(a.path), tmp_path).id == a.id
+
+
+def test_delete_refuses_a_live_run_and_removes_a_finished_one(tmp_path):
+    import pytest
+
+    from engine.launch import RunStateError, delete_run
+
+    run = make_run(tmp_path)
+    run.write_status(state="running", pid=os.getpid())
+    with pytest.raises(RunStateError, match="is running: stop it first"):
+        delete_run(run)
+    assert run.path.is_dir()
+    run.write_status(state="finished")
+    delete_run(run)
+    assert not run.path.exists()
+
+
+def test_ggufs_are_listed_newest_run_first(tmp_path):
+    from engine.runs import list_ggufs
+
+    old, new = make_run(tmp_path, "20260101-000000-sft-aaaa"), make_run(tmp_path, "20260102-000000-sft-bbbb")
+    for run, names in ((old, ["m-F16.gguf"]), (new, ["m-F16.gguf", "m-Q8_0.gguf"])):
+        run.gguf.mkdir()
+        for name in names:
+            (run.gguf / name).write_bytes(b"GGUF")
+    assert [(p.parent.parent.name[-4:], p.name) for p in list_ggufs(tmp_path)] == [
+        ("bbbb", "m-Q8_0.gguf"), ("bbbb", "m-F16.gguf"), ("aaaa", "m-F16.gguf")
+    ]  # fmt: skip
