@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-# Every kind the worker (engine.worker, engine.launch, engine.distributed) appends to events.jsonl.
+# Every kind the worker (engine.worker, engine.launch, engine.supervisor) appends to events.jsonl.
 EventKind = Literal[
     "started", "model", "launched", "train_begin", "step", "eval", "gpu", "checkpoint", "warning", "stopping",
     "stopped", "killed", "resumed", "finished", "failed", "export", "export_failed",
@@ -102,7 +102,11 @@ def format_event(event: dict[str, Any], progress: RunProgress | None = None, clo
     elif kind == "failed":
         text = f"FAILED: {event.get('error', '?')}" + (f"\nhint: {event['hint']}" if event.get("hint") else "")
     elif kind in ("finished", "stopped"):
-        text = f"{kind} at step {event.get('step')}" if event.get("step") is not None else f"{kind}: {event.get('note', '')}"
+        text = (
+            f"{kind} at step {event.get('step')}"
+            if event.get("step") is not None
+            else f"{kind}: {event.get('note', '')}"
+        )
     elif kind in ("stopping", "killed"):
         text = f"{kind} ({event.get('signal', 'SIGKILL')})"
     elif kind == "resumed":
@@ -123,7 +127,9 @@ def format_event(event: dict[str, Any], progress: RunProgress | None = None, clo
         n = event.get("trainable_params")
         text = f"model loaded ({event.get('adapter')}): {f'{n:,}' if isinstance(n, int) else '?'} trainable parameters"
     elif kind == "export":
-        text = "exported " + ", ".join(f"{f.get('type')} ({fmt_bytes(f.get('size_bytes') or 0)})" for f in event.get("files", []))
+        text = "exported " + ", ".join(
+            f"{f.get('type')} ({fmt_bytes(f.get('size_bytes') or 0)})" for f in event.get("files", [])
+        )
     elif kind == "warning":
         text = f"warning: {event.get('message')}"
     elif kind == "export_failed":

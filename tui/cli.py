@@ -314,7 +314,7 @@ def cmd_demo(args) -> int:
         workspace = Path(args.dir) if args.dir else default_workspace()
         init_workspace(workspace, log)
         return _open_tui(workspace)
-    from engine.pipeline import demo_failure, run_demo
+    from engine.demo_pipeline import demo_failure, run_demo
 
     workspace = Path(args.dir) if args.dir else default_workspace()
     out = sys.stderr if args.json else sys.stdout

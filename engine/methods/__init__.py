@@ -51,8 +51,15 @@ _ONLINE = ("reward_funcs", "beta", "num_generations", "max_completion_length", "
 # stray byte token (mean reward ~0.75); sharpening that is what "all-linear" LoRA (no lm_head;
 # RMSNorm cancels any scaling before it) barely can: train lm_head too.
 _ONLINE_DEMO = dict(
-    settings={"reward_funcs": ["engine.demo:sum_reward"], "beta": 0.04, "num_generations": 8, "max_completion_length": 16},
-    train_overrides=dict(max_steps=160, learning_rate=1e-3, warmup_steps=5, per_device_train_batch_size=16, logging_steps=10),
+    settings={
+        "reward_funcs": ["engine.demo:sum_reward"],
+        "beta": 0.04,
+        "num_generations": 8,
+        "max_completion_length": 16,
+    },
+    train_overrides=dict(
+        max_steps=160, learning_rate=1e-3, warmup_steps=5, per_device_train_batch_size=16, logging_steps=10
+    ),
     adapter={"modules_to_save": ["lm_head"]},
 )
 _SHORT = dict(max_steps=100, learning_rate=1e-3)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from engine.adapters import load_model, load_tokenizer, peft_config
 from engine.methods.common import common_args, eval_args, load_splits
-from engine.methods.rewards import resolve_rewards
+from engine.methods.reward_sources import resolve_rewards
 from engine.recipe import Recipe
 
 TRAINERS = {"grpo": ("GRPOConfig", "GRPOTrainer"), "rloo": ("RLOOConfig", "RLOOTrainer")}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from engine.demo import DEMO_TRAIN
-from engine.pipeline import demo_failure
+from engine.demo_pipeline import demo_failure
 from tests.conftest import tunedeck
 
 pytestmark = pytest.mark.slow
