@@ -9,22 +9,13 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
+from engine.units import fmt_bytes, fmt_duration
+
 # Every kind the worker (engine.worker, engine.launch, engine.supervisor) appends to events.jsonl.
 EventKind = Literal[
     "started", "model", "launched", "train_begin", "step", "eval", "gpu", "checkpoint", "warning", "stopping",
     "stopped", "killed", "resumed", "finished", "failed", "export", "export_failed",
 ]  # fmt: skip
-
-
-def fmt_duration(seconds: float) -> str:
-    """h:mm:ss."""
-    s = int(max(seconds, 0))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-def fmt_bytes(n: float) -> str:
-    """Bytes as MiB below a GiB, GiB from there."""
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 class RunProgress:

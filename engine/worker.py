@@ -300,7 +300,8 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
             shutil.rmtree(partial, ignore_errors=True)
         probe = RankProbe()
         callback = make_callback(run, recipe.train.save_total_limit, stop, probe)
-        from engine.adapters import adapter_callbacks, model_summary
+        from engine.adapters import adapter_callbacks
+        from engine.models import model_summary
 
         trainer = build_trainer(recipe, run, [callback, *adapter_callbacks(recipe, run)])
         trainer.model.register_forward_pre_hook(probe, with_kwargs=True)

@@ -429,9 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         return _open_tui(
             Path(args.workspace) if args.workspace else None, Path(args.recipe) if args.recipe else None
         )
-    from engine.adapters import ModelLoadError
     from engine.data import DataError
     from engine.launch import RunStateError
+    from engine.models import ModelLoadError
     from engine.recipe import RecipeError
 
     try:

@@ -13,15 +13,12 @@ from engine.adapters import (
     adapter_callbacks,
     discover_targets,
     lora_counts,
-    meta_model,
-    model_summary,
     parameter_math,
     peft_config,
-    quantization_config,
     resolve_target_modules,
     save_adapter,
-    trainable_after_freeze,
 )
+from engine.models import meta_model, model_summary, quantization_config, trainable_after_freeze
 from engine.recipe import RecipeError, recipe_from_dict
 from tests.conftest import ROOT
 
@@ -123,7 +120,7 @@ def test_full_and_freeze_all_but_last_layers(base):
     recipe = recipe_for(base, kind="full", freeze_all_but_last_n_layers=1)
     keep = trainable_after_freeze(meta_model(recipe), 1)
     assert keep and all(n.startswith("model.layers.1.") or n in ("model.norm.weight", "lm_head.weight") for n in keep)
-    from engine.adapters import freeze_all_but_last_layers
+    from engine.models import freeze_all_but_last_layers
 
     model = load_base(base)
     summary = freeze_all_but_last_layers(model, 1)

@@ -2,7 +2,8 @@
 
 import typing
 
-from engine.events import EventKind, RunProgress, fmt_bytes, fmt_duration, format_event
+from engine.events import EventKind, RunProgress, format_event
+from engine.units import fmt_bytes, fmt_duration
 
 
 def test_progress_folds_steps_into_a_line_with_bar_rate_and_eta():

@@ -13,10 +13,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, ProgressBar, SelectionList, Static
 
-from engine.events import fmt_bytes
 from engine.export.stages import planned_stages, stage_label
 from engine.recipe import GGUF_TYPES
 from engine.runs import RunDir
+from engine.units import fmt_bytes
 from tui.messages import WorkFailed
 from tui.screens.base import ML_LOCK, StudioScreen
 
