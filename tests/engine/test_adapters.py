@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -20,7 +18,6 @@ from engine.adapters import (
 )
 from engine.models import meta_model, model_summary, quantization_config, trainable_after_freeze
 from engine.recipe import RecipeError, recipe_from_dict
-from tests.conftest import ROOT
 
 
 def recipe_for(base, **adapter):
@@ -245,15 +242,3 @@ def test_pissa_adapter_is_converted_for_the_original_base(base, tmp_path):
     assert config["r"] == 8 and config["init_lora_weights"] is True  # a plain LoRA of rank 2r
     got = PeftModel.from_pretrained(load_base(base), tmp_path / "adapter")(input_ids=ids).logits
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
-
-
-# --------------------------------------------------------------------------- import hygiene
-
-
-def test_engine_adapters_and_the_cli_module_import_no_heavy_or_ui_library():
-    code = (
-        "import sys, engine.adapters, engine.estimate, tui.cli_adapters; "
-        "print([m for m in ('torch', 'transformers', 'peft', 'trl', 'textual', 'rich') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "[]"
