@@ -7,7 +7,6 @@ import json
 import time
 from typing import Any
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -18,7 +17,8 @@ from engine.recipe import GGUF_TYPES
 from engine.runs import RunDir
 from engine.units import fmt_bytes
 from tui.messages import WorkFailed
-from tui.screens.base import ML_LOCK, StudioScreen
+from tui.screens.base import StudioScreen
+from tui.workers import background, ml_turn
 
 STATE_TEXT = {"pending": "·", "start": "running", "done": "done", "failed": "FAILED"}
 
@@ -158,7 +158,7 @@ class ExportScreen(StudioScreen):
     def _log(self, started: float, message: str) -> None:
         self.query_one("#export-now", Static).update(f"{time.time() - started:6.1f}s {message}")
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="export")
+    @background("export", exclusive=True)
     def _export(self, run: RunDir, quants: list[str]) -> None:
         from engine.export.errors import ExportError
         from engine.export.pipeline import export_run
@@ -166,7 +166,7 @@ class ExportScreen(StudioScreen):
         started = time.time()
         log = lambda m: self.app.call_from_thread(self._log, started, m)  # noqa: E731
         try:
-            with ML_LOCK:
+            with ml_turn(self, "the export"):
                 report = export_run(run, quants, progress=log, stage=lambda *a: self.app.call_from_thread(self._stage, *a))
         except (ExportError, OSError, ValueError) as e:
             self.post_message(WorkFailed("export", str(e)))

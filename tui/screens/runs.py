@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
@@ -15,6 +15,7 @@ from engine.runs import TERMINAL_STATES, RunDir, list_runs
 from tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed
 from tui.screens.base import StudioScreen
 from tui.screens.confirm import ConfirmScreen
+from tui.workers import background
 
 REFRESH_SECONDS = 2.0
 TAIL_EVENTS = 6
@@ -202,7 +203,7 @@ class RunsScreen(StudioScreen):
 
         self.app.push_screen(ConfirmScreen(f"Delete run {run.id} and all its files?"), answered)
 
-    @work(thread=True, exit_on_error=False, group="run-verbs")
+    @background("run-verbs")
     def _run_verb(self, run: RunDir, verb: str) -> None:
         from engine.launch import RunStateError, delete_run, resume_run, stop_run
 

@@ -3,7 +3,6 @@ with a GPU panel."""
 
 from __future__ import annotations
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -17,6 +16,7 @@ from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.metric_chart import MetricChart
 from tui.widgets.ranks import RankPanel
+from tui.workers import background
 
 POLL_SECONDS = 0.5
 
@@ -73,7 +73,7 @@ class TrainScreen(StudioScreen):
             self._reading = True
             self._read(self.run, self.event_offset)
 
-    @work(thread=True, exit_on_error=False, group="tail")
+    @background("tail")
     def _read(self, run: RunDir, offset: int) -> None:
         events, end, state = [], offset, self.state
         try:
@@ -135,7 +135,7 @@ class TrainScreen(StudioScreen):
             return
         self._stop(self.run)
 
-    @work(thread=True, exit_on_error=False, group="run-verbs")
+    @background("run-verbs")
     def _stop(self, run: RunDir) -> None:
         from engine.launch import RunStateError, stop_run
 
