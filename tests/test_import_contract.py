@@ -1,9 +1,10 @@
-"""The import contract, checked over every module:
+"""The import contract, checked over every module (engine, tui, tests):
 
 - engine/ never imports tui, textual or rich (not even inside a function);
 - engine/ has no import cycle, counting imports inside functions;
 - the TUI's startup path (tui.app, tui.cli, the first frame) and the engine modules it reads
-  (recipe, runs, events, methods, data, templates, adapters, estimate) import no ML library.
+  (recipe, runs, events, methods, data, templates, adapters, estimate) import no ML library;
+- test modules share code only through tests/helpers.py, never by importing each other.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 HEAVY = {"torch", "transformers", "trl", "peft", "llama_cpp", "datasets", "bitsandbytes", "accelerate"}
 UI = {"tui", "textual", "rich"}
 LIGHT_ENGINE = ["engine.recipe", "engine.runs", "engine.events", "engine.methods", "engine.data", "engine.templates",
@@ -108,3 +110,11 @@ def test_first_frame_of_the_app_pulls_in_no_ml_library(tmp_path: Path) -> None:
         "asyncio.run(main())"
     )
     assert "textual" in roots and not roots & HEAVY, sorted(roots & HEAVY)
+
+
+def test_test_modules_share_helpers_only_through_tests_helpers():
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m.startswith("tests.") and m.split(".")[1] != "helpers")
+        for p in (ROOT / "tests").rglob("*.py")
+    }
+    assert not {k: v for k, v in offenders.items() if v}

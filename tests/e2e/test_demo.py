@@ -7,7 +7,7 @@ import pytest
 
 from engine.demo import DEMO_TRAIN
 from engine.demo_pipeline import demo_failure
-from tests.conftest import tunedeck
+from tests.helpers import tunedeck
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from engine.estimate import (
     precision_of,
 )
 from engine.recipe import recipe_from_dict
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 TINY = dict(
     hidden_size=128, intermediate_size=352, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from engine.methods import METHODS
 from engine.recipe import AdapterArgs, load_recipe
-from tests.tui.helpers import RUN_ID, drive, make_run, settle, write_workspace
+from tests.helpers import RUN_ID, drive, make_run, settle, write_workspace
 from tui.app import TunedeckApp
 from tui.commands import TunedeckCommands
 from tui.screens import SCREEN_ORDER

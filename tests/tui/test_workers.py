@@ -6,18 +6,15 @@ import importlib.metadata
 import re
 import threading
 import time
-from pathlib import Path
 
 import tomllib
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.tui.helpers import drive
+from tests.helpers import ROOT, drive
 from tui.widgets.chat_pane import ChatPane
 from tui.workers import ML_QUEUE, MLQueue, background
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class Broken(Static):
