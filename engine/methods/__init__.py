@@ -4,7 +4,8 @@ A spec says what the method is (name, one line), what it trains on (data formats
 ``method.*`` settings apply to it, how it runs (pairs through the model together, generates
 online, keeps a reference), and its demo (data and recipe changes). The recipe validation, the
 data format check, the memory estimate, the Method screen and the demo all read this table.
-``engine/methods/<name>.py`` builds the trainer. Nothing here imports torch: the TUI reads it.
+A method that is a TRL (config, trainer) pair is built from its spec alone; the others have a module
+(``engine/methods/<name>.py``) that builds the trainer. Nothing here imports torch: the TUI reads it.
 """
 
 from __future__ import annotations
@@ -40,9 +41,23 @@ class Method:
     paired: bool = False  # chosen and rejected go through the model together (2 x batch sequences)
     online: bool = False  # generates during training, scored by reward_funcs
     reference: bool = False  # keeps a reference model (a frozen copy, or the base with the adapter off)
+    # How the trainer is built: a TRL (config, trainer) pair in ``trl`` = (module, config class, trainer
+    # class), given the recipe's settings over ``fixed``; else ``builder`` "module:function", by default
+    # engine.methods.<name>:build_trainer.
+    trl: tuple[str, str, str] | None = None
+    fixed: dict[str, Any] = field(default_factory=dict)
+    builder: str = ""
 
     def build_trainer(self, recipe: Recipe, run, callbacks: list):
-        return importlib.import_module(f"engine.methods.{self.name}").build_trainer(recipe, run, callbacks)
+        if self.trl:
+            from engine.methods.common import build_trl_trainer, method_kwargs
+
+            module = importlib.import_module(self.trl[0])
+            config_cls, trainer_cls = getattr(module, self.trl[1]), getattr(module, self.trl[2])
+            settings = {**self.fixed, **method_kwargs(recipe, *self.settings)}
+            return build_trl_trainer(recipe, run, callbacks, config_cls, trainer_cls, **settings)
+        module, _, function = (self.builder or f"engine.methods.{self.name}:build_trainer").partition(":")
+        return getattr(importlib.import_module(module), function)(recipe, run, callbacks)
 
 
 _ONLINE = ("reward_funcs", "beta", "num_generations", "max_completion_length", "temperature")
@@ -71,22 +86,27 @@ METHODS: dict[str, Method] = {
                ("alpaca", "sharegpt", "messages", "prompt_completion", "text"), ("assistant_only_loss",),
                Demo("sft.jsonl", from_base=True)),
         Method("pretrain", "continued pretraining", "next-token loss on plain text", ("text",), (),
-               Demo("text.jsonl", train_overrides=_SHORT, from_base=True)),
+               Demo("text.jsonl", train_overrides=_SHORT, from_base=True),
+               trl=("trl", "SFTConfig", "SFTTrainer"), fixed={"dataset_text_field": "text", "packing": True}),
         Method("dpo", "direct preference optimization", "prefer chosen over rejected, vs a reference",
                ("preference",), ("beta", "loss_type"),
-               Demo("preference.jsonl", "preference_eval.jsonl", {"beta": 0.1}, _SHORT), paired=True, reference=True),
+               Demo("preference.jsonl", "preference_eval.jsonl", {"beta": 0.1}, _SHORT), paired=True, reference=True,
+               trl=("trl", "DPOConfig", "DPOTrainer")),
         # ORPO folds SFT into its loss, so its demo starts from the base: chat answers against the base's habit.
         Method("orpo", "odds-ratio preference optimization", "SFT plus a preference term, no reference",
                ("preference",), ("beta",),
                Demo("orpo.jsonl", "orpo_eval.jsonl", {"beta": 1.0}, {**_SHORT, "warmup_steps": 5}, from_base=True),
-               paired=True),
+               paired=True, trl=("trl.experimental.orpo", "ORPOConfig", "ORPOTrainer")),
         Method("simpo", "simple preference optimization", "length-normalised margin, no reference",
                ("preference",), ("beta", "simpo_gamma", "cpo_alpha"),
-               Demo("preference.jsonl", "preference_eval.jsonl", {"beta": 2.0, "simpo_gamma": 0.5}, _SHORT), paired=True),
+               Demo("preference.jsonl", "preference_eval.jsonl", {"beta": 2.0, "simpo_gamma": 0.5}, _SHORT), paired=True,
+               # TRL's CPO trainer with the SimPO loss; cpo_alpha 0: pure SimPO, no NLL term.
+               trl=("trl.experimental.cpo", "CPOConfig", "CPOTrainer"), fixed={"loss_type": "simpo", "cpo_alpha": 0.0}),
         # TRL unpairs preference pairs for KTO itself.
         Method("kto", "Kahneman-Tversky optimization", "learn from unpaired good/bad labels", ("kto", "preference"),
                ("beta", "loss_type", "desirable_weight", "undesirable_weight"),
-               Demo("kto.jsonl", "kto_eval.jsonl", {"beta": 0.1}, _SHORT), reference=True),
+               Demo("kto.jsonl", "kto_eval.jsonl", {"beta": 0.1}, _SHORT), reference=True,
+               trl=("trl", "KTOConfig", "KTOTrainer")),
         # The reward model is trained in full, as in the classic RLHF pipeline (a new score head on the
         # SFT model): on an earlier demo base, with LoRA its held-out ranking swung between 0.70 and 0.90
         # across training seeds, in full it stayed within 0.85-0.90 over 12 seeds. It judges form: held-out
@@ -98,7 +118,8 @@ METHODS: dict[str, Method] = {
         Method("grpo", "group relative policy optimization", "sample a group, score it, update", ("prompt",), _ONLINE,
                Demo("prompts.jsonl", **_ONLINE_DEMO), online=True, reference=True),
         Method("rloo", "REINFORCE leave-one-out", "online RL with a leave-one-out baseline", ("prompt",), _ONLINE,
-               Demo("prompts.jsonl", **_ONLINE_DEMO), online=True, reference=True),
+               Demo("prompts.jsonl", **_ONLINE_DEMO), online=True, reference=True,
+               builder="engine.methods.grpo:build_online_trainer"),
         Method("ppo", "proximal policy optimization", "online RL: clipped policy and value updates", ("prompt",),
                ("reward_funcs", "max_completion_length", "temperature", "num_ppo_epochs", "num_mini_batches", "kl_coef",
                 "kl_estimator", "cliprange", "cliprange_value", "vf_coef", "gamma", "lam", "whiten_rewards",

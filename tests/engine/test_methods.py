@@ -21,7 +21,14 @@ def test_every_spec_names_real_settings_formats_and_a_builder(name):
     assert set(spec.settings) <= {f.name for f in dataclasses.fields(MethodArgs)} - {"name"}
     assert spec.formats and set(spec.formats) <= set(FORMATS)
     assert set(spec.demo.settings) <= set(spec.settings)
-    assert callable(importlib.import_module(f"engine.methods.{name}").build_trainer)
+    if spec.trl:  # a TRL pair that exists in the installed TRL, with the settings and fixed values its config takes
+        module = importlib.import_module(spec.trl[0])
+        config_fields = {f.name for f in dataclasses.fields(getattr(module, spec.trl[1]))}
+        assert callable(getattr(module, spec.trl[2]))
+        assert set(spec.settings) | set(spec.fixed) <= config_fields
+    else:
+        path, _, function = (spec.builder or f"engine.methods.{name}:build_trainer").partition(":")
+        assert callable(getattr(importlib.import_module(path), function))
     recipe = recipe_from_dict({**MINIMAL, "method": {"name": name, **spec.demo.settings}})
     assert recipe.method.name == name
 
