@@ -16,7 +16,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 WHEELHOUSE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tunedeck/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-8)
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test run lint bench clean llama-wheel
+.PHONY: install demo test test-fast run lint bench clean llama-wheel
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# Everything that trains nothing (no demo model, no llama.cpp run): under 2 minutes on 2 cores.
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tunedeck demo

@@ -93,10 +93,10 @@ def _sum_accuracy(base: Path) -> float:
 def train_cell(root: Path, seed: int, threads: int, precision: str, max_steps: int | None) -> dict:
     """The demo SFT recipe on the base in ``root``, run by the real worker in this process; held-out accuracy."""
     from engine.demo import DemoAssets, demo_recipe
+    from engine.demo_pipeline import _hf_accuracy
     from engine.evaluate import load_eval_rows
     from engine.export.merge import merge_run
     from engine.launch import create_run
-    from engine.pipeline import _hf_accuracy
     from engine.worker import run_worker
 
     _setup(threads, precision)

@@ -89,7 +89,7 @@ def main() -> int:
     p.add_argument("--cpu-smoke", action="store_true", help="no GPU: the ddp case on CPU with 2 processes (gloo)")
     p.add_argument("--workspace", help="reuse this demo workspace (default: a temporary one)")
     args = p.parse_args()
-    from engine.distributed import nvidia_gpus
+    from engine.accelerate_config import nvidia_gpus
 
     gpus = nvidia_gpus()
     if gpus == 0 and not args.cpu_smoke:

@@ -1,7 +1,7 @@
 """Estimate against measured peak GPU memory for LoRA and QLoRA on a ~0.5B Llama (random init, no downloads).
 
 Prints one JSON object. Each case runs ``--steps`` real steps through the worker's own trainer
-(engine.estimate.probe) and compares the estimate's peak with torch.cuda.max_memory_allocated
+(engine.memory_probe.probe) and compares the estimate's peak with torch.cuda.max_memory_allocated
 (the CUDA context is in neither). Goal: every ratio within 15%. Without CUDA it prints
 {"skipped": "no CUDA device"} and exits 0; ``--cpu-smoke`` runs a tiny config on CPU instead,
 to check the plumbing.
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if not cuda and not args.cpu_smoke:
         print(json.dumps({"skipped": "no CUDA device"}))
         return 0
-    from engine.estimate import estimate, probe
+    from engine.estimate import estimate
+    from engine.memory_probe import probe
 
     config = GPU_CONFIG if cuda else SMOKE_CONFIG
     seq = args.seq if cuda else min(args.seq, 64)

@@ -94,7 +94,7 @@ class DemoAssets:
         return self.root / "data" / "pretrain.txt"
 
     def data(self, name: str) -> Path:
-        """One of the per-method demo files (see METHOD_DATA)."""
+        """One of the per-method demo files (named by engine.methods.METHODS[...].demo)."""
         return self.root / "data" / name
 
 
@@ -489,65 +489,28 @@ DEMO_TRAIN = dict(
 )
 
 
-# Per method: (train file, eval file or None, method settings, train overrides).
-METHOD_DATA: dict[str, tuple[str, str | None, dict, dict]] = {
-    "sft": ("sft.jsonl", None, {}, {}),
-    "pretrain": ("text.jsonl", None, {}, dict(max_steps=100, learning_rate=1e-3)),
-    "dpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
-    "orpo": ("orpo.jsonl", "orpo_eval.jsonl", {"beta": 1.0}, dict(max_steps=100, learning_rate=1e-3, warmup_steps=5)),
-    "simpo": ("preference.jsonl", "preference_eval.jsonl", {"beta": 2.0, "simpo_gamma": 0.5},
-              dict(max_steps=100, learning_rate=1e-3)),
-    "kto": ("kto.jsonl", "kto_eval.jsonl", {"beta": 0.1}, dict(max_steps=100, learning_rate=1e-3)),
-    "reward": ("preference.jsonl", "preference_eval.jsonl", {}, dict(max_steps=200, learning_rate=3e-4)),
-    # 2 prompts x 8 samples a step: with 4 most groups were all right or all wrong (no advantage to learn from).
-    "grpo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "beta": 0.04,
-             "num_generations": 8, "max_completion_length": 16}, dict(max_steps=160, learning_rate=1e-3,
-             warmup_steps=5, per_device_train_batch_size=16, logging_steps=10)),
-    "rloo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "beta": 0.04,
-             "num_generations": 8, "max_completion_length": 16}, dict(max_steps=160, learning_rate=1e-3,
-             warmup_steps=5, per_device_train_batch_size=16, logging_steps=10)),
-    "ppo": ("prompts.jsonl", None, {"reward_funcs": ["engine.demo:sum_reward"], "kl_coef": 0.05,
-            "num_ppo_epochs": 2, "num_mini_batches": 2, "max_completion_length": 16},
-            dict(max_steps=40, learning_rate=1e-3, warmup_steps=0, per_device_train_batch_size=8, logging_steps=4)),
-}  # fmt: skip
-# Adapter settings beyond LoRA r16 on every linear layer. Online methods: sampled at temperature 1
-# the instruct model starts some answers with a stray byte token (mean reward ~0.75); sharpening
-# that distribution is what "all-linear" LoRA (no lm_head; RMSNorm cancels any scaling before it)
-# barely can: train lm_head too. The reward model is trained in full, as in the classic RLHF
-# pipeline (a new score head on the SFT model): on an earlier demo base, with LoRA its held-out
-# ranking swung between 0.70 and 0.90 across training seeds, in full it stayed within 0.85-0.90 over
-# 12 seeds (0.85-0.88 at the evals of one run on this base). It judges form: held-out wrong sums stay
-# at chance at this size (900 wrong-sum pairs did not teach it to check unseen sums).
-METHOD_ADAPTER: dict[str, dict] = {
-    **{m: {"modules_to_save": ["lm_head"]} for m in ("grpo", "rloo", "ppo")},
-    "reward": {"kind": "full"},
-}
-
-
 def demo_recipe(assets: DemoAssets, method: str = "sft", progress: Progress = lambda msg: None):
-    """The demo recipe for ``method``: LoRA r16 on every linear layer (plus METHOD_ADAPTER's changes) over the
-    demo base (sft, pretrain, orpo) or the instruct model (every other method)."""
+    """The demo recipe for ``method``: LoRA r16 on every linear layer over the demo base or the instruct model,
+    with the method's own demo changes (engine.methods.METHODS[method].demo)."""
+    from engine.methods import METHODS
     from engine.recipe import recipe_from_dict
 
-    train_file, eval_file, settings, overrides = METHOD_DATA[method]
-    # Preference and RL methods start where the classic RLHF pipeline does: from an SFT model. ORPO folds
-    # SFT into its loss, so it starts from the base (its pairs: chat answers against the base's habit).
-    model = assets.base if method in ("sft", "pretrain", "orpo") else ensure_instruct_model(progress)
-    data = {"train": str(assets.data(train_file))}
-    if eval_file:
-        data["eval"] = str(assets.data(eval_file))
-    train = {"runs_dir": "runs", **DEMO_TRAIN, **overrides}
-    if eval_file:
+    demo = METHODS[method].demo
+    # Preference and RL methods start where the classic RLHF pipeline does: from an SFT model.
+    model = assets.base if demo.from_base else ensure_instruct_model(progress)
+    data = {"train": str(assets.data(demo.train))}
+    if demo.eval:
+        data["eval"] = str(assets.data(demo.eval))
+    train = {"runs_dir": "runs", **DEMO_TRAIN, **demo.train_overrides}
+    if demo.eval:
         train["save_steps"] = max(train["max_steps"] // 4, 1)  # evaluate (and checkpoint) four times
     return recipe_from_dict(
         {
             "model": {"name_or_path": str(model)},
             "data": data,
             "template": {"name": "model"},
-            "adapter": {
-                "kind": "lora", "r": 16, "lora_alpha": 32, "target_modules": "all-linear", **METHOD_ADAPTER.get(method, {})
-            },  # fmt: skip
-            "method": {"name": method, **settings},
+            "adapter": {"kind": "lora", "r": 16, "lora_alpha": 32, "target_modules": "all-linear", **demo.adapter},
+            "method": {"name": method, **demo.settings},
             "train": train,
             "export": {"quant": ["F16", "Q8_0", "Q4_K_M"]},
         }
@@ -562,8 +525,10 @@ def default_workspace() -> Path:
 
 def init_workspace(directory: Path, progress: Progress = lambda m: None, method: str = "sft") -> Path:
     """Write recipe.yaml (pointing at the cached demo base and data for ``method``) into ``directory``."""
-    if method not in METHOD_DATA:
-        raise ValueError(f"no demo for method {method!r}; choose from {', '.join(METHOD_DATA)}")
+    from engine.methods import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"no demo for method {method!r}; choose from {', '.join(METHODS)}")
     assets = ensure_demo_assets(progress)
     directory = Path(directory).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -10,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from engine.accelerate_config import check_launchable, write_accelerate_config
 from engine.recipe import Recipe
 from engine.runs import TERMINAL_STATES, RunDir, new_run_id, pid_alive
+from engine.supervisor import local_rank_pids
 
 
 class RunStateError(RuntimeError):
@@ -20,7 +23,7 @@ class RunStateError(RuntimeError):
 
 def _spawn(run: RunDir, extra: list[str], distributed: bool = False, **status) -> int:
     """The worker (or, for many processes, its accelerate supervisor) in a new session, output to worker.log."""
-    module = "engine.distributed" if distributed else "engine.worker"
+    module = "engine.supervisor" if distributed else "engine.worker"
     with run.log_path.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", module, str(run.path.resolve()), *extra],  # cwd is the run: no relative path
@@ -43,8 +46,6 @@ def create_run(recipe: Recipe) -> RunDir:
     run.path.mkdir()
     recipe.save(run.recipe_path)
     if recipe.launch.distributed:
-        from engine.distributed import write_accelerate_config
-
         write_accelerate_config(run, recipe)
     return run
 
@@ -52,12 +53,18 @@ def create_run(recipe: Recipe) -> RunDir:
 def start_run(recipe: Recipe) -> RunDir:
     """Create runs/<id>/ and start its worker; many processes go through ``accelerate launch``."""
     if recipe.launch.distributed:
-        from engine.distributed import check_launchable
-
         check_launchable(recipe)
     run = create_run(recipe)
     _spawn(run, [], recipe.launch.distributed, method=recipe.method.name, started=time.time())
     return run
+
+
+def delete_run(run: RunDir) -> None:
+    """Remove the run folder and everything in it; refused while its worker lives."""
+    state = run.state()
+    if state not in TERMINAL_STATES:
+        raise RunStateError(f"run {run.id} is {state}: stop it first (tunedeck stop {run.id})")
+    shutil.rmtree(run.path)
 
 
 def resume_run(run: RunDir) -> RunDir:
@@ -69,7 +76,6 @@ def resume_run(run: RunDir) -> RunDir:
         raise RunStateError(f"run {run.id} already finished; raise train.max_steps in a new run to train further")
     distributed = run.accelerate_config.exists()
     if distributed:
-        from engine.distributed import check_launchable
         from engine.recipe import load_recipe
 
         check_launchable(load_recipe(run.recipe_path))
@@ -93,8 +99,6 @@ def stop_run(run: RunDir, now: bool = False, timeout: float = 600.0) -> float:
     if not pid or not pid_alive(pid):
         raise RunStateError(f"run {run.id} is {run.state()}: there is no live worker to stop")
     t = time.time()
-    from engine.distributed import local_rank_pids
-
     ranks = local_rank_pids(run) if status.get("launcher") == "accelerate" else []
     for rank_pid in ranks:
         try:

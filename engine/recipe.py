@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from engine.methods import METHODS
+
 ADAPTER_KINDS = ("lora", "qlora", "dora", "full")
-METHODS = ("sft", "pretrain", "dpo", "orpo", "simpo", "kto", "reward", "grpo", "rloo", "ppo")
 STRATEGIES = ("single", "ddp", "fsdp", "zero2", "zero3")
 GGUF_TYPES = (
     "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_1",
@@ -34,6 +35,10 @@ class RecipeError(ValueError):
         self.source = source
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{field_path}: {message}")
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 
 @dataclass
@@ -164,7 +169,7 @@ class AdapterArgs:
 class MethodArgs:
     """The alignment method and its own settings (TRL's argument names; None: TRL's default)."""
 
-    name: Literal["sft", "pretrain", "dpo", "orpo", "simpo", "kto", "reward", "grpo", "rloo", "ppo"] = "sft"
+    name: str = "sft"  # a key of engine.methods.METHODS
     assistant_only_loss: bool = True  # sft: train on assistant tokens only
     beta: float | None = None  # dpo/orpo/simpo/kto temperature; grpo/rloo KL coefficient to the reference
     loss_type: list[str] | str | None = None  # dpo: sigmoid, ipo, hinge, ...; kto: kto, apo_zero_unpaired
@@ -192,6 +197,16 @@ class MethodArgs:
     missing_eos_penalty: float | None = None  # subtracted from the score of responses that never end
 
     def __post_init__(self) -> None:
+        if self.name not in METHODS:
+            raise RecipeError("method.name", f"must be one of {', '.join(METHODS)}; got {self.name!r}")
+        spec = METHODS[self.name]
+        for f in dataclasses.fields(self):
+            if f.name != "name" and f.name not in spec.settings and getattr(self, f.name) != _default(f):
+                raise RecipeError(
+                    f"method.{f.name}",
+                    f"does not apply to method {self.name} (its settings: {', '.join(spec.settings) or 'none'}); "
+                    "remove it or choose a method that uses it",
+                )
         for name in ("num_ppo_epochs", "num_mini_batches"):
             if getattr(self, name) < 1:
                 raise RecipeError(f"method.{name}", f"must be at least 1, got {getattr(self, name)}")
@@ -201,7 +216,7 @@ class MethodArgs:
         for name in ("cliprange", "cliprange_value"):
             if getattr(self, name) <= 0:
                 raise RecipeError(f"method.{name}", f"must be positive, got {getattr(self, name)}")
-        if self.name in ("grpo", "rloo", "ppo") and not self.reward_funcs:
+        if spec.online and not self.reward_funcs:
             raise RecipeError(
                 "method.reward_funcs",
                 f"{self.name} needs at least one reward: a Python function 'module:function' or a reward run folder",

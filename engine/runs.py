@@ -169,6 +169,12 @@ def list_runs(runs_dir: Path) -> list[RunDir]:
     )
 
 
+def list_ggufs(runs_dir: Path) -> list[Path]:
+    """Every exported GGUF under ``runs_dir``, newest run first."""
+    runs = reversed(list_runs(runs_dir))
+    return [p for run in runs if run.gguf.is_dir() for p in sorted(run.gguf.glob("*.gguf"), reverse=True)]
+
+
 def find_run(ref: str, runs_dir: Path) -> RunDir:
     """A run by path, id or unique id prefix (``latest`` for the newest)."""
     path = Path(ref).expanduser()

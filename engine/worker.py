@@ -4,7 +4,7 @@ It owns nothing but its run directory: it reads recipe.yaml and writes events.js
 status.json, checkpoints/ and adapter/ (or model/). SIGTERM asks for a checkpoint at the next
 step boundary and a clean exit with state ``stopped``.
 
-Under ``accelerate launch`` (engine/distributed.py) one worker runs per rank: rank 0 alone writes
+Under ``accelerate launch`` (engine/supervisor.py) one worker runs per rank: rank 0 alone writes
 events, status and checkpoint renames; every rank logs to worker-rank<N>.log and keeps its
 heartbeat in ranks/rank<N>.json; a failure is left to the supervisor, which names the rank.
 """
@@ -274,7 +274,7 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
     rank, world = _rank()
     if rank != 0:
         run = FollowerRunDir(run.path)
-    if world == 1:  # under accelerate the supervisor owns pid and pgid (engine/distributed.py)
+    if world == 1:  # under accelerate the supervisor owns pid and pgid (engine/supervisor.py)
         run.write_status(state="starting", pid=os.getpid(), pgid=os.getpgid(0), error=None, ended=None)
     run.write_rank(rank, world_size=world, pid=os.getpid(), host=socket.gethostname(), state="starting", step=0)
     run.append_event("started", pid=os.getpid(), resume=resume, world_size=world)
@@ -300,7 +300,8 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
             shutil.rmtree(partial, ignore_errors=True)
         probe = RankProbe()
         callback = make_callback(run, recipe.train.save_total_limit, stop, probe)
-        from engine.adapters import adapter_callbacks, model_summary
+        from engine.adapters import adapter_callbacks
+        from engine.models import model_summary
 
         trainer = build_trainer(recipe, run, [callback, *adapter_callbacks(recipe, run)])
         trainer.model.register_forward_pre_hook(probe, with_kwargs=True)

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.methods import METHODS
 from tui.cli_adapters import add_adapter_commands
 from tui.cli_data import add_data_commands
 from tui.cli_launch import add_launch_commands
@@ -23,52 +24,6 @@ def _err(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
-def _fmt_eta(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def _bar(step: int, total: int, width: int = 20) -> str:
-    done = int(width * step / total) if total else 0
-    return "[" + "#" * done + "." * (width - done) + f"] {100 * step / total:5.1f}%" if total else ""
-
-
-def _step_line(event: dict, started: float | None) -> str:
-    step, total = event["step"], event.get("max_steps") or 0
-    parts = [f"step {step}/{total}" if total else f"step {step}", _bar(step, total), f"loss {event['loss']:.4f}"]
-    if event.get("lr") is not None:
-        parts.append(f"lr {event['lr']:.2e}")
-    if event.get("tokens_per_s"):
-        parts.append(f"{event['tokens_per_s']:.0f} tok/s")
-    if started and total and step:
-        elapsed = event["ts"] - started
-        parts.append(f"ETA {_fmt_eta(elapsed / step * (total - step))}")
-    return "  ".join(p for p in parts if p)
-
-
-def _event_line(event: dict, started: float | None) -> str | None:
-    kind = event["kind"]
-    if kind == "step":
-        return _step_line(event, started)
-    if kind == "checkpoint":
-        return f"checkpoint at step {event['step']}: {event['path']}"
-    if kind == "failed":
-        return f"FAILED: {event['error']}\nhint: {event['hint']}"
-    if kind in ("finished", "stopped"):
-        return f"{kind} at step {event['step']}"
-    if kind in ("stopping", "killed"):
-        return f"{kind} ({event.get('signal', 'SIGKILL')})"
-    if kind == "resumed":
-        return f"resumed from {event.get('checkpoint') or 'step 0 (no complete checkpoint)'}"
-    if kind == "launched":
-        return (f"accelerate launch: {event.get('num_processes')} processes ({event.get('strategy')}) on "
-                f"{event.get('num_machines')} machine(s); each rank logs to worker-rank<N>.log")  # fmt: skip
-    if kind == "eval":
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in event.items() if k.startswith("eval_") and isinstance(v, float))
-        return f"eval at step {event['step']}: {metrics}"
-    return None
-
-
 HISTORY_STEP_LINES = 50  # replaying a long history prints at most this many step lines
 
 
@@ -78,7 +33,9 @@ def follow_run(run, out=sys.stdout) -> str:
     A long history is thinned to about HISTORY_STEP_LINES step lines (all other events are
     shown). Ctrl-C only stops following: the worker runs in its own session and carries on.
     """
-    started = None
+    from engine.events import RunProgress, format_event
+
+    progress = RunProgress()
     try:
         history, offset = run.read_events()
         steps = [e for e in history if e["kind"] == "step"]
@@ -86,11 +43,10 @@ def follow_run(run, out=sys.stdout) -> str:
         keep = {id(e) for e in steps[::every]} | ({id(steps[-1])} if steps else set())
         lines = []
         for event in history:
-            if event["kind"] == "train_begin":
-                started = event["ts"]
+            progress.fold(event)
             if event["kind"] == "step" and id(event) not in keep:
                 continue
-            line = _event_line(event, started)
+            line = format_event(event, progress)
             if line:
                 lines.append(line)
         if every > 1:
@@ -98,9 +54,8 @@ def follow_run(run, out=sys.stdout) -> str:
         if lines:
             print("\n".join(lines), file=out, flush=True)
         for event in run.follow_events(offset=offset):
-            if event["kind"] == "train_begin":
-                started = event["ts"]
-            line = _event_line(event, started)
+            progress.fold(event)
+            line = format_event(event, progress)
             if line:
                 print(line, file=out, flush=True)
     except KeyboardInterrupt:
@@ -202,6 +157,23 @@ def cmd_stop(args) -> int:
     return EXIT_OK
 
 
+def cmd_delete(args) -> int:
+    from engine.launch import delete_run
+    from engine.runs import find_run
+
+    run = find_run(args.run, _runs_dir(args))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            _err(f"deleting {run.path} needs --yes when there is no terminal to ask on")
+            return EXIT_USAGE
+        if input(f"delete run {run.id} and all its files ({run.path})? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("kept")
+            return EXIT_OK
+    delete_run(run)
+    print(f"deleted {run.path}")
+    return EXIT_OK
+
+
 def cmd_resume(args) -> int:
     from engine.launch import resume_run
     from engine.runs import find_run
@@ -211,10 +183,14 @@ def cmd_resume(args) -> int:
     print(f"resuming {run.id} from {ckpts[-1].name if ckpts else 'step 0 (no complete checkpoint)'}", flush=True)
     if args.detach:
         return EXIT_OK
+    from engine.events import RunProgress, format_event
+
     # Follow only what the new worker writes: the history is one `tunedeck attach` away.
     _, offset = run.read_events()
+    progress = RunProgress()
     for event in run.follow_events(offset=offset):
-        line = _event_line(event, None)
+        progress.fold(event)
+        line = format_event(event, progress)
         if line:
             print(line, flush=True)
     return EXIT_FAILED if run.state() in ("failed", "crashed") else EXIT_OK
@@ -338,7 +314,7 @@ def cmd_demo(args) -> int:
         workspace = Path(args.dir) if args.dir else default_workspace()
         init_workspace(workspace, log)
         return _open_tui(workspace)
-    from engine.pipeline import demo_failure, run_demo
+    from engine.demo_pipeline import demo_failure, run_demo
 
     workspace = Path(args.dir) if args.dir else default_workspace()
     out = sys.stderr if args.json else sys.stdout
@@ -400,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     runs_dir_arg(sp)
     sp.set_defaults(func=cmd_stop)
 
+    sp = sub.add_parser("delete", help="delete a finished, stopped, failed or crashed run and all its files")
+    sp.add_argument("run")
+    sp.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
+    runs_dir_arg(sp)
+    sp.set_defaults(func=cmd_delete)
+
     sp = sub.add_parser("resume", help="continue a stopped, failed or crashed run from its newest checkpoint")
     sp.add_argument("run")
     sp.add_argument("--detach", action="store_true")
@@ -433,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--headless", action="store_true", help="run base -> SFT -> export -> chat and print a table")
     sp.add_argument("--json", action="store_true", help="with --headless: print one JSON object")
     sp.add_argument("--dir", help="workspace for --headless (default: the user data dir)")
-    sp.add_argument("--method", default="sft", help="with --init: the method the workspace trains (sft, dpo, grpo, ...)")
+    sp.add_argument("--method", default="sft", choices=list(METHODS), help="with --init: the method the workspace trains")
     sp.set_defaults(func=cmd_demo)
     add_data_commands(sub)
     add_adapter_commands(sub)
@@ -447,9 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         return _open_tui(
             Path(args.workspace) if args.workspace else None, Path(args.recipe) if args.recipe else None
         )
-    from engine.adapters import ModelLoadError
     from engine.data import DataError
     from engine.launch import RunStateError
+    from engine.models import ModelLoadError
     from engine.recipe import RecipeError
 
     try:

@@ -27,7 +27,7 @@ def _guarded(command):
     """Bad input (recipe, model path) is a usage error with a message, never a traceback."""
 
     def run(args) -> int:
-        from engine.adapters import ModelLoadError
+        from engine.models import ModelLoadError
         from engine.recipe import RecipeError
 
         try:
@@ -72,7 +72,8 @@ def _math_lines(pm) -> list[str]:
 
 @_guarded
 def cmd_adapter_targets(args) -> int:
-    from engine.adapters import discover_targets, meta_model, parameter_math, resolve_target_modules
+    from engine.adapters import discover_targets, parameter_math, resolve_target_modules
+    from engine.models import meta_model
 
     recipe = _load(args)
     model = meta_model(recipe)
@@ -115,7 +116,7 @@ def cmd_adapter_targets(args) -> int:
 
 
 def _fmt(n: float) -> str:
-    from engine.estimate import format_bytes
+    from engine.units import fmt_bytes as format_bytes
 
     return format_bytes(n) if n else "0"
 
@@ -230,7 +231,7 @@ def cmd_estimate(args) -> int:
         est.max_batch = {"batch": best, "cap": cap, "budget_bytes": int(budget[0]), "budget": budget[1]}
     probe_result = None
     if args.probe:
-        from engine.estimate import probe
+        from engine.memory_probe import probe
 
         if args.batch:
             recipe.train.per_device_train_batch_size = args.batch

@@ -6,8 +6,8 @@ from pathlib import Path
 
 
 def cmd_launch_script(args) -> int:
-    from engine.distributed import slurm_script
     from engine.recipe import load_recipe
+    from engine.slurm import slurm_script
 
     recipe_path = Path(args.recipe).resolve()
     strategy = args.strategy or load_recipe(recipe_path, args.set).launch.strategy

@@ -32,19 +32,6 @@ TRL_COLUMNS = {
     "kto": ("prompt", "completion", "label"),
     "prompt": ("prompt",),  # other columns are kept: reward functions receive them
 }
-# The formats each training method can use (TRL unpairs preference pairs for KTO itself).
-METHOD_FORMATS = {
-    "sft": ("alpaca", "sharegpt", "messages", "prompt_completion", "text"),
-    "pretrain": ("text",),
-    "dpo": ("preference",),
-    "orpo": ("preference",),
-    "simpo": ("preference",),
-    "reward": ("preference",),
-    "kto": ("kto", "preference"),
-    "grpo": ("prompt",),
-    "rloo": ("prompt",),
-    "ppo": ("prompt",),
-}
 CONVERSATION_COLUMNS = ("messages", "conversations")
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -292,7 +279,9 @@ def normalize_dataset(ds, fmt: str = "auto", columns_map: Mapping[str, str] | No
 
 def check_method_format(method: str, fmt: str, field_path: str = "data.train") -> None:
     """DataError when ``method`` cannot train on rows of format ``fmt``."""
-    allowed = METHOD_FORMATS.get(method)
+    from engine.methods import METHODS
+
+    allowed = METHODS[method].formats if method in METHODS else ()
     if allowed and fmt not in allowed:
         raise DataError(
             f"{field_path}: the rows are {fmt} ({FORMAT_HELP[fmt]}) but method {method} needs "

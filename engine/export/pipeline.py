@@ -20,8 +20,7 @@ from engine.recipe import GGUF_IMATRIX_TYPES, load_recipe, normalize_quant
 from engine.runs import RunDir, atomic_write_text
 
 Progress = Callable[[str], None]
-# (stage, "start" | "done" | "failed", seconds once it ended): merge, samples, adapter, reference, convert,
-# parity, reference_accuracy, imatrix, quantize_<TYPE>, verify_<TYPE>, gptq/awq; the keys of report["seconds"]
+# (stage, "start" | "done" | "failed", seconds once it ended); the stage ids: engine.export.stages
 Stage = Callable[[str, str, float | None], None]
 FLOAT_TYPES = ("F32", "F16", "BF16")
 STOP_TOKENS = 64  # generation limit of the stop checks

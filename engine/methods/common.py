@@ -8,10 +8,10 @@ from engine.recipe import Recipe
 
 
 def common_args(recipe: Recipe, run) -> dict[str, Any]:
-    import torch
+    from engine.models import precision
 
     t = recipe.train
-    bf16 = t.bf16 if t.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    bf16 = precision(recipe)[1]
     return dict(
         output_dir=str(run.checkpoints),
         max_steps=t.max_steps,
@@ -62,17 +62,13 @@ def eval_args(recipe: Recipe, eval_ds) -> dict[str, Any]:
 
 def method_kwargs(recipe: Recipe, *names: str) -> dict[str, Any]:
     """The method settings the recipe sets (not None), for the TRL config that knows them."""
-    out = {}
-    for name in names:
-        value = getattr(recipe.method, name)
-        if value is not None:
-            out[name] = [value] if name == "loss_type" and isinstance(value, str) and recipe.method.name == "dpo" else value
-    return out
+    return {name: getattr(recipe.method, name) for name in names if getattr(recipe.method, name) is not None}
 
 
 def build_trl_trainer(recipe: Recipe, run, callbacks: list, config_cls, trainer_cls, **config: Any):
     """The shape most TRL trainers share: recipe data, model, tokenizer, PEFT config and callbacks."""
-    from engine.adapters import load_model, load_tokenizer, peft_config
+    from engine.adapters import peft_config
+    from engine.models import load_model, load_tokenizer
 
     train, eval_ds = load_splits(recipe)
     args = config_cls(**common_args(recipe, run), **eval_args(recipe, eval_ds), max_length=recipe.train.max_length, **config)

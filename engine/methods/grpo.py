@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.adapters import load_model, load_tokenizer, peft_config
+from engine.adapters import peft_config
 from engine.methods.common import common_args, eval_args, load_splits
-from engine.methods.rewards import resolve_rewards
+from engine.methods.reward_sources import resolve_rewards
+from engine.models import load_model, load_tokenizer
 from engine.recipe import Recipe
 
 TRAINERS = {"grpo": ("GRPOConfig", "GRPOTrainer"), "rloo": ("RLOOConfig", "RLOOTrainer")}

@@ -29,10 +29,11 @@ import torch
 from transformers import Trainer
 from trl.trainer.utils import RepeatSampler
 
-from engine.adapters import converts_on_save, load_model, load_tokenizer, peft_config
+from engine.adapters import converts_on_save, peft_config
 from engine.methods import ppo_math as pm
 from engine.methods.common import common_args, load_splits
-from engine.methods.rewards import resolve_rewards
+from engine.methods.reward_sources import resolve_rewards
+from engine.models import load_model, load_tokenizer
 from engine.recipe import MethodArgs, Recipe, RecipeError
 
 CRITIC = "critic"  # the critic's adapter name; the policy's is PEFT's "default"

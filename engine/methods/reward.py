@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from engine.adapters import load_tokenizer, peft_config
+from engine.adapters import peft_config
 from engine.methods.common import common_args, eval_args, load_splits, method_kwargs
+from engine.models import load_tokenizer
 from engine.recipe import Recipe
 
 

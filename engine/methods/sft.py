@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from engine.adapters import load_model, load_tokenizer, peft_config
+from engine.adapters import peft_config
 from engine.methods.common import common_args, eval_args, load_splits
+from engine.models import load_model, load_tokenizer
 from engine.recipe import Recipe
 from engine.templates import check_trainable
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tunedeck
+from tests.helpers import tunedeck
 
 pytestmark = pytest.mark.slow
 

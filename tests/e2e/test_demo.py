@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from engine.demo import DEMO_TRAIN
-from engine.pipeline import demo_failure
-from tests.conftest import tunedeck
+from engine.demo_pipeline import demo_failure
+from tests.helpers import tunedeck
 
 pytestmark = pytest.mark.slow
 

@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from engine.runs import RunDir, pid_alive
-from tests.conftest import ROOT, tunedeck
+from tests.helpers import ROOT, tunedeck, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -56,14 +55,6 @@ def losses(run: RunDir) -> dict[int, float]:
 
 def ranks(run: RunDir) -> dict[int, dict]:
     return {r["rank"]: r for r in run.read_ranks()}
-
-
-def wait_for(predicate, timeout: float = 300, what: str = "condition") -> None:
-    t = time.time()
-    while not predicate():
-        if time.time() - t > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.test_export_merge import make_run
+from tests.helpers import make_lora_run as make_run
 
 pytestmark = pytest.mark.slow
 HAS_EXTRA = all(importlib.util.find_spec(m) is not None for m in ("gptqmodel", "optimum"))

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tunedeck
-from tests.engine.test_export_merge import make_run
+from tests.helpers import make_lora_run as make_run
+from tests.helpers import tunedeck
 
 pytestmark = pytest.mark.slow
 

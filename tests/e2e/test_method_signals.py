@@ -8,7 +8,7 @@ mean reward of their own rollouts; SFT on held-out token accuracy.
 import pytest
 
 from engine.runs import RunDir
-from tests.conftest import train_demo as train
+from tests.helpers import train_demo as train
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import train_demo, tunedeck
+from tests.helpers import train_demo, tunedeck
 
 pytestmark = pytest.mark.slow
 

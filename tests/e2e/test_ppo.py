@@ -6,8 +6,7 @@ import statistics
 import pytest
 
 from engine.runs import RunDir
-from tests.conftest import tunedeck
-from tests.e2e.test_survival import losses, start, wait_for
+from tests.helpers import losses, start, tunedeck, wait_for
 
 pytestmark = pytest.mark.slow
 

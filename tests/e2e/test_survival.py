@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 
 from engine.runs import RunDir, pid_alive
-from tests.conftest import ROOT, tunedeck
+from tests.helpers import ROOT, SHORT, last_step, losses, start, tunedeck, wait_for
 
 pytestmark = pytest.mark.slow
-
-SHORT = ["--set", "train.logging_steps=1", "--set", "train.save_steps=10", "--set", "train.warmup_steps=2"]
 
 
 @pytest.fixture(scope="module")
@@ -23,36 +21,6 @@ def workspace(demo_assets, tmp_path_factory) -> Path:
     ws = tmp_path_factory.mktemp("survive")
     tunedeck("demo", "--init", str(ws), check=True)
     return ws
-
-
-def start(workspace: Path, *overrides: str, env: dict | None = None) -> RunDir:
-    before = set((workspace / "runs").glob("*")) if (workspace / "runs").exists() else set()
-    proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "train", "recipe.yaml", "--detach", *SHORT, *overrides],
-        cwd=workspace, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    [path] = set((workspace / "runs").glob("*")) - before
-    assert proc.stdout.strip().splitlines()[-1] == path.name  # --detach prints the run id
-    return RunDir(path)
-
-
-def wait_for(predicate, timeout: float = 300, what: str = "condition") -> None:
-    t = time.time()
-    while not predicate():
-        if time.time() - t > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def losses(run: RunDir) -> dict[int, float]:
-    events, _ = run.read_events()
-    return {e["step"]: e["loss"] for e in events if e["kind"] == "step"}
-
-
-def last_step(run: RunDir) -> int:
-    return max(losses(run), default=0)
 
 
 @pytest.fixture(scope="module")

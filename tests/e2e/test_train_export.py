@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import tunedeck
+from tests.helpers import tunedeck
 
 pytestmark = pytest.mark.slow
 

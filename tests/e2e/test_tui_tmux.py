@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from engine.runs import RunDir
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
 

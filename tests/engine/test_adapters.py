@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -13,17 +11,13 @@ from engine.adapters import (
     adapter_callbacks,
     discover_targets,
     lora_counts,
-    meta_model,
-    model_summary,
     parameter_math,
     peft_config,
-    quantization_config,
     resolve_target_modules,
     save_adapter,
-    trainable_after_freeze,
 )
+from engine.models import meta_model, model_summary, quantization_config, trainable_after_freeze
 from engine.recipe import RecipeError, recipe_from_dict
-from tests.conftest import ROOT
 
 
 def recipe_for(base, **adapter):
@@ -123,7 +117,7 @@ def test_full_and_freeze_all_but_last_layers(base):
     recipe = recipe_for(base, kind="full", freeze_all_but_last_n_layers=1)
     keep = trainable_after_freeze(meta_model(recipe), 1)
     assert keep and all(n.startswith("model.layers.1.") or n in ("model.norm.weight", "lm_head.weight") for n in keep)
-    from engine.adapters import freeze_all_but_last_layers
+    from engine.models import freeze_all_but_last_layers
 
     model = load_base(base)
     summary = freeze_all_but_last_layers(model, 1)
@@ -248,15 +242,3 @@ def test_pissa_adapter_is_converted_for_the_original_base(base, tmp_path):
     assert config["r"] == 8 and config["init_lora_weights"] is True  # a plain LoRA of rank 2r
     got = PeftModel.from_pretrained(load_base(base), tmp_path / "adapter")(input_ids=ids).logits
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
-
-
-# --------------------------------------------------------------------------- import hygiene
-
-
-def test_engine_adapters_and_the_cli_module_import_no_heavy_or_ui_library():
-    code = (
-        "import sys, engine.adapters, engine.estimate, tui.cli_adapters; "
-        "print([m for m in ('torch', 'transformers', 'peft', 'trl', 'textual', 'rich') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "[]"

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
+
 WITH_ARGS = ["engine_overhead", "bare_trl_sft", "throughput_options", "chat_vs_llama", "gpu_throughput",
              "gpu_memory_check", "data_inspect", "tui_latency", "report"]  # fmt: skip
 

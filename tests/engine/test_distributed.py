@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.distributed import accelerate_config, check_launchable, launcher_command, nvidia_gpus, root_cause
+from engine.accelerate_config import accelerate_config, check_launchable, nvidia_gpus
 from engine.recipe import RecipeError, recipe_from_dict
 from engine.runs import RunDir
+from engine.supervisor import launcher_command, root_cause
 
 
 def recipe(launch: dict | None = None, **sections):
@@ -171,7 +172,7 @@ def test_the_failed_rank_is_read_from_torch_elastics_own_report():
 
 
 def test_slurm_script_starts_one_launcher_per_node(tmp_path):
-    from engine.distributed import slurm_script
+    from engine.slurm import slurm_script
 
     script = slurm_script(tmp_path / "recipe.yaml", 2, 4, ["train.max_steps=50"], time_limit="02:00:00")
     path = tmp_path / "job.sbatch"
@@ -211,13 +212,13 @@ def test_slurm_script_runs_on_a_fake_allocation(tmp_path):
     config = yaml.safe_load((run_dir / "accelerate_config.yaml").read_text())
     assert (config["num_machines"], config["num_processes"], config["main_process_ip"]) == (2, 4, "gpu-a")
     srun_args = (tmp_path / "srun.args").read_text().splitlines()
-    assert srun_args[-2] == "-c" and '-m engine.distributed "$RUN_DIR" --shared' in srun_args[-1]
+    assert srun_args[-2] == "-c" and '-m engine.supervisor "$RUN_DIR" --shared' in srun_args[-1]
 
 
 def test_a_rank_that_raised_fails_the_run_with_its_own_error_and_hint(tmp_path):
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
-    from engine.distributed import failure_event
+    from engine.supervisor import failure_event
 
     run = RunDir(tmp_path)
     run.write_rank(0, pid=1, state="failed", error="DataError: data.jsonl:3: messages: empty",

@@ -20,7 +20,7 @@ from engine.estimate import (
     precision_of,
 )
 from engine.recipe import recipe_from_dict
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 TINY = dict(
     hidden_size=128, intermediate_size=352, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -52,7 +52,8 @@ def saved_bytes_of_layer(recipe, layer: int = 1, batch: int = 3, seq: int = 20) 
     from peft import get_peft_model
     from trl.trainer.utils import add_fused_lm_head
 
-    from engine.adapters import load_model, peft_config
+    from engine.adapters import peft_config
+    from engine.models import load_model
 
     model = load_model(recipe)
     add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))  # as SFTTrainer does
@@ -115,7 +116,7 @@ def test_layer_activations_equal_what_autograd_keeps(tiny_model, adapter, dtype,
     recipe = recipe_for(
         tiny_model, adapter, model={"name_or_path": str(tiny_model), "dtype": dtype}, train={"bf16": bf16}
     )
-    from engine.adapters import meta_model
+    from engine.models import meta_model
 
     meta = meta_model(recipe)
     per_token, fixed = layer_activation_bytes(
@@ -189,7 +190,7 @@ def test_largest_batch_that_fits_agrees_with_the_estimate(demo_assets):
 def test_probe_measures_within_15_percent_on_cpu(demo_assets):
     import torch
 
-    from engine.estimate import probe
+    from engine.memory_probe import probe
 
     if torch.cuda.is_available():
         pytest.skip("the CPU figure; bench/gpu_memory_check.py covers CUDA")

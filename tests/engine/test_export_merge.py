@@ -5,42 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import make_lora_run
+
 pytestmark = pytest.mark.slow
-
-
-def make_run(assets, workspace: Path, run_id: str = "20260101-000000-sft-test", **export) -> Path:
-    """A finished LoRA run without the training: a randomly initialised (non-zero) adapter on the demo base."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from engine.demo import demo_recipe
-    from engine.runs import RunDir
-
-    run = RunDir(workspace / "runs" / run_id)
-    run.path.mkdir(parents=True)
-    recipe = demo_recipe(assets)
-    recipe.train.runs_dir = str(workspace / "runs")
-    for key, value in export.items():
-        setattr(recipe.export, key, value)
-    recipe.save(run.recipe_path)
-    (workspace / "eval.jsonl").write_text("".join(assets.eval.read_text().splitlines(keepends=True)[:20]))
-    torch.manual_seed(0)
-    model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(assets.base),
-        LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False),
-    )
-    model.save_pretrained(run.adapter)
-    AutoTokenizer.from_pretrained(assets.base).save_pretrained(run.adapter)
-    run.write_status(state="finished", step=1, max_steps=1)
-    return run.path
 
 
 @pytest.fixture
 def run(demo_assets, tmp_path):
     from engine.runs import RunDir
 
-    return RunDir(make_run(demo_assets, tmp_path))
+    return RunDir(make_lora_run(demo_assets, tmp_path))
 
 
 def _logits(model_or_dir, ids):

@@ -3,13 +3,12 @@ import subprocess
 import sys
 
 from engine.runs import RunDir, find_run, list_runs
+from tests.helpers import make_run as _make_run
 
 
 def make_run(tmp_path, name="20260101-000000-sft-abcd") -> RunDir:
-    run = RunDir(tmp_path / name)
-    run.path.mkdir(parents=True)
-    run.recipe_path.write_text("model: {}\n")
-    return run
+    """A run folder with no events, in tmp_path/runs."""
+    return _make_run(tmp_path, name, steps=0)
 
 
 def test_partial_event_line_is_not_read_until_complete(tmp_path):
@@ -58,7 +57,35 @@ def test_checkpoints_without_marker_are_ignored(tmp_path):
 def test_find_run_by_prefix_and_latest(tmp_path):
     a = make_run(tmp_path, "20260101-000000-sft-aaaa")
     b = make_run(tmp_path, "20260102-000000-sft-bbbb")
-    assert [r.id for r in list_runs(tmp_path)] == [a.id, b.id]
-    assert find_run("20260101", tmp_path).id == a.id
-    assert find_run("latest", tmp_path).id == b.id
-    assert find_run(str(a.path), tmp_path).id == a.id
+    assert [r.id for r in list_runs(tmp_path / "runs")] == [a.id, b.id]
+    assert find_run("20260101", tmp_path / "runs").id == a.id
+    assert find_run("latest", tmp_path / "runs").id == b.id
+    assert find_run(str(a.path), tmp_path / "runs").id == a.id
+
+
+def test_delete_refuses_a_live_run_and_removes_a_finished_one(tmp_path):
+    import pytest
+
+    from engine.launch import RunStateError, delete_run
+
+    run = make_run(tmp_path)
+    run.write_status(state="running", pid=os.getpid())
+    with pytest.raises(RunStateError, match="is running: stop it first"):
+        delete_run(run)
+    assert run.path.is_dir()
+    run.write_status(state="finished")
+    delete_run(run)
+    assert not run.path.exists()
+
+
+def test_ggufs_are_listed_newest_run_first(tmp_path):
+    from engine.runs import list_ggufs
+
+    old, new = make_run(tmp_path, "20260101-000000-sft-aaaa"), make_run(tmp_path, "20260102-000000-sft-bbbb")
+    for run, names in ((old, ["m-F16.gguf"]), (new, ["m-F16.gguf", "m-Q8_0.gguf"])):
+        run.gguf.mkdir()
+        for name in names:
+            (run.gguf / name).write_bytes(b"GGUF")
+    assert [(p.parent.parent.name[-4:], p.name) for p in list_ggufs(tmp_path / "runs")] == [
+        ("bbbb", "m-Q8_0.gguf"), ("bbbb", "m-F16.gguf"), ("aaaa", "m-F16.gguf")
+    ]  # fmt: skip

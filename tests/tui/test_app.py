@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from engine.runs import RunDir
+from tests.helpers import RUN_ID, drive, make_run
 from themes import ThemeError, load_themes, parse_theme
 from tui.app import TunedeckApp
 from tui.screens.keys import KeysScreen
 from tui.screens.runs import RunsScreen
 
-RUN_ID = "20260101-000000-sft-abcd"
 THEME_NAMES = {"tunedeck-dark", "tunedeck-light", "tunedeck-high-contrast"}
 
 
@@ -28,27 +26,6 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("TUNEDECK_THEME", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
-
-
-def make_run(workspace: Path, run_id: str = RUN_ID, **status: Any) -> RunDir:
-    """A run folder written through the engine's own writer API."""
-    run = RunDir(workspace / "runs" / run_id)
-    run.path.mkdir(parents=True)
-    run.recipe_path.write_text("model:\n  name_or_path: tiny\n")
-    run.write_status(**{"state": "finished", "step": 5, "max_steps": 10, "loss": 1.5, "pid": 0, **status})
-    run.append_event("step", step=5, max_steps=10, loss=1.5, lr=1e-3)
-    return run
-
-
-def drive(app: TunedeckApp, steps: Callable[[Pilot], Awaitable[None]]) -> None:
-    """Run ``steps`` against the app at 80x24 (sync wrapper: no pytest-asyncio here)."""
-
-    async def inner() -> None:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
-            await steps(pilot)
-
-    asyncio.run(inner())
 
 
 def table_rows(app: TunedeckApp) -> list[list[str]]:
@@ -74,7 +51,7 @@ def test_runs_table_shows_run_state_progress_loss_and_events(tmp_path: Path) -> 
     async def steps(pilot: Pilot) -> None:
         assert isinstance(app.screen, RunsScreen)
         assert table_rows(app) == [[RUN_ID, "finished", "5/10", "1.5000"]]
-        assert "step 5/10  loss 1.5000  lr 1.00e-03" in static_text(app, "#detail")
+        assert "step 5/10  loss 0.6000  lr 1.00e-03" in static_text(app, "#detail")
         assert static_text(app, "#recipe").startswith(f"no recipe.yaml in {tmp_path}")
 
     drive(app, steps)

@@ -9,8 +9,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, ProgressBar, SelectionList
 
 from engine.runs import list_runs
-from tests.conftest import tunedeck
-from tests.tui.helpers import drive, settle
+from tests.helpers import drive, settle, tunedeck
 from tui.app import TunedeckApp
 
 

@@ -9,7 +9,7 @@ import pytest
 from textual.binding import Binding
 from textual.pilot import Pilot
 
-from tests.tui.helpers import drive, make_run, screen_lines, settle, write_workspace
+from tests.helpers import drive, make_run, screen_lines, settle, write_workspace
 from tui.app import TunedeckApp
 from tui.commands import TunedeckCommands
 from tui.keymap import keymap_path, load_keymap

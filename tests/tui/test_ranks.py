@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from tests.tui.helpers import drive, make_run, settle
+from tests.helpers import drive, make_run, settle
 from tui.app import TunedeckApp
 from tui.widgets.ranks import RankPanel, rank_line
 

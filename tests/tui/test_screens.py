@@ -12,15 +12,15 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
-from engine.data.formats import METHOD_FORMATS
-from engine.recipe import METHODS, AdapterArgs, load_recipe
-from tests.tui.helpers import RUN_ID, drive, make_run, settle, write_workspace
+from engine.methods import METHODS
+from engine.recipe import AdapterArgs, load_recipe
+from tests.helpers import RUN_ID, drive, make_run, settle, write_workspace
 from tui.app import TunedeckApp
 from tui.commands import TunedeckCommands
 from tui.screens import SCREEN_ORDER
 from tui.screens.adapter import FIELDS as ADAPTER_FIELDS
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.method import COMMON, SETTINGS, explain, method_fields, method_line, requirement
+from tui.screens.method import COMMON, method_fields
 from tui.screens.row_view import RowViewScreen
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.loss_chart import LossChart
@@ -202,16 +202,28 @@ def test_method_screen_sets_the_method_and_shows_its_settings(workspace: Path) -
         assert [options.get_option_at_index(i).id for i in range(options.option_count)] == list(METHODS)
         for i, method in enumerate(METHODS):  # every method: its one line and the data it needs
             line = str(options.get_option_at_index(i).prompt)
-            assert line.startswith(method) and explain(method)[1] in line and (METHOD_FORMATS.get(method) or ("any format",))[0] in line
+            assert line.startswith(method) and METHODS[method].summary in line and METHODS[method].formats[0] in line
 
     drive(app, steps)
 
 
-def test_a_method_without_a_description_still_lists_and_unknown_settings_are_skipped(monkeypatch) -> None:
-    assert "no description yet" in explain("newmethod")[1]
-    assert str(method_line("newmethod")).startswith("newmethod") and requirement("newmethod") == "any format"
-    monkeypatch.setitem(SETTINGS, "dpo", ["method.beta", "method.not_a_field"])
-    assert [f.path for f in method_fields("dpo")] == ["method.beta", *COMMON]
+def test_switching_method_drops_the_settings_the_new_one_does_not_use(tmp_path: Path) -> None:
+    path = write_workspace(tmp_path, None, bad_row=False)
+    path.write_text(path.read_text() + "method: {name: dpo, beta: 0.3}\n")
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def steps(pilot: Pilot) -> None:
+        await pilot.press("5")
+        await pilot.pause()
+        assert app.store.get("method.beta") == 0.3
+        await pilot.press("home", "enter")  # dpo -> sft
+        await pilot.pause()
+        assert app.store.get("method.name") == "sft" and app.store.error == ""
+        assert app.store.get("method.beta") is None
+        assert [f.path for f in method_fields("sft")] == ["method.assistant_only_loss", *COMMON]
+        assert any("sft does not use beta" in str(n.message) for n in app._notifications)
+
+    drive(app, steps)
 
 
 def test_attach_shows_the_full_history_on_train(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from tests.tui.helpers import drive, fresh, make_run, settle, write_workspace  # noqa: F401
+from tests.helpers import drive, fresh, make_run, settle, write_workspace  # noqa: F401
 from tui.app import TunedeckApp
 from tui.screens import SCREEN_ORDER
 

@@ -8,8 +8,7 @@ import pytest
 from textual.pilot import Pilot
 
 from engine.runs import list_runs
-from tests.conftest import tunedeck
-from tests.tui.helpers import drive, screen_lines, settle
+from tests.helpers import drive, screen_lines, settle, tunedeck
 from tui.app import TunedeckApp
 from tui.widgets.metric_chart import MetricChart, metric_points
 

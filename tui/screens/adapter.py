@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
 from engine.recipe import ADAPTER_KINDS, INIT_LORA_WEIGHTS, TARGET_PRESETS
-from tui.screens.base import ML_LOCK, StudioScreen
+from tui.screens.base import StudioScreen
 from tui.widgets.field_form import FieldForm, FormField
+from tui.workers import background, ml_turn
 
 BOOL = ("true", "false")
 # Every AdapterArgs field (engine/recipe.py), PEFT/bitsandbytes names shortened only where 20 columns are too few.
@@ -81,12 +82,12 @@ class AdapterScreen(StudioScreen):
 
         self._compute(resolve_paths(recipe, self.store.base))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="estimate")
+    @background("estimate", exclusive=True)
     def _compute(self, recipe) -> None:
         from tui.screens.adapter_math import adapter_figures
 
         try:
-            with ML_LOCK:
+            with ml_turn(self, "the memory estimate"):
                 text = "\n".join(adapter_figures(recipe))
         except Exception as e:  # the estimate explains; it never takes the screen down
             text = f"cannot estimate: {e}"

@@ -10,7 +10,7 @@ from engine.recipe import Recipe
 
 @lru_cache(maxsize=4)
 def _meta_model(name_or_path: str, revision: str | None, trust_remote_code: bool) -> Any:
-    from engine.adapters import meta_model
+    from engine.models import meta_model
     from engine.recipe import recipe_from_dict
 
     recipe = recipe_from_dict({"model": {"name_or_path": name_or_path, "revision": revision,
@@ -21,7 +21,8 @@ def _meta_model(name_or_path: str, revision: str | None, trust_remote_code: bool
 def adapter_figures(recipe: Recipe) -> list[str]:
     """Trainable/total parameters per target group and the memory estimate, as lines to show."""
     from engine.adapters import parameter_math
-    from engine.estimate import estimate, format_bytes
+    from engine.estimate import estimate
+    from engine.units import fmt_bytes as format_bytes
 
     m = recipe.model
     model = _meta_model(m.name_or_path, m.revision, m.trust_remote_code)

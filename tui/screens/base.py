@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Header
@@ -14,10 +12,7 @@ from textual.widgets import Header
 from engine.runs import RunDir, list_runs
 from tui.messages import TrainLaunched, TrainLaunchFailed
 from tui.widgets.key_footer import KeyBar
-
-# transformers' lazy modules are not safe to import from two threads at once: workers that touch the
-# ML stack (tokenizers, meta models, export, llama.cpp) hold this lock while they do.
-ML_LOCK = threading.RLock()
+from tui.workers import background
 
 if TYPE_CHECKING:
     from tui.screens.recipe_store import RecipeStore
@@ -57,7 +52,7 @@ class StudioScreen(Screen[None]):
                 return run
         return runs[-1] if runs else None
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
+    @background("launch", exclusive=True)
     def start_training(self) -> None:
         """Start the shared recipe as a new run in a detached worker (Runs and Train both use this)."""
         # engine.recipe and engine.launch are light (no torch): the worker process loads the ML stack.

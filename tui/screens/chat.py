@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Label
 
+from engine.runs import list_ggufs
 from tui.screens.base import StudioScreen
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.field_form import parse_value
@@ -45,9 +46,7 @@ class ChatScreen(StudioScreen):
 
     def ggufs(self) -> list[Path]:
         """Every exported GGUF of the workspace's runs, newest run first."""
-        if not self.runs_dir.is_dir():
-            return []
-        return sorted(self.runs_dir.glob("*/gguf/*.gguf"), key=lambda p: (p.parent.parent.name, p.name), reverse=True)
+        return list_ggufs(self.runs_dir)
 
     def panes(self) -> list[ChatPane]:
         """The visible panes."""

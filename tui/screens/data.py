@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import ContentSwitcher, DataTable, Static
 
 from tui.messages import WorkFailed
-from tui.screens.base import ML_LOCK, StudioScreen
+from tui.screens.base import StudioScreen
 from tui.screens.row_view import RowViewScreen, raw_line
 from tui.widgets.histogram import Histogram
+from tui.workers import background, ml_turn
 
 CELL = 60
 
@@ -66,7 +67,7 @@ class DataScreen(StudioScreen):
         self.query_one("#data-summary", Static).update(f"reading {self.source} ...")
         self._inspect(self.source)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="data")
+    @background("data", exclusive=True)
     def _inspect(self, source: str) -> None:
         from engine.data.errors import DataError
         from engine.data.inspect import inspect_data
@@ -99,10 +100,10 @@ class DataScreen(StudioScreen):
             errors.add_row(e.where.short(), e.field, e.kind, cell(e.reason), key=str(i))
         self._show_stats()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="data-tokens")
+    @background("data-tokens", exclusive=True)
     def _token_lengths(self, rows: list[dict]) -> None:
         try:
-            with ML_LOCK:
+            with ml_turn(self, "the token lengths"):
                 from engine.templates import load_chat_tokenizer, token_lengths
 
                 model = self.store.resolve(str(self.store.get("model.name_or_path", "")))

@@ -7,49 +7,20 @@ import json
 import time
 from typing import Any
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, ProgressBar, SelectionList, Static
 
+from engine.export.stages import planned_stages, stage_label
 from engine.recipe import GGUF_TYPES
 from engine.runs import RunDir
+from engine.units import fmt_bytes
 from tui.messages import WorkFailed
-from tui.screens.base import ML_LOCK, StudioScreen
+from tui.screens.base import StudioScreen
+from tui.workers import background, ml_turn
 
-STAGE_LABELS = {
-    "merge": "merge adapter into base",
-    "samples": "held-out and eval samples",
-    "adapter": "copy the adapter",
-    "reference": "HF reference model",
-    "convert": "convert to GGUF (F32)",
-    "parity": "template/EOS/stop parity",
-    "reference_accuracy": "HF task accuracy",
-    "imatrix": "importance matrix",
-}
 STATE_TEXT = {"pending": "·", "start": "running", "done": "done", "failed": "FAILED"}
-
-
-def stage_label(stage: str) -> str:
-    """A pipeline stage id (engine.export.pipeline.Stage) as the user reads it."""
-    kind, _, qtype = stage.partition("_")
-    if kind == "quantize" and qtype:
-        return f"quantize {qtype}"
-    if kind == "verify" and qtype:
-        return f"check {qtype} against HF"
-    return STAGE_LABELS.get(stage, stage.upper() if stage in ("gptq", "awq") else stage)
-
-
-def planned_stages(quants: list[str]) -> list[str]:
-    """The stages every export of ``quants`` runs, in order (optional ones are added as they start)."""
-    per_type = [s for q in quants for s in ((f"verify_{q}",) if q == "F32" else (f"quantize_{q}", f"verify_{q}"))]
-    return ["merge", "reference", "convert", "parity", *per_type]
-
-
-def size_text(n: float) -> str:
-    """Bytes as MiB/GiB."""
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def file_row(entry: dict[str, Any]) -> tuple[str, ...]:
@@ -62,7 +33,7 @@ def file_row(entry: dict[str, Any]) -> tuple[str, ...]:
     ppl = num("perplexity", "{:.3f}") + (f" ({f['perplexity_hf']:.3f})" if isinstance(f.get("perplexity_hf"), float) else "")
     return (
         entry.get("type", "?"),
-        size_text(entry.get("size_bytes", 0)),
+        fmt_bytes(entry.get("size_bytes", 0)),
         ppl,
         num("top1_agreement", "{:.1%}"),
         num("mean_kl", "{:.4f}"),
@@ -187,7 +158,7 @@ class ExportScreen(StudioScreen):
     def _log(self, started: float, message: str) -> None:
         self.query_one("#export-now", Static).update(f"{time.time() - started:6.1f}s {message}")
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="export")
+    @background("export", exclusive=True)
     def _export(self, run: RunDir, quants: list[str]) -> None:
         from engine.export.errors import ExportError
         from engine.export.pipeline import export_run
@@ -195,7 +166,7 @@ class ExportScreen(StudioScreen):
         started = time.time()
         log = lambda m: self.app.call_from_thread(self._log, started, m)  # noqa: E731
         try:
-            with ML_LOCK:
+            with ml_turn(self, "the export"):
                 report = export_run(run, quants, progress=log, stage=lambda *a: self.app.call_from_thread(self._stage, *a))
         except (ExportError, OSError, ValueError) as e:
             self.post_message(WorkFailed("export", str(e)))

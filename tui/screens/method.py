@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -12,66 +10,34 @@ from textual.containers import Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine.data.formats import FORMAT_HELP, METHOD_FORMATS
-from engine.recipe import METHODS, MethodArgs
+from engine.data.formats import FORMAT_HELP
+from engine.methods import METHODS
 from tui.screens.base import StudioScreen
 from tui.widgets.field_form import FieldForm, FormField
 
-# (full name, what it does in one line); a method missing here still lists, marked as undescribed
-EXPLAIN = {
-    "sft": ("supervised fine-tuning", "imitate the assistant turns"),
-    "pretrain": ("continued pretraining", "next-token loss on plain text"),
-    "dpo": ("direct preference optimization", "prefer chosen over rejected, vs a reference"),
-    "orpo": ("odds-ratio preference optimization", "SFT plus a preference term, no reference"),
-    "simpo": ("simple preference optimization", "length-normalised margin, no reference"),
-    "kto": ("Kahneman-Tversky optimization", "learn from unpaired good/bad labels"),
-    "reward": ("reward model", "score chosen above rejected (for RL)"),
-    "grpo": ("group relative policy optimization", "sample a group, score it, update"),
-    "rloo": ("REINFORCE leave-one-out", "online RL with a leave-one-out baseline"),
-    "ppo": ("proximal policy optimization", "online RL: clipped policy and value updates"),
-}
-ONLINE = ["method.reward_funcs", "method.beta", "method.num_generations", "method.max_completion_length"]
-SETTINGS = {
-    "sft": ["method.assistant_only_loss"],
-    "dpo": ["method.beta", "method.loss_type"],
-    "orpo": ["method.beta"],
-    "simpo": ["method.beta", "method.simpo_gamma", "method.cpo_alpha"],
-    "kto": ["method.beta", "method.desirable_weight", "method.undesirable_weight"],
-    "reward": ["method.center_rewards_coefficient"],
-    "grpo": ONLINE,
-    "rloo": ONLINE,
-    "ppo": ["method.reward_funcs", "method.kl_coef", "method.num_ppo_epochs", "method.num_mini_batches",
-            "method.cliprange", "method.vf_coef", "method.max_completion_length"],
-}  # fmt: skip
 COMMON = ["train.learning_rate", "train.max_steps", "train.num_train_epochs"]
 NAME_WIDTH, EXPLAIN_WIDTH, DATA_WIDTH = 9, 44, 24  # fits 80 columns
 
 
-def explain(method: str) -> tuple[str, str]:
-    """(full name, one line) for ``method``; a method without an entry says so instead of failing."""
-    return EXPLAIN.get(method, (method, "no description yet: see TRL's documentation"))
-
-
 def method_fields(method: str) -> list[FormField]:
-    """The settings shown for ``method`` that the recipe has (its own, then the common training ones)."""
-    known = {f.name for f in dataclasses.fields(MethodArgs)}
-    paths = [p for p in SETTINGS.get(method, []) if p.split(".")[1] in known] + COMMON
+    """The settings shown for ``method``: its own (engine.methods), then the common training ones."""
+    paths = [f"method.{name}" for name in METHODS[method].settings] + COMMON
     return [FormField(p, p.split(".")[1], ("true", "false") if p.endswith("assistant_only_loss") else ()) for p in paths]
 
 
 def requirement(method: str) -> str:
     """The data formats ``method`` trains on, with the columns of the first."""
-    formats = METHOD_FORMATS.get(method, ())
+    formats = METHODS[method].formats
     return f"{', '.join(formats)} (e.g. {FORMAT_HELP.get(formats[0], formats[0])})" if formats else "any format"
 
 
 def method_line(method: str) -> Text:
     """One list entry: name, what it does, the data formats it needs (cut with an ellipsis when narrow)."""
-    data = "/".join(METHOD_FORMATS.get(method, ())) or "any format"
+    data = "/".join(METHODS[method].formats) or "any format"
     data = data if len(data) <= DATA_WIDTH else data[: DATA_WIDTH - 1] + "…"  # the list does not wrap: cut here
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(method.ljust(NAME_WIDTH), style="bold")
-    line.append(explain(method)[1].ljust(EXPLAIN_WIDTH))
+    line.append(METHODS[method].summary.ljust(EXPLAIN_WIDTH))
     line.append(data, style="dim")
     return line
 
@@ -97,7 +63,7 @@ class MethodScreen(StudioScreen):
         methods = self.query_one("#methods", OptionList)
         methods.border_title = "method"
         current = str(self.store.get("method.name", "sft"))
-        methods.highlighted = METHODS.index(current) if current in METHODS else 0
+        methods.highlighted = list(METHODS).index(current) if current in METHODS else 0
         self._describe(current)
 
     def on_screen_resume(self) -> None:
@@ -106,8 +72,7 @@ class MethodScreen(StudioScreen):
     def _describe(self, method: str) -> None:
         chosen = str(self.store.get("method.name", "sft"))
         mark = "(chosen)" if method == chosen else f"(enter chooses it; now {chosen})"
-        name = explain(method)[0]
-        self.query_one("#method-needs", Static).update(f"{method}: {name} {mark}\ndata: {requirement(method)}")
+        self.query_one("#method-needs", Static).update(f"{method}: {METHODS[method].title} {mark}\ndata: {requirement(method)}")
 
     @on(OptionList.OptionHighlighted, "#methods")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -116,7 +81,12 @@ class MethodScreen(StudioScreen):
     @on(OptionList.OptionSelected, "#methods")
     async def _selected(self, event: OptionList.OptionSelected) -> None:
         method = str(event.option.id)
-        problem = self.store.set("method.name", method)
+        section = self.store.data.get("method") or {}
+        stale = [k for k in section if k != "name" and k not in METHODS[method].settings]
+        problem = self.store.set("method", {"name": method, **{k: v for k, v in section.items() if k not in stale and k != "name"}})
+        dropped = [k for k in stale if section[k] != self.store.default(f"method.{k}", section[k])]
+        if dropped:
+            self.notify(f"{method} does not use {', '.join(dropped)}: removed from the recipe", markup=False)
         if problem:
             self.notify(f"{problem} (fix it below; ctrl+s saves once valid)", severity="warning", markup=False)
         await self.query_one(FieldForm).remove()

@@ -47,11 +47,12 @@ class RecipeStore:
         node: Any = self.data
         for part in dotted.split("."):
             if not isinstance(node, dict) or part not in node:
-                return self._default(dotted, default)
+                return self.default(dotted, default)
             node = node[part]
         return node
 
-    def _default(self, dotted: str, default: Any) -> Any:
+    def default(self, dotted: str, default: Any = None) -> Any:
+        """The Recipe default of a field (``default`` when there is no such field)."""
         section, _, name = dotted.partition(".")
         try:
             recipe = recipe_from_dict({"model": {"name_or_path": "x"}, "data": {"train": "x"}})

@@ -2,43 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from engine.events import format_event
 from engine.runs import TERMINAL_STATES, RunDir, list_runs
 from tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed
 from tui.screens.base import StudioScreen
 from tui.screens.confirm import ConfirmScreen
+from tui.workers import background
 
 REFRESH_SECONDS = 2.0
 TAIL_EVENTS = 6
 COLUMNS = (("id", "id"), ("state", "state"), ("step/total", "step"), ("loss", "loss"))
-
-
-def format_event(event: dict[str, Any]) -> str:
-    """One event as a short line: time, kind, and the fields a user looks at."""
-    ts = event.get("ts")
-    clock = time.strftime("%H:%M:%S", time.localtime(ts)) if isinstance(ts, (int, float)) else "--:--:--"
-    kind = event.get("kind", "?")
-    if kind == "step":
-        total = event.get("max_steps")
-        parts = [f"step {event.get('step')}/{total}" if total else f"step {event.get('step')}"]
-        if isinstance(event.get("loss"), (int, float)):
-            parts.append(f"loss {event['loss']:.4f}")
-        if isinstance(event.get("lr"), (int, float)):
-            parts.append(f"lr {event['lr']:.2e}")
-        return f"{clock} " + "  ".join(parts)
-    if kind == "failed":
-        return f"{clock} failed: {event.get('error', '?')}"
-    fields = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("ts", "kind"))
-    return f"{clock} {kind} {fields}".rstrip()
 
 
 def run_row(run: RunDir) -> tuple[str, str, str, str]:
@@ -56,12 +37,12 @@ class EventTail:
     def __init__(self, run: RunDir, size: int = TAIL_EVENTS) -> None:
         self.run = run
         self.offset = 0
-        self.events: deque[dict[str, Any]] = deque(maxlen=size)
+        self.lines: deque[str] = deque(maxlen=size)
 
     def poll(self) -> None:
         """Read the events appended since the last poll."""
         events, self.offset = self.run.read_events(self.offset)
-        self.events.extend(events)
+        self.lines.extend(line for event in events if (line := format_event(event, clock=True)))
 
 
 class RunsScreen(StudioScreen):
@@ -170,7 +151,7 @@ class RunsScreen(StudioScreen):
         except (OSError, ValueError) as e:
             detail.update(f"cannot read {self._tail.run.events_path}: {e}")
             return
-        lines = [format_event(event) for event in self._tail.events]
+        lines = self._tail.lines
         detail.update("\n".join(lines) if lines else f"{run_id}: no events yet")
 
     @on(DataTable.RowHighlighted, "#runs")
@@ -222,11 +203,9 @@ class RunsScreen(StudioScreen):
 
         self.app.push_screen(ConfirmScreen(f"Delete run {run.id} and all its files?"), answered)
 
-    @work(thread=True, exit_on_error=False, group="run-verbs")
+    @background("run-verbs")
     def _run_verb(self, run: RunDir, verb: str) -> None:
-        import shutil
-
-        from engine.launch import RunStateError, resume_run, stop_run
+        from engine.launch import RunStateError, delete_run, resume_run, stop_run
 
         try:
             if verb == "stop":
@@ -237,7 +216,7 @@ class RunsScreen(StudioScreen):
                 resume_run(run)
                 text = f"run {run.id} resumed"
             else:
-                shutil.rmtree(run.path)
+                delete_run(run)
                 text = f"run {run.id} deleted"
         except (RunStateError, OSError, TimeoutError) as e:
             self.post_message(RunActionFinished(str(e), ok=False))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from tui.messages import WorkFailed
-from tui.screens.base import ML_LOCK, StudioScreen
+from tui.screens.base import StudioScreen
 from tui.widgets.token_view import Token, TokenView
+from tui.workers import background, ml_turn
 
 
 def template_names() -> list[str]:
@@ -51,7 +51,7 @@ class TemplateScreen(StudioScreen):
         self.query_one("#tpl-head", Static).update(f"template: {name}   row {self.index}   rendering...")
         self._render_tokens(name, self.index)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="template")
+    @background("template", exclusive=True)
     def _render_tokens(self, name: str, index: int) -> None:
         from engine.data.inspect import read_row
         from engine.templates import load_chat_tokenizer, token_views
@@ -63,7 +63,7 @@ class TemplateScreen(StudioScreen):
                 raise ValueError(f"{where}: invalid row: {'; '.join(e.reason for e in errors)}")
             model = self.store.resolve(str(self.store.get("model.name_or_path", "")))
             assistant_only = bool(self.store.get("method.assistant_only_loss", True))
-            with ML_LOCK:
+            with ml_turn(self, "the template preview"):
                 tokenizer, template = load_chat_tokenizer(model, name)
                 views = token_views(tokenizer, row, template, assistant_only_loss=assistant_only)
         except Exception as e:  # a bad template or row is shown, never raised

@@ -3,14 +3,12 @@ with a GPU panel."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar, Static
 
+from engine.events import RunProgress
 from engine.runs import RunDir
 from tui.messages import EventsRead, TrainLaunched
 from tui.screens.base import StudioScreen
@@ -18,67 +16,9 @@ from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.metric_chart import MetricChart
 from tui.widgets.ranks import RankPanel
+from tui.workers import background
 
 POLL_SECONDS = 0.5
-
-
-def fmt_eta(seconds: float) -> str:
-    """h:mm:ss."""
-    s = int(max(seconds, 0))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-class RunProgress:
-    """What the screen shows of one run, folded from its events."""
-
-    def __init__(self) -> None:
-        self.step = 0
-        self.max_steps = 0
-        self.loss: float | None = None
-        self.lr: float | None = None
-        self.tokens_per_s: float | None = None
-        self.first: tuple[float, int] | None = None  # (ts, step) of the first step seen since (re)start
-        self.last_ts = 0.0
-        self.note = ""
-
-    def fold(self, event: dict[str, Any]) -> None:
-        """Update from one event."""
-        kind = event.get("kind")
-        if kind in ("started", "resumed"):
-            self.first = None
-        elif kind == "step":
-            self.step = int(event.get("step") or 0)
-            self.max_steps = int(event.get("max_steps") or self.max_steps or 0)
-            self.loss = event.get("loss")
-            self.lr = event.get("lr")
-            self.tokens_per_s = event.get("tokens_per_s") or self.tokens_per_s
-            self.last_ts = float(event.get("ts") or 0.0)
-            if self.first is None:
-                self.first = (self.last_ts, self.step)
-        elif kind == "train_begin":
-            self.max_steps = int(event.get("max_steps") or 0)
-        elif kind == "failed":
-            self.note = f"failed: {event.get('error')}  hint: {event.get('hint')}"
-        elif kind in ("finished", "stopped", "killed"):
-            self.note = kind
-
-    def eta(self, state: str) -> str:
-        """Remaining time from the step rate since the first step seen; '-' when unknown or over."""
-        if state != "running" or self.first is None or not self.max_steps:
-            return "-"
-        ts0, step0 = self.first
-        if self.step <= step0 or self.last_ts <= ts0:
-            return "-"
-        return fmt_eta((self.last_ts - ts0) / (self.step - step0) * (self.max_steps - self.step))
-
-    def line(self, state: str) -> str:
-        """step/total, loss, lr, tok/s and ETA on one line."""
-        parts = [f"step {self.step}/{self.max_steps or '?'}"]
-        parts.append(f"loss {self.loss:.4f}" if isinstance(self.loss, (int, float)) else "loss -")
-        parts.append(f"lr {self.lr:.2e}" if isinstance(self.lr, (int, float)) else "lr -")
-        parts.append(f"{self.tokens_per_s:.0f} tok/s" if self.tokens_per_s else "- tok/s")
-        parts.append(f"ETA {self.eta(state)}")
-        return "  ".join(parts)
 
 
 class TrainScreen(StudioScreen):
@@ -133,7 +73,7 @@ class TrainScreen(StudioScreen):
             self._reading = True
             self._read(self.run, self.event_offset)
 
-    @work(thread=True, exit_on_error=False, group="tail")
+    @background("tail")
     def _read(self, run: RunDir, offset: int) -> None:
         events, end, state = [], offset, self.state
         try:
@@ -195,7 +135,7 @@ class TrainScreen(StudioScreen):
             return
         self._stop(self.run)
 
-    @work(thread=True, exit_on_error=False, group="run-verbs")
+    @background("run-verbs")
     def _stop(self, run: RunDir) -> None:
         from engine.launch import RunStateError, stop_run
 

@@ -1,14 +1,31 @@
-"""One GGUF's conversation: loads a llama.cpp session and streams replies in a thread (elia's shape)."""
+"""One GGUF's conversation: loads a llama.cpp session and streams replies in a thread (elia's shape).
+
+The transcript is one Static per message, so a finished message never renders again. The stream
+thread only buffers chunks and posts ReplyGrew; a queued ReplyGrew is replaced by the next one
+(``can_replace``), so however fast tokens come the UI folds what has arrived in one update.
+"""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import Static
+
+from tui.workers import background, ml_turn
+
+
+@dataclass
+class ReplyGrew(Message):
+    """Chunks of the reply in progress are waiting in the pane's buffer (one queued at a time)."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ReplyGrew)
 
 
 class ChatPane(VerticalScroll):
@@ -20,6 +37,7 @@ class ChatPane(VerticalScroll):
     ChatPane .chat--user { color: $text-accent; text-style: bold; }
     ChatPane .chat--model { color: $foreground; }
     ChatPane .chat--note { color: $text-muted; }
+    ChatPane Static { height: auto; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -31,29 +49,40 @@ class ChatPane(VerticalScroll):
         self.note = "no GGUF chosen: press g"
         self.stopping = False
         self.busy = False
+        self.updates = 0  # reply renders of the current stream (chunks are folded into fewer)
+        self._chunks: list[str] = []
+        self._chunks_lock = threading.Lock()
 
     def compose(self):
-        yield Static(id="transcript")
+        yield Static(id="chat-reply", markup=False)
+        yield Static(id="chat-note", markup=False)
 
     def on_mount(self) -> None:
-        self.redraw()
+        self._show_note()
 
-    def redraw(self) -> None:
-        """Render the transcript (messages, the reply in progress, a status note)."""
-        styles = {k: self.get_component_rich_style(f"chat--{k}") for k in ("user", "model", "note")}
+    def _line(self, role: str, content: str, cursor: str = "") -> Text:
+        who = "you" if role == "user" else "model"
         text = Text()
-        for m in self.messages:
-            if m["role"] == "system":
-                continue
-            who = "you" if m["role"] == "user" else "model"
-            text.append(f"{who}: ", style=styles["user" if who == "you" else "model"])
-            text.append(m["content"] + "\n", style=styles["model"])
+        text.append(f"{who}: ", style=self.get_component_rich_style("chat--user" if who == "you" else "chat--model"))
+        text.append(content + cursor, style=self.get_component_rich_style("chat--model"))
+        return text
+
+    def _add_message(self, role: str, content: str) -> None:
+        self.messages.append({"role": role, "content": content})
+        self.mount(Static(self._line(role, content), classes="chat-message", markup=False), before="#chat-reply")
+
+    def _show_reply(self) -> None:
+        reply = self.query_one("#chat-reply", Static)
+        reply.display = self.busy
         if self.busy:
-            text.append("model: ", style=styles["model"])
-            text.append(self.reply + "▌\n", style=styles["model"])
-        if self.note:
-            text.append(self.note, style=styles["note"])
-        self.query_one("#transcript", Static).update(text)
+            reply.update(self._line("assistant", self.reply, "▌"))
+            self.updates += 1
+        self.scroll_end(animate=False)
+
+    def _show_note(self) -> None:
+        note = self.query_one("#chat-note", Static)
+        note.update(Text(self.note, style=self.get_component_rich_style("chat--note")))
+        note.display = bool(self.note)
         self.scroll_end(animate=False)
 
     def choose(self, path: Path) -> None:
@@ -63,17 +92,16 @@ class ChatPane(VerticalScroll):
             return
         self.border_title = path.name
         self.note = f"loading {path.name}..."
-        self.redraw()
+        self._show_note()
         self._load(path)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="chat-load")
+    @background("chat-load", exclusive=True)
     def _load(self, path: Path) -> None:
         from engine.chat import ChatSession
-        from tui.screens.base import ML_LOCK
 
         self.close()
         try:
-            with ML_LOCK:
+            with ml_turn(self, "loading the GGUF"):
                 session = ChatSession(path)
         except Exception as e:  # a bad file is reported in the pane
             self.app.call_from_thread(self._loaded, None, path, f"cannot load {path.name}: {e}")
@@ -83,28 +111,31 @@ class ChatPane(VerticalScroll):
     def _loaded(self, session: Any, path: Path, problem: str) -> None:
         self.session, self.path = session, path if session else None
         self.note = problem or f"{path.name} ready"
-        self.redraw()
+        self._show_note()
 
     def ask(self, prompt: str, system: str, settings: dict[str, Any]) -> None:
         """Append the user's message and stream the reply."""
         if self.session is None:
             self.note = "no GGUF loaded: press g to pick one"
-            self.redraw()
+            self._show_note()
             return
         if self.busy:
             return
-        self.messages.append({"role": "user", "content": prompt})
+        self._add_message("user", prompt)
         convo = ([{"role": "system", "content": system}] if system else []) + self.messages
-        self.busy, self.stopping, self.reply, self.note = True, False, "", ""
-        self.redraw()
+        self.busy, self.stopping, self.reply, self.note, self.updates = True, False, "", "", 0
+        self._show_note()
+        self._show_reply()
         self._stream(convo, settings)
 
-    @work(thread=True, exit_on_error=False, group="chat-stream")
+    @background("chat-stream")
     def _stream(self, convo: list[dict[str, str]], settings: dict[str, Any]) -> None:
         note = ""
         try:
             for chunk in self.session.stream(convo, **settings):
-                self.app.call_from_thread(self._append, chunk)
+                with self._chunks_lock:
+                    self._chunks.append(chunk)
+                self.post_message(ReplyGrew())
                 if self.stopping:
                     note = "stopped"
                     break
@@ -112,14 +143,24 @@ class ChatPane(VerticalScroll):
             note = f"generation failed: {e}"
         self.app.call_from_thread(self._finish, note)
 
-    def _append(self, chunk: str) -> None:
-        self.reply += chunk
-        self.redraw()
+    def _take_chunks(self) -> None:
+        with self._chunks_lock:
+            chunks, self._chunks = self._chunks, []
+        self.reply += "".join(chunks)
+
+    def on_reply_grew(self, message: ReplyGrew) -> None:
+        message.stop()
+        if self.busy:
+            self._take_chunks()
+            self._show_reply()
 
     def _finish(self, note: str) -> None:
-        self.messages.append({"role": "assistant", "content": self.reply})
-        self.busy, self.reply, self.note = False, "", note
-        self.redraw()
+        self._take_chunks()
+        self.busy, self.note = False, note
+        self._add_message("assistant", self.reply)
+        self.reply = ""
+        self._show_reply()
+        self._show_note()
 
     def stop(self) -> None:
         """Ask the stream to end after the current chunk."""
@@ -129,7 +170,8 @@ class ChatPane(VerticalScroll):
         """Forget the conversation (the model stays loaded)."""
         if not self.busy:
             self.messages, self.note = [], "cleared"
-            self.redraw()
+            self.query(".chat-message").remove()
+            self._show_note()
 
     def close(self) -> None:
         """Free the llama.cpp session."""

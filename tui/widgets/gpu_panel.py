@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import work
 from textual.widgets import Static
 
 from tui.messages import GpuSampled
+from tui.workers import background
 
 GIB = 2**30
 SAMPLE_SECONDS = 2.0
@@ -58,7 +58,7 @@ class GpuPanel(Static):
         self._sample()
         self.set_interval(SAMPLE_SECONDS, self._sample)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="gpu")
+    @background("gpu", exclusive=True)
     def _sample(self) -> None:
         devices, note = sample_gpus()
         used, total = host_ram()

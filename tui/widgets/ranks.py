@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from textual import work
 from textual.message import Message
 from textual.widgets import Static
 
 from engine.runs import RunDir
+from tui.workers import background
 
 POLL_SECONDS = 1.0
 STALE_SECONDS = 30.0  # a running rank silent this long is flagged
@@ -68,7 +68,7 @@ class RankPanel(Static):
         else:
             self.display = False
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="ranks")
+    @background("ranks", exclusive=True)
     def _read(self, run: RunDir) -> None:
         self.post_message(RanksRead(run.id, run.read_ranks()))
 

@@ -1,0 +1,126 @@
+"""Background work in the TUI: an exception in any worker is seen, ML jobs queue and say so, chat folds chunks."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import threading
+import time
+
+import tomllib
+from textual.app import App, ComposeResult
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from tests.helpers import ROOT, drive
+from tui.widgets.chat_pane import ChatPane
+from tui.workers import ML_QUEUE, MLQueue, background
+
+
+class Broken(Static):
+    @background("broken-job")
+    def explode(self) -> None:
+        raise ValueError("row 3 has no answer")
+
+
+class OneWidget(App):
+    def __init__(self, widget) -> None:
+        super().__init__()
+        self.widget = widget
+
+    def compose(self) -> ComposeResult:
+        yield self.widget
+
+
+def test_an_exception_in_a_worker_is_a_notification_and_a_log_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    app = OneWidget(Broken())
+
+    async def steps(pilot: Pilot) -> None:
+        app.widget.explode()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        texts = [n.message for n in app._notifications]
+        assert any("broken-job failed: ValueError: row 3 has no answer" in t for t in texts), texts
+
+    drive(app, steps)
+    log = (tmp_path / "tunedeck" / "tui.log").read_text()
+    assert "broken-job failed:" in log and "Traceback" in log and "row 3 has no answer" in log
+
+
+def test_every_tui_worker_goes_through_the_one_error_path() -> None:
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "tui").rglob("*.py")
+                 if p.name != "workers.py" and re.search(r"@work\b|run_worker\(", p.read_text())]  # fmt: skip
+    assert not offenders
+
+
+def test_an_ml_job_that_has_to_wait_says_what_it_waits_for() -> None:
+    queue, said, order = MLQueue(), [], []
+    release = threading.Event()
+
+    def export() -> None:
+        with queue.turn("the export"):
+            order.append("export")
+            release.wait(5)
+
+    def estimate() -> None:
+        with queue.turn("the memory estimate", said.append):
+            order.append("estimate")
+
+    first = threading.Thread(target=export)
+    first.start()
+    while queue.running != "the export":
+        time.sleep(0.01)
+    second = threading.Thread(target=estimate)
+    second.start()
+    while not said:
+        time.sleep(0.01)
+    assert said == ["the memory estimate: waiting for the export to finish"] and queue.waiting == ["the memory estimate"]
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert order == ["export", "estimate"] and queue.running is None and queue.waiting == []
+    with ML_QUEUE.turn("a screen's job"), ML_QUEUE.turn("the same thread again"):  # re-entrant: no deadlock
+        assert ML_QUEUE.running == "the same thread again"
+
+
+class FastStream:
+    """A session that emits 500 chunks as fast as it can (the pane's folding is under test, not llama.cpp)."""
+
+    def stream(self, convo, **settings):
+        for i in range(500):
+            yield f" t{i}"
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_500_chunk_reply_is_folded_into_far_fewer_renders() -> None:
+    pane = ChatPane()
+    app = OneWidget(pane)
+
+    async def steps(pilot: Pilot) -> None:
+        pane.session = FastStream()
+        pane.ask("count", "", {})
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if not pane.busy:
+                break
+        assert pane.messages[-1]["content"] == "".join(f" t{i}" for i in range(500))
+        assert pane.updates < 100, pane.updates  # one per fold, not one per chunk
+        assert len(pane.query(".chat-message")) == 2  # appended: user and model, one widget each
+
+    drive(app, steps)
+
+
+def test_textual_private_api_is_used_only_within_the_pinned_range() -> None:
+    """tui/widgets/key_footer.py builds on textual.widgets._footer: a textual outside the pin fails here first."""
+    spec = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+                if d.startswith("textual") and not d.startswith("textual-"))  # fmt: skip
+    low, high = re.fullmatch(r"textual>=([\d.]+),<([\d.]+)", spec).groups()
+    version = tuple(int(x) for x in importlib.metadata.version("textual").split(".")[:2])
+    assert tuple(int(x) for x in low.split(".")[:2]) <= version < tuple(int(x) for x in high.split(".")[:2])
+    from textual.widgets import Footer
+    from textual.widgets._footer import FooterKey, FooterLabel, KeyGroup  # noqa: F401
+
+    assert "_bindings_ready" in Footer.__dict__ or hasattr(Footer, "_bindings_ready")
