@@ -18,6 +18,26 @@ EventKind = Literal[
 ]  # fmt: skip
 
 
+def run_summary(run) -> dict[str, Any]:
+    """What a list of runs shows of ``run`` (engine.runs.RunDir), raw and as text: the CLI's ``runs``
+    and the Runs screen both read this."""
+    status = run.read_status()
+    step, total, loss, started = status.get("step"), status.get("max_steps"), status.get("loss"), status.get("started")
+    return {
+        "id": run.id,
+        "method": status.get("method"),
+        "state": run.state(),
+        "step": step,
+        "max_steps": total,
+        "loss": loss,
+        "started": started,
+        "age_s": time.time() - started if started else None,
+        "error": status.get("error"),
+        "step_text": f"{step or 0}/{total or '?'}" if step is not None or total else "-",
+        "loss_text": f"{loss:.4f}" if isinstance(loss, (int, float)) else "-",
+    }
+
+
 class RunProgress:
     """Where a run stands, folded from its events in order: step, loss, lr, throughput, ETA, last note."""
 

@@ -98,37 +98,21 @@ def _age(seconds: float) -> str:
 
 
 def cmd_runs(args) -> int:
+    from engine.events import run_summary
     from engine.runs import list_runs
 
-    rows = []
-    for run in list_runs(_runs_dir(args)):
-        status = run.read_status()
-        rows.append(
-            {
-                "id": run.id,
-                "method": status.get("method"),
-                "state": run.state(),
-                "step": status.get("step"),
-                "max_steps": status.get("max_steps"),
-                "loss": status.get("loss"),
-                "started": status.get("started"),
-                "age_s": time.time() - status["started"] if status.get("started") else None,
-                "error": status.get("error"),
-            }
-        )
+    rows = [run_summary(run) for run in list_runs(_runs_dir(args))]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([{k: v for k, v in r.items() if not k.endswith("_text")} for r in rows], indent=2))
         return EXIT_OK
     if not rows:
         print(f"no runs in {_runs_dir(args)}")
         return EXIT_OK
     print(f"{'id':<30} {'method':<6} {'state':<9} {'step':>13} {'loss':>8}  {'started':<16} {'age':>4}")
     for r in rows:
-        loss = f"{r['loss']:.4f}" if isinstance(r["loss"], (int, float)) else "-"
-        step = f"{r['step'] or 0}/{r['max_steps'] or '?'}"
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"])) if r["started"] else "-"
         age = _age(r["age_s"]) if r["age_s"] is not None else "-"
-        print(f"{r['id']:<30} {r['method'] or '-':<6} {r['state']:<9} {step:>13} {loss:>8}  {started:<16} {age:>4}")
+        print(f"{r['id']:<30} {r['method'] or '-':<6} {r['state']:<9} {r['step_text']:>13} {r['loss_text']:>8}  {started:<16} {age:>4}")
         if r["state"] in ("failed", "crashed"):
             print(f"  {r['error'] or 'the worker died without a word: see worker.log'}")
     return EXIT_OK

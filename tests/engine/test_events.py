@@ -37,3 +37,11 @@ def test_every_kind_the_worker_writes_is_named_and_the_user_facing_ones_read_as_
 def test_units():
     assert fmt_duration(3725) == "1:02:05" and fmt_duration(-3) == "0:00:00"
     assert fmt_bytes(3 * 2**20) == "3.0 MiB" and fmt_bytes(3 * 2**30) == "3.00 GiB"
+
+
+def test_run_summary_is_what_runs_lists(tmp_path):
+    from engine.events import run_summary
+    from tests.helpers import make_run
+
+    s = run_summary(make_run(tmp_path, steps=3, state="failed", error="OOM"))
+    assert (s["state"], s["step_text"], s["loss_text"], s["error"]) == ("failed", "3/10", "1.5000", "OOM")

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from engine.events import format_event
+from engine.events import format_event, run_summary
 from engine.runs import TERMINAL_STATES, RunDir, list_runs
 from tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed
 from tui.screens.base import StudioScreen
@@ -24,11 +24,8 @@ COLUMNS = (("id", "id"), ("state", "state"), ("step/total", "step"), ("loss", "l
 
 def run_row(run: RunDir) -> tuple[str, str, str, str]:
     """The table cells for one run: id, state, step/total, loss."""
-    status = run.read_status()
-    step, total, loss = status.get("step"), status.get("max_steps"), status.get("loss")
-    progress = f"{step or 0}/{total or '?'}" if step is not None or total else "-"
-    loss_text = f"{loss:.4f}" if isinstance(loss, (int, float)) else "-"
-    return run.id, run.state(), progress, loss_text
+    s = run_summary(run)
+    return s["id"], s["state"], s["step_text"], s["loss_text"]
 
 
 class EventTail:
