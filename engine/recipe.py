@@ -81,6 +81,7 @@ class DataArgs:
 @dataclass
 class TemplateArgs:
     name: str = "model"  # "model" (the tokenizer's own), a built-in name, or a .jinja file
+    train_on_reasoning: bool = True  # assistant reasoning (reasoning_content / <think> blocks) carries loss
 
 
 TARGET_PRESETS = ("all-linear", "attention", "mlp")

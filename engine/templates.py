@@ -7,6 +7,7 @@ Every built-in wraps the assistant content *and its end-of-turn token* in
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,6 +191,163 @@ def load_template(name: str, tokenizer=None) -> str:
     return resolve_template(name, getattr(tokenizer, "chat_template", None))
 
 
+# --------------------------------------------------------------------------- assistant spans of any template
+
+Render = Any  # (messages, add_generation_prompt: bool) -> str
+
+
+_TAG = re.compile(r"<\|?[^<>\s|]{1,40}\|?>|</?s>|\[/?[A-Z_]{1,20}\]")
+
+
+class TemplateRefused(ValueError):
+    """The chat template raised on this conversation (its own message, e.g. "System role not supported")."""
+
+
+@dataclass
+class ChatSpans:
+    """A conversation rendered by its template, with the character spans assistant-only loss trains.
+
+    The rule for every template: a turn is trained from the end of the generation prompt through the
+    turn's end-of-turn text (so the model learns to stop); whitespace after that (a newline between
+    turns) is not trained: llama.cpp stops at the end-of-turn token and never generates it.
+    """
+
+    text: str
+    spans: list[tuple[int, int]]
+    how: str  # "markers" ({% generation %}), "prefixes" (rendering growing prefixes), "rewritten" (see notes)
+    notes: list[str] = field(default_factory=list)
+
+
+def _safe_render(render: Render, messages: list, generation_prompt: bool) -> str:
+    try:
+        return render(messages, generation_prompt)
+    except Exception as e:  # jinja2 raise_exception(), TypeError on missing inputs, ...
+        raise TemplateRefused(str(e).strip() or type(e).__name__) from None
+
+
+def _reasoning_cut(turn: str, message: dict) -> tuple[int, int] | None:
+    """Where the turn's reasoning sits: the ``<think>…</think>``-style block around it, else the text alone."""
+    reasoning = (message.get("reasoning_content") or message.get("thinking") or "").strip()
+    if not reasoning:
+        return None
+    block = re.search(r"<(think|thinking|reasoning)>\s*" + re.escape(reasoning) + r"\s*</\1>\s*", turn)
+    if block:
+        return block.span()
+    at = turn.find(reasoning)
+    return (at, at + len(reasoning)) if at >= 0 else None
+
+
+def _locate(full: str, turn: str, content: str, start: int, cursor: int, others: list[str]) -> tuple[int, int, str]:
+    """Where the rendered ``turn`` stands in the full render: (start, end, how it was found); end 0 when not found.
+
+    Exactly at ``start`` (prefix-stable); else the turn with a dropped opening (e.g. a past turn's
+    thinking block) at ``start``; else its first occurrence after ``cursor`` that holds ``content``.
+    """
+    if start >= cursor and full.startswith(turn, start):
+        return start, start + len(turn), ""
+    cuts = [i for i in range(1, len(turn)) if turn[i - 1] in "\n>"]
+    for i in cuts:
+        rest = turn[i:]
+        if start >= cursor and full.startswith(rest, start) and (not content or content in rest):
+            return start, start + len(rest), f"the template drops {turn[:i]!r} from it once later turns follow"
+    for i in [0, *cuts]:
+        rest = turn[i:]
+        if content and content not in rest:
+            break
+        at = full.find(rest, cursor)
+        if at >= 0 and (content or i == 0):
+            return at, at + len(rest), "the template renders it differently once later turns follow"
+    # The turn ends differently when it is not the last one (gpt-oss: <|return|> vs <|end|>; Phi-3.5 adds
+    # </s> at the very end): its opening and content, then the end-of-turn text that follows there.
+    at = full.find(content, max(start, cursor)) if content else -1
+    if at >= 0:
+        head, tail = turn[: turn.find(content)], turn[turn.find(content) + len(content):]
+        begin = at - len(head) if head and full[:at].endswith(head) else at
+        after = full[at + len(content):]
+        ends = [e for e in (*_TAG.findall(tail), *KNOWN_END_OF_TURN, "<|end|>") if after.lstrip().startswith(e)]
+        end = at + len(content) + (len(after) - len(after.lstrip()) + len(ends[0]) if ends else 0)
+        return begin, end, "the template ends it differently once later turns follow"
+    # Rendered differently inside (a tool call gains its id, a newline moves): from where it starts
+    # through the first occurrence of its closing tag, if no other message's text falls in between.
+    tags = _TAG.findall(turn)
+    if start >= cursor and tags:
+        end = full.find(tags[-1], start)
+        if end >= 0 and not any(o and o in full[start:end] for o in others):
+            return start, end + len(tags[-1]), "the template renders it differently once later turns follow"
+    return 0, 0, "its text is not in the full conversation"
+
+
+def assistant_spans(render: Render, messages: list, *, train_on_reasoning: bool = True) -> ChatSpans:
+    """Derive what assistant-only loss trains from the template alone, by rendering growing prefixes.
+
+    For assistant turn k: P = render(messages[:k], generation prompt), F = render(messages[:k+1]);
+    the turn is F from where it leaves P, through its end-of-turn text (trailing whitespace cut). When
+    every such turn stands at the same place in the full render the template is prefix-stable and the
+    spans are exact (``how`` "prefixes"). Templates that rewrite earlier turns once later ones follow
+    (drop past reasoning, move the system prompt into the last user turn, render the last tool result
+    differently) are handled turn by turn as the notes say (``how`` "rewritten"); a turn that cannot be
+    placed is not trained and the notes say so: never a guessed mask.
+    """
+    full = _safe_render(render, messages, False)
+    spans: list[tuple[int, int]] = []
+    notes: list[str] = []
+    how, cursor = "prefixes", 0
+    for k, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        content = message.get("content") if isinstance(message.get("content"), str) else ""
+        prompt = _safe_render(render, messages[:k], True)
+        upto = _safe_render(render, messages[: k + 1], False)
+        start = _common_prefix(prompt, upto)
+        if start < len(_safe_render(render, messages[:k], False)):  # the messages before render differently
+            found = upto.rfind(content) if content else -1
+            if found < 0:
+                notes.append(f"turn {k}: the template renders the messages before it differently once it "
+                             "follows, and it has no text to find it by; not trained")  # fmt: skip
+                how = "rewritten"
+                continue
+            notes.append(f"turn {k}: the template renders the messages before it differently once it follows; "
+                         "trained from its content on")  # fmt: skip
+            how, start = "rewritten", found
+        elif start < len(prompt):  # e.g. the generation prompt opens a thinking block the rendered turn lacks
+            notes.append(f"turn {k}: the generation prompt adds {prompt[start:]!r}, which the rendered turn does "
+                         "not have; trained from where they part")  # fmt: skip
+        turn = upto[start:].rstrip()
+        aligned = full[:start] == upto[:start]
+        others = [m.get("content") for m in messages if m.get("role") != "assistant" and isinstance(m.get("content"), str)]
+        a, b, why = _locate(full, turn, content, start if aligned else -1, cursor, others)
+        if why:
+            how = "rewritten"
+            notes.append(f"turn {k}: {why}" + ("; trained as rendered there" if b else "; not trained"))
+        if not b:
+            continue
+        cut = None if train_on_reasoning else _reasoning_cut(full[a:b], message)
+        spans += [s for s in ((a, a + cut[0]), (a + cut[1], b)) if s[1] > s[0]] if cut else [(a, b)]
+        cursor = b
+    return ChatSpans(full, spans, how, notes)
+
+
+def chat_render(tokenizer, template: str, tools: list | None = None, **template_kwargs: Any) -> Render:
+    """The tokenizer's own (sandboxed Jinja) renderer for ``template``, with ``tools`` when the rows carry them
+    (``template_kwargs``: more variables for the template, over the tokenizer's special tokens)."""
+
+    def render(messages: list, generation_prompt: bool) -> str:
+        return tokenizer.apply_chat_template(
+            messages, chat_template=template, tokenize=False, add_generation_prompt=generation_prompt,
+            **({"tools": tools} if tools else {}), **template_kwargs,
+        )  # fmt: skip
+
+    return render
+
+
+def spans_to_tokens(tokenizer, spans: ChatSpans) -> tuple[list[int], list[bool]]:
+    """The full render's token ids and, per token, whether it starts inside a trained span."""
+    enc = tokenizer(spans.text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    trained = [s < e and any(a <= s < b for a, b in spans.spans) for s, e in enc["offset_mapping"]]
+    return ids, trained
+
+
 # --------------------------------------------------------------------------- token-level view with the loss mask
 
 
@@ -201,6 +359,8 @@ class TokenView:
     ids: list[int]
     trained: list[bool]
     pieces: list[str] = field(default_factory=list)
+    how: str = ""  # for chat rows: how the mask was found ("markers", "prefixes", "rewritten"; see ChatSpans)
+    notes: list[str] = field(default_factory=list)  # what the derivation had to say (rewritten turns)
 
     @property
     def text(self) -> str:
@@ -236,7 +396,8 @@ def _pieces(tokenizer, text: str, ids: list[int], add_special_tokens: bool) -> l
     return pieces
 
 
-def _render_chat(tokenizer, messages: list, template: str, *, generation_prompt: bool = False, mask: bool = False):
+def _render_chat(tokenizer, messages: list, template: str, *, generation_prompt: bool = False, mask: bool = False,
+                 tools: list | None = None):  # fmt: skip
     out = tokenizer.apply_chat_template(
         messages,
         chat_template=template,
@@ -244,6 +405,7 @@ def _render_chat(tokenizer, messages: list, template: str, *, generation_prompt:
         return_dict=True,
         add_generation_prompt=generation_prompt,
         return_assistant_tokens_mask=mask and has_generation_markers(template),
+        **({"tools": tools} if tools else {}),
     )
     ids = list(out["input_ids"])
     masks = out.get("assistant_masks")
@@ -254,7 +416,7 @@ def _chat_text(tokenizer, messages: list, template: str) -> str:
     return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def _common_prefix(a: Sequence, b: Sequence) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -285,9 +447,33 @@ def _completion_view(
     return TokenView(name, ids, trained, _pieces(tokenizer, full, ids, True) if with_text else [])
 
 
+def chat_view(tokenizer, row: dict, template: str, *, assistant_only_loss: bool = True, with_text: bool = True,
+              train_on_reasoning: bool = True) -> TokenView:  # fmt: skip
+    """A ``messages`` row (with its ``tools``, if any) as trained: the template's {% generation %} spans when it
+    has them, else spans derived by rendering growing prefixes (assistant_spans). TemplateRefused when the
+    template raises on the row."""
+    messages, tools = row["messages"], row.get("tools") or None
+    render = chat_render(tokenizer, template, tools)
+    if has_generation_markers(template) or not assistant_only_loss:
+        try:
+            ids, mask = _render_chat(tokenizer, messages, template, mask=assistant_only_loss, tools=tools)
+            text = render(messages, False)
+        except Exception as e:
+            raise TemplateRefused(str(e).strip() or type(e).__name__) from None
+        trained = mask if assistant_only_loss else [True] * len(ids)
+        how, notes = ("markers" if assistant_only_loss else "all"), []
+    else:
+        spans = assistant_spans(render, messages, train_on_reasoning=train_on_reasoning)
+        ids, trained = spans_to_tokens(tokenizer, spans)
+        text, how, notes = spans.text, spans.how, spans.notes
+    pieces = _pieces(tokenizer, text, ids, False) if with_text else []
+    return TokenView("text", ids, trained, pieces, how, notes)
+
+
 def token_views(
-    tokenizer, row: dict, chat_template: str | None = None, *, assistant_only_loss: bool = True, with_text: bool = True
-) -> list[TokenView]:
+    tokenizer, row: dict, chat_template: str | None = None, *, assistant_only_loss: bool = True, with_text: bool = True,
+    train_on_reasoning: bool = True,
+) -> list[TokenView]:  # fmt: skip
     """The sequences TRL trains on for one normalized row, with the trained-token mask.
 
     ``messages`` rows: the template's ``{% generation %}`` spans (everything when
@@ -297,11 +483,8 @@ def token_views(
     """
     template = chat_template or tokenizer.chat_template
     if "messages" in row:
-        messages = row["messages"]
-        ids, mask = _render_chat(tokenizer, messages, template, mask=assistant_only_loss)
-        trained = mask if assistant_only_loss else [True] * len(ids)
-        pieces = _pieces(tokenizer, _chat_text(tokenizer, messages, template), ids, False) if with_text else []
-        return [TokenView("text", ids, trained, pieces)]
+        return [chat_view(tokenizer, row, template, assistant_only_loss=assistant_only_loss, with_text=with_text,
+                          train_on_reasoning=train_on_reasoning)]  # fmt: skip
     if "chosen" in row:
         return [
             _completion_view(tokenizer, key, row["prompt"], row[key], template, with_text, False)
@@ -398,20 +581,17 @@ def check_trainable(
             "the tokenizer has no chat template and none was given; set template.name to a built-in "
             f"({', '.join(BUILTIN_TEMPLATES)}) or a .jinja file"
         )
-    if assistant_only_loss and any("messages" in r for r in rows) and not has_generation_markers(template):
-        raise ValueError(
-            "the chat template has no {% generation %} markers, so assistant-only loss would train no token at all. "
-            f"Use a built-in template that matches the model (template.name: {', '.join(BUILTIN_TEMPLATES)}), "
-            "add the markers around the assistant content and its end-of-turn token in your .jinja file, "
-            "or set method.assistant_only_loss: false"
-        )
     eot = end_of_turn_ids(tokenizer, template)
     total = 0
     eot_trained = False
     empty_rows, partial_rows = [], []
     for i, row in enumerate(rows):
         row_total = 0
-        for view in token_views(tokenizer, row, template, assistant_only_loss=assistant_only_loss, with_text=False):
+        try:
+            views = token_views(tokenizer, row, template, assistant_only_loss=assistant_only_loss, with_text=False)
+        except TemplateRefused as e:
+            raise ValueError(f"row {i + 1}: the chat template refuses it: {e}") from None
+        for view in views:
             trained = view.trained[:max_length] if max_length else view.trained
             row_total += sum(trained)
             eot_trained = eot_trained or any(t and tid in eot for tid, t in zip(view.ids, trained, strict=False))
@@ -430,7 +610,7 @@ def check_trainable(
             + (
                 "The prompts fill max_length: raise train.max_length or shorten the prompts."
                 if max_length
-                else "Check the chat template's {% generation %} markers (tunedeck template render shows the mask)."
+                else "`tunedeck template render` shows which tokens the template trains."
             )
         )
     warnings = []

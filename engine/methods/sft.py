@@ -1,12 +1,31 @@
-"""Supervised fine-tuning with TRL's SFTTrainer (assistant-only loss by default)."""
+"""Supervised fine-tuning with TRL's SFTTrainer, assistant-only loss by default on any chat template.
+
+Conversations are tokenized here, with the mask engine.templates derives from the template itself
+({% generation %} markers where it has them, else rendering growing prefixes), and handed to TRL
+as ``input_ids`` + ``assistant_masks``: TRL turns the mask into labels and truncates.
+"""
 
 from __future__ import annotations
 
 from engine.adapters import peft_config
+from engine.data.errors import DataError
 from engine.methods.common import common_args, eval_args, load_splits
 from engine.models import load_model, load_tokenizer
 from engine.recipe import Recipe
-from engine.templates import check_trainable
+from engine.templates import TemplateRefused, chat_view, check_trainable
+
+
+def tokenize_chats(tokenizer, dataset, template: str, train_on_reasoning: bool, split: str):
+    """``messages`` rows -> input_ids and assistant_masks; a row the template refuses is a DataError naming it."""
+
+    def tokenize(row, index):
+        try:
+            view = chat_view(tokenizer, row, template, with_text=False, train_on_reasoning=train_on_reasoning)
+        except TemplateRefused as e:
+            raise DataError(f"{split} row {index + 1}: the chat template refuses it: {e}") from None
+        return {"input_ids": view.ids, "assistant_masks": [int(t) for t in view.trained]}
+
+    return dataset.map(tokenize, with_indices=True, remove_columns=dataset.column_names, desc=f"masking {split} rows")
 
 
 def build_trainer(recipe: Recipe, run, callbacks: list):
@@ -21,12 +40,12 @@ def build_trainer(recipe: Recipe, run, callbacks: list):
         tokenizer, train, tokenizer.chat_template, max_length=recipe.train.max_length, assistant_only_loss=assistant_only
     ):
         run.append_event("warning", message=warning)
-    args = SFTConfig(
-        **common_args(recipe, run),
-        **eval_args(recipe, eval_ds),
-        max_length=recipe.train.max_length,
-        assistant_only_loss=assistant_only,
-    )
+    if assistant_only:
+        reasoning = recipe.template.train_on_reasoning
+        train = tokenize_chats(tokenizer, train, tokenizer.chat_template, reasoning, "data.train")
+        if eval_ds is not None:
+            eval_ds = tokenize_chats(tokenizer, eval_ds, tokenizer.chat_template, reasoning, "data.eval")
+    args = SFTConfig(**common_args(recipe, run), **eval_args(recipe, eval_ds), max_length=recipe.train.max_length)
     return SFTTrainer(
         model=load_model(recipe),
         args=args,

@@ -135,16 +135,21 @@ def test_resolve_template_names_builtins_model_and_files(tmp_path):
 # --------------------------------------------------------------------------- check_trainable: what training refuses
 
 
-def test_a_template_without_markers_trains_nothing_and_is_refused(plain_tokenizer):
-    with pytest.raises(ValueError, match=r"no \{% generation %\} markers"):
-        check_trainable(plain_tokenizer, [{"messages": CONVERSATION}], strip_generation_markers(CHATML))
-    # without assistant-only loss every token is trained: nothing to refuse
-    assert (
-        check_trainable(
-            plain_tokenizer, [{"messages": CONVERSATION}], strip_generation_markers(CHATML), assistant_only_loss=False
-        )
-        == []
-    )
+@pytest.mark.parametrize("name", sorted(BUILTIN_TEMPLATES))
+def test_without_markers_the_derived_mask_is_the_marked_one(tokenizer, name):
+    """Rendering growing prefixes finds exactly what the {% generation %} markers mark, on every built-in."""
+    row = {"messages": CONVERSATION if name not in ("gemma",) else CONVERSATION[1:]}
+    marked = token_views(tokenizer, row, BUILTIN_TEMPLATES[name])[0]
+    derived = token_views(tokenizer, row, strip_generation_markers(BUILTIN_TEMPLATES[name]))[0]
+    assert (marked.how, derived.how, derived.notes) == ("markers", "prefixes", [])
+    assert derived.ids == marked.ids and derived.trained == marked.trained
+
+
+def test_a_template_without_markers_trains_and_without_assistant_only_loss_trains_everything(plain_tokenizer):
+    plain = strip_generation_markers(CHATML)
+    assert check_trainable(plain_tokenizer, [{"messages": CONVERSATION}], plain) == []
+    [view] = token_views(plain_tokenizer, {"messages": CONVERSATION}, plain, assistant_only_loss=False)
+    assert all(view.trained)
 
 
 def test_markers_around_nothing_are_refused(plain_tokenizer):
