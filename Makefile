@@ -30,13 +30,16 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 llama-wheel:
+	@mkdir -p $(WHEELHOUSE)
+	@# The sdist stays beside the wheel: it vendors llama.cpp's real chat templates (the template tests read them).
+	@test -f $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION).tar.gz || \
+		$(PIP) download --quiet --no-deps --no-binary :all: -d $(WHEELHOUSE) llama-cpp-python==$(LLAMA_VERSION)
 	@if ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
 		echo "llama-cpp-python $(LLAMA_VERSION): using $(WHEELHOUSE)"; \
 	else \
 		echo "building llama-cpp-python $(LLAMA_VERSION) (takes 4-9 minutes, once) into $(WHEELHOUSE)"; \
-		mkdir -p $(WHEELHOUSE) && \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-			$(PIP) wheel --quiet --no-deps --no-cache-dir -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_VERSION); \
+			$(PIP) wheel --quiet --no-deps --no-cache-dir -w $(WHEELHOUSE) $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION).tar.gz; \
 	fi
 
 demo: $(STAMP)

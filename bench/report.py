@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHES = {
     "demo_robustness": "Demo: held-out accuracy of the demo SFT over base seeds x SFT seeds x threads x float32 matmul precision.",
     "demo_time": "Demo: `tunedeck demo --headless` from an empty cache, then with the base cached.",
+    "template_coverage": "Chat templates: llama.cpp's vendored templates whose assistant-only mask is right (tools and reasoning included).",
     "engine_overhead": "Engine overhead: `tunedeck train` against a bare TRL script, same settings, alternated.",
     "throughput_options": "Throughput options: packing and padding-free against the default on the demo data.",
     "tui_latency": "TUI: startup to first frame; key-to-frame latency while a run trains on the machine.",
@@ -37,6 +38,7 @@ BENCHES = {
 HEADLINES = {
     "demo_robustness": ["min", "median", "goal_met"],
     "demo_time": ["empty_cache_s", "base_cached_s", "goal_met"],
+    "template_coverage": ["handled", "total", "share", "goal_met"],
     "engine_overhead": ["ratio", "median_tokens_per_s.tunedeck", "median_tokens_per_s.bare_trl", "goal_met"],
     "throughput_options": ["summary.packing.vs_default", "summary.padding_free.vs_default", "summary.liger.skipped"],
     "tui_latency": ["first_frame_s_median", "key_to_frame_ms_p50", "key_to_frame_ms_p99", "while_training"],

@@ -470,7 +470,7 @@ def chat_view(tokenizer, row: dict, template: str, *, assistant_only_loss: bool 
     return TokenView("text", ids, trained, pieces, how, notes)
 
 
-def token_views(
+def _token_views(
     tokenizer, row: dict, chat_template: str | None = None, *, assistant_only_loss: bool = True, with_text: bool = True,
     train_on_reasoning: bool = True,
 ) -> list[TokenView]:  # fmt: skip
@@ -510,6 +510,21 @@ def token_views(
     text = text if text.endswith(eos) else text + eos
     ids = list(tokenizer(text)["input_ids"])
     return [TokenView("text", ids, [True] * len(ids), _pieces(tokenizer, text, ids, True) if with_text else [])]
+
+
+def token_views(
+    tokenizer, row: dict, chat_template: str | None = None, *, assistant_only_loss: bool = True, with_text: bool = True,
+    train_on_reasoning: bool = True,
+) -> list[TokenView]:  # fmt: skip
+    """The sequences TRL trains on for one normalized row, with the trained-token mask (see _token_views);
+    TemplateRefused, with the template's own message, when the chat template raises on the row."""
+    try:
+        return _token_views(tokenizer, row, chat_template, assistant_only_loss=assistant_only_loss,
+                            with_text=with_text, train_on_reasoning=train_on_reasoning)  # fmt: skip
+    except TemplateRefused:
+        raise
+    except Exception as e:  # jinja2's raise_exception(), a TypeError on a missing input, ...
+        raise TemplateRefused(str(e).strip() or type(e).__name__) from None
 
 
 def token_lengths(tokenizer, rows: list[dict], chat_template: str | None = None) -> list[int]:

@@ -124,19 +124,29 @@ def _print_first_page(report, out) -> None:
 def _token_section(args, report, result: dict) -> list[str]:
     """Token-length stats over a sample and the loss-mask check; returns problems that fail the command."""
     from engine.data.stats import length_stats
-    from engine.templates import check_trainable, load_chat_tokenizer, token_lengths
+    from engine.templates import TemplateRefused, check_trainable, load_chat_tokenizer, token_lengths
 
     try:
         tokenizer, template = load_chat_tokenizer(args.model, args.template or "model")
     except ValueError as e:
         raise UsageError(str(e)) from None
-    rows = [row for _, row in report.sample]
-    try:
-        lengths = token_lengths(tokenizer, rows, template)
-    except Exception as e:  # jinja errors from a template that does not fit the data
-        raise UsageError(f"rendering rows with template {args.template or 'model'!r} failed: {e}") from None
+    # A row the template refuses ("System role not supported") is reported with its FILE:LINE; the rest go on.
+    sample, lengths, refused = [], [], []
+    for where, row in report.sample:
+        try:
+            [n] = token_lengths(tokenizer, [row], template)
+        except TemplateRefused as e:
+            refused.append({"where": str(where), "error": str(e)})
+            continue
+        sample.append((where, row))
+        lengths.append(n)
+    result["template_refused"] = {"count": len(refused), "rows": refused[:10]}
+    rows = [row for _, row in sample]
+    if not rows:
+        raise UsageError(f"template {args.template or 'model'!r} refuses every sampled row, e.g. {refused[0]['where']}: "
+                         f"{refused[0]['error']}")  # fmt: skip
     stats = length_stats(lengths, args.max_length)
-    over = [str(where) for (where, _), n in zip(report.sample, lengths, strict=True) if n > args.max_length]
+    over = [str(where) for (where, _), n in zip(sample, lengths, strict=True) if n > args.max_length]
     stats.update(
         max_length=args.max_length,
         sampled=len(rows),
@@ -184,6 +194,11 @@ def _print_tail(args, report, result: dict, out) -> None:
         over = f"   e.g. {', '.join(tokens['over_max_length_rows'][:3])}" if tokens["over_max_length_rows"] else ""
         what = "rows" if tokens["exact"] else "sampled rows"
         print(f"over max_length {tokens['max_length']}: {tokens['over_max_length']:,} {what}{over}", file=out)
+        refused = result.get("template_refused") or {}
+        if refused.get("count"):
+            print(f"template refuses {refused['count']:,} {what}:", file=out)
+            for r in refused["rows"][:3]:
+                print(f"  {r['where']}: {r['error']}", file=out)
         mask = result["mask"]
         if mask["error"]:
             print(f"loss mask: FAILS: {mask['error']}", file=out)

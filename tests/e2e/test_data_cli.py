@@ -122,6 +122,24 @@ def test_token_stats_and_mask_check_with_a_model(demo_assets):
     assert "warning: the end-of-turn token" in proc.stdout and "<|eot_id|>" in proc.stdout
 
 
+def test_rows_a_real_template_refuses_are_named_and_the_rest_inspected(demo_assets, tmp_path):
+    """gemma-2's own template raises "System role not supported": that row is FILE:LINE, the others go on."""
+    from engine.template_corpus import llama_cpp_sdist, vendored_templates
+
+    template = tmp_path / "gemma-2.jinja"
+    template.write_text(vendored_templates(llama_cpp_sdist())["google-gemma-2-2b-it"])
+    system = {"messages": [{"role": "system", "content": "Be brief."}, *GOOD["messages"]]}
+    data = tmp_path / "chats.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in (GOOD, system, GOOD)) + "\n")
+    base = ["data", "inspect", str(data), "--model", str(demo_assets.base), "--template", str(template)]
+    proc = run(*base)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "template refuses 1 rows:" in proc.stdout and f"{data}:2: System role not supported" in proc.stdout
+    report = json.loads(run(*base, "--json").stdout)
+    assert report["template_refused"] == {"count": 1, "rows": [{"where": f"{data}:2", "error": "System role not supported"}]}
+    assert report["tokens"]["sampled"] == 2
+
+
 def test_mix_is_shown(demo_assets, tmp_path):
     general = write(
         tmp_path / "general.jsonl",

@@ -187,6 +187,24 @@ def test_template_screen_marks_trained_tokens_and_picks_templates(workspace: Pat
     drive(app, steps)
 
 
+def test_template_screen_warns_when_the_mask_is_derived(workspace: Path) -> None:
+    from engine.templates import CHATML, strip_generation_markers
+
+    (workspace / "plain.jinja").write_text(strip_generation_markers(CHATML))
+    recipe = workspace / "recipe.yaml"
+    recipe.write_text(recipe.read_text() + "template: {name: plain.jinja}\n")
+    app = TunedeckApp(workspace=workspace)
+
+    async def steps(pilot: Pilot) -> None:
+        await pilot.press("3")
+        await settle(pilot)
+        trained, total = map(int, text_of(app, "#tpl-head").split("   ")[-1].split()[0].split("/"))
+        assert 0 < trained < total
+        assert "mask derived by rendering growing prefixes" in text_of(app, "#tpl-banner")
+
+    drive(app, steps)
+
+
 def test_method_screen_sets_the_method_and_shows_its_settings(workspace: Path) -> None:
     app = TunedeckApp(workspace=workspace)
 

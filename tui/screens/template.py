@@ -20,6 +20,17 @@ def template_names() -> list[str]:
     return ["model", *BUILTIN_TEMPLATES]
 
 
+def mask_banner(views) -> str:
+    """A warning when the mask was not marked by the template itself ({% generation %}), with what was done."""
+    how = {v.how for v in views}
+    notes = [n for v in views for n in v.notes]
+    if "rewritten" in how:
+        return "⚠ this template rewrites earlier turns: " + "; ".join(notes)
+    if "prefixes" in how:
+        return "⚠ mask derived by rendering growing prefixes (the template has no {% generation %} markers)"
+    return ""
+
+
 class TemplateScreen(StudioScreen):
     """Renders row N of data.train with template.name; t picks the template, n/p the row."""
 
@@ -35,6 +46,7 @@ class TemplateScreen(StudioScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="tpl-head", markup=False)
+        yield Static(id="tpl-banner", markup=False)
         with VerticalScroll(id="tpl-scroll"):
             yield TokenView(id="tpl-tokens")
         yield Static(TokenView.legend(), id="tpl-legend", markup=False)
@@ -64,7 +76,7 @@ class TemplateScreen(StudioScreen):
             model = self.store.resolve(str(self.store.get("model.name_or_path", "")))
             assistant_only = bool(self.store.get("method.assistant_only_loss", True))
             with ml_turn(self, "the template preview"):
-                tokenizer, template = load_chat_tokenizer(model, name)
+                tokenizer, template = load_chat_tokenizer(model, self.store.resolve(name))  # a .jinja beside the recipe
                 views = token_views(tokenizer, row, template, assistant_only_loss=assistant_only)
         except Exception as e:  # a bad template or row is shown, never raised
             self.post_message(WorkFailed("template", str(e)))
@@ -79,14 +91,21 @@ class TemplateScreen(StudioScreen):
         trained = sum(sum(v.trained) for v in views)
         total = sum(len(v.ids) for v in views)
         head = f"template: {name}   row {index} ({where.short()}, {fmt})   {trained}/{total} tokens trained"
-        self.app.call_from_thread(self._show, head, tokens)
+        self.app.call_from_thread(self._show, head, tokens, mask_banner(views))
 
-    def _show(self, head: str, tokens: list[Token]) -> None:
+    def _show(self, head: str, tokens: list[Token], banner: str = "") -> None:
         self.query_one("#tpl-head", Static).update(head)
+        self._banner(banner)
         self.query_one(TokenView).show(tokens)
+
+    def _banner(self, text: str) -> None:
+        banner = self.query_one("#tpl-banner", Static)
+        banner.update(text)
+        banner.display = bool(text)
 
     def _show_error(self, name: str, index: int, error: str) -> None:
         self.query_one("#tpl-head", Static).update(f"template: {name}   row {index}")
+        self._banner("")
         self.query_one(TokenView).update(error)
 
     def action_next_template(self) -> None:
