@@ -447,12 +447,26 @@ def _completion_view(
     return TokenView(name, ids, trained, _pieces(tokenizer, full, ids, True) if with_text else [])
 
 
+def template_inputs(row: dict) -> tuple[list[dict], list | None]:
+    """(messages, tools) as a chat template reads them, from a normalized row: fields a row lacks (None in
+    the dataset's one schema) are dropped, tool calls and tools decoded from their JSON text."""
+    import json
+
+    def decoded(value):
+        return json.loads(value) if isinstance(value, str) else value
+
+    messages = [
+        {k: decoded(v) if k == "tool_calls" else v for k, v in m.items() if v is not None} for m in row["messages"]
+    ]
+    return messages, decoded(row.get("tools")) or None
+
+
 def chat_view(tokenizer, row: dict, template: str, *, assistant_only_loss: bool = True, with_text: bool = True,
               train_on_reasoning: bool = True) -> TokenView:  # fmt: skip
     """A ``messages`` row (with its ``tools``, if any) as trained: the template's {% generation %} spans when it
     has them, else spans derived by rendering growing prefixes (assistant_spans). TemplateRefused when the
     template raises on the row."""
-    messages, tools = row["messages"], row.get("tools") or None
+    messages, tools = template_inputs(row)
     render = chat_render(tokenizer, template, tools)
     if has_generation_markers(template) or not assistant_only_loss:
         try:

@@ -5,6 +5,7 @@ expects (``messages``; ``prompt``/``completion``; ``text``; ``prompt``/``chosen`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -33,7 +34,10 @@ TRL_COLUMNS = {
     "prompt": ("prompt",),  # other columns are kept: reward functions receive them
 }
 CONVERSATION_COLUMNS = ("messages", "conversations")
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
+# Message fields beyond role/content that chat templates read (tool use, reasoning); kept as strings
+# (tool_calls as JSON) so every row has one Arrow schema, and decoded when the template renders.
+MESSAGE_EXTRAS = ("reasoning_content", "tool_calls", "tool_call_id", "name")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 DETECT_ROWS = 100  # rows looked at to detect the format
 # A format whose keys are a subset of another's is not a rival when the larger one matches.
@@ -170,12 +174,17 @@ def choose_format(rows: list[dict], requested: str = "auto", source: str = "data
 # --------------------------------------------------------------------------- normalization (rows assumed valid)
 
 
-def _message(role: str, content: str) -> dict[str, str]:
-    return {"role": role, "content": content}
+def _message(role: str, content: str | None, source: dict | None = None) -> dict[str, str]:
+    out = {"role": role, "content": content or ""}
+    for key in MESSAGE_EXTRAS:
+        if source and source.get(key) is not None:
+            value = source[key]
+            out[key] = value if isinstance(value, str) else json.dumps(value)
+    return out
 
 
 def _messages(value: list) -> list[dict[str, str]]:
-    return [_message(m["role"], m["content"]) for m in value]
+    return [_message(m["role"], m.get("content"), m) for m in value]
 
 
 def _maybe_messages(value: Any) -> Any:
@@ -213,7 +222,10 @@ def normalize_row(row: dict, fmt: str) -> dict:
         value = row[conversation_key(row) or "messages"]
         if value and "from" in value[0]:
             return {"messages": [_message(SHAREGPT_ROLES[m["from"]], m["value"]) for m in value]}
-        return {"messages": _messages(value)}
+        out = {"messages": _messages(value)}
+        if row.get("tools") is not None:  # the functions the assistant may call, for the chat template
+            out["tools"] = row["tools"] if isinstance(row["tools"], str) else json.dumps(row["tools"])
+        return out
     if fmt == "prompt_completion":
         return {"prompt": _maybe_messages(row["prompt"]), "completion": _maybe_messages(row["completion"])}
     if fmt == "text":
@@ -239,7 +251,10 @@ def trl_features(normalized: dict):
     import datasets
 
     string = datasets.Value("string")
-    message_list = datasets.List({"role": string, "content": string})
+    message = {"role": string, "content": string}
+    if any(k in m for v in normalized.values() if isinstance(v, list) for m in v for k in MESSAGE_EXTRAS):
+        message.update(dict.fromkeys(MESSAGE_EXTRAS, string))
+    message_list = datasets.List(message)
     feats = {}
     for key, value in normalized.items():
         if key == "label":
@@ -264,17 +279,32 @@ def normalize_dataset(ds, fmt: str = "auto", columns_map: Mapping[str, str] | No
         raise DataError("the dataset has no rows; there is nothing to train on")
     head = [ds[i] for i in range(min(len(ds), DETECT_ROWS))]
     fmt, _, _ = choose_format(head, fmt)
-    features = trl_features(normalize_row(head[0], fmt))
+    sample = [normalize_row(row, fmt) for row in head]
+    features = trl_features(_padded(sample[0], sample))
     if fmt == "prompt":  # keep the other columns: reward functions receive them
         kept = ds.features.copy()
         kept["prompt"] = features["prompt"]
         return ds.map(lambda row: normalize_row(row, fmt), features=kept, desc="normalizing prompt rows")
     return ds.map(
-        lambda row: normalize_row(row, fmt),
+        lambda row: _padded(normalize_row(row, fmt), sample),
         remove_columns=ds.column_names,
         features=features,
         desc=f"normalizing {fmt} rows",
     )
+
+
+def _padded(normalized: dict, sample: list[dict]) -> dict:
+    """``normalized`` with the fields any row of ``sample`` has (tools, message extras) set to None where
+    it lacks them: one schema for every row. Renderers drop the None fields again (engine.templates)."""
+    extras = any(k in m for r in sample for v in r.values() if isinstance(v, list) for m in v for k in MESSAGE_EXTRAS)
+    out = dict(normalized)
+    if any("tools" in r for r in sample):
+        out.setdefault("tools", None)
+    if extras:
+        for key, value in out.items():
+            if isinstance(value, list):
+                out[key] = [{**dict.fromkeys(MESSAGE_EXTRAS), **m} for m in value]
+    return out
 
 
 def check_method_format(method: str, fmt: str, field_path: str = "data.train") -> None:

@@ -72,6 +72,11 @@ def check_messages(
             last = None
         else:
             last = SHAREGPT_ROLES[role] if sharegpt else role
+        calls = message.get("tool_calls")
+        if calls is not None and not isinstance(calls, (list, str)):
+            out.append((f"{where}.tool_calls", "wrong_type", f"expected a list of calls, got {json_type_name(calls)}"))
+        if calls and not content:  # an assistant turn that only calls tools has no text of its own
+            continue
         if content is None:
             out.append((f"{where}.{content_key}", "missing", "missing"))
         elif not isinstance(content, str):

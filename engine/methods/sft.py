@@ -1,8 +1,9 @@
 """Supervised fine-tuning with TRL's SFTTrainer, assistant-only loss by default on any chat template.
 
-Conversations are tokenized here, with the mask engine.templates derives from the template itself
-({% generation %} markers where it has them, else rendering growing prefixes), and handed to TRL
-as ``input_ids`` + ``assistant_masks``: TRL turns the mask into labels and truncates.
+Conversations (with their tools and reasoning) are tokenized here, with the mask engine.templates
+derives from the template itself ({% generation %} markers where it has them, else rendering
+growing prefixes), and handed to TRL as ``input_ids`` + ``assistant_masks``: TRL turns the mask
+into labels and truncates.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from engine.recipe import Recipe
 from engine.templates import TemplateRefused, chat_view, check_trainable
 
 
-def tokenize_chats(tokenizer, dataset, template: str, train_on_reasoning: bool, split: str):
-    """``messages`` rows -> input_ids and assistant_masks; a row the template refuses is a DataError naming it."""
+def tokenize_chats(tokenizer, dataset, template: str, assistant_only: bool, train_on_reasoning: bool, split: str):
+    """``messages`` rows -> input_ids and assistant_masks (all ones without assistant-only loss); a row the
+    template refuses is a DataError naming it."""
 
     def tokenize(row, index):
         try:
-            view = chat_view(tokenizer, row, template, with_text=False, train_on_reasoning=train_on_reasoning)
+            view = chat_view(tokenizer, row, template, assistant_only_loss=assistant_only, with_text=False,
+                             train_on_reasoning=train_on_reasoning)  # fmt: skip
         except TemplateRefused as e:
             raise DataError(f"{split} row {index + 1}: the chat template refuses it: {e}") from None
         return {"input_ids": view.ids, "assistant_masks": [int(t) for t in view.trained]}
@@ -33,18 +36,19 @@ def build_trainer(recipe: Recipe, run, callbacks: list):
 
     tokenizer = load_tokenizer(recipe)
     train, eval_ds = load_splits(recipe)
-    assistant_only = recipe.method.assistant_only_loss and "messages" in train.column_names
+    chats = "messages" in train.column_names
+    assistant_only = recipe.method.assistant_only_loss and chats
     # Refuses (ValueError) when no token of the first rows would be trained; warns when the
     # end-of-turn token never is (the model would not learn to stop).
     for warning in check_trainable(
         tokenizer, train, tokenizer.chat_template, max_length=recipe.train.max_length, assistant_only_loss=assistant_only
     ):
         run.append_event("warning", message=warning)
-    if assistant_only:
-        reasoning = recipe.template.train_on_reasoning
-        train = tokenize_chats(tokenizer, train, tokenizer.chat_template, reasoning, "data.train")
+    if chats:
+        settings = (tokenizer.chat_template, assistant_only, recipe.template.train_on_reasoning)
+        train = tokenize_chats(tokenizer, train, *settings, "data.train")
         if eval_ds is not None:
-            eval_ds = tokenize_chats(tokenizer, eval_ds, tokenizer.chat_template, reasoning, "data.eval")
+            eval_ds = tokenize_chats(tokenizer, eval_ds, *settings, "data.eval")
     args = SFTConfig(**common_args(recipe, run), **eval_args(recipe, eval_ds), max_length=recipe.train.max_length)
     return SFTTrainer(
         model=load_model(recipe),
