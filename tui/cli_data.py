@@ -369,6 +369,7 @@ def cmd_template_render(args) -> int:
                     "total": sum(len(v.ids) for v in views),
                     "trained": sum(sum(v.trained) for v in views),
                     "sequences": seqs,
+                    "mask": {"how": views[0].how, "notes": views[0].notes},
                     "warnings": warnings,
                 },
                 indent=2,
@@ -383,6 +384,10 @@ def cmd_template_render(args) -> int:
             print(f"--- {v.name}")
         print(_styled(v, color))
     print(f"--- {MARK_OPEN}…{MARK_CLOSE}: trained tokens (they carry the loss); the rest is context")
+    if views[0].how in ("prefixes", "rewritten"):
+        print("mask: derived by rendering growing prefixes (the template has no {% generation %} markers)")
+    for note in views[0].notes:
+        print(f"mask: {note}")
     for w in warnings:
         print(f"warning: {w}")
     return EXIT_INVALID if failure else EXIT_OK
