@@ -61,7 +61,7 @@ def timed_train(recipe, warmup: int, cuda: bool) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from engine.methods import build_trainer
+    from engine.methods.common import build_trainer
     from engine.runs import RunDir
 
     marks: dict[int, float] = {}

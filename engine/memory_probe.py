@@ -120,7 +120,7 @@ def _run_steps(recipe: Recipe, workdir: Path, device: str) -> dict[str, Any]:
     """
     import torch
 
-    from engine.methods import build_trainer
+    from engine.methods.common import build_trainer
     from engine.runs import RunDir
 
     run = RunDir(Path(tempfile.mkdtemp(prefix="probe-", dir=workdir)))

@@ -291,7 +291,7 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     recipe = None
     try:
-        from engine.methods import build_trainer
+        from engine.methods.common import build_trainer
         from engine.recipe import load_recipe
 
         recipe = load_recipe(run.recipe_path)

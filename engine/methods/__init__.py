@@ -5,17 +5,14 @@ A spec says what the method is (name, one line), what it trains on (data formats
 online, keeps a reference), and its demo (data and recipe changes). The recipe validation, the
 data format check, the memory estimate, the Method screen and the demo all read this table.
 A method that is a TRL (config, trainer) pair is built from its spec alone; the others have a module
-(``engine/methods/<name>.py``) that builds the trainer. Nothing here imports torch: the TUI reads it.
+(``engine/methods/<name>.py``) that builds the trainer; engine.methods.common.build_trainer builds
+either. This module is data only (the recipe imports it): nothing here imports torch or the trainers.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from engine.recipe import Recipe
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,17 +44,6 @@ class Method:
     trl: tuple[str, str, str] | None = None
     fixed: dict[str, Any] = field(default_factory=dict)
     builder: str = ""
-
-    def build_trainer(self, recipe: Recipe, run, callbacks: list):
-        if self.trl:
-            from engine.methods.common import build_trl_trainer, method_kwargs
-
-            module = importlib.import_module(self.trl[0])
-            config_cls, trainer_cls = getattr(module, self.trl[1]), getattr(module, self.trl[2])
-            settings = {**self.fixed, **method_kwargs(recipe, *self.settings)}
-            return build_trl_trainer(recipe, run, callbacks, config_cls, trainer_cls, **settings)
-        module, _, function = (self.builder or f"engine.methods.{self.name}:build_trainer").partition(":")
-        return getattr(importlib.import_module(module), function)(recipe, run, callbacks)
 
 
 _ONLINE = ("reward_funcs", "beta", "num_generations", "max_completion_length", "temperature")
@@ -140,14 +126,3 @@ def method_spec(name: str) -> Method:
         return METHODS[name]
     except KeyError:
         raise ValueError(f"method.name: unknown method {name!r}; choose from {', '.join(METHODS)}") from None
-
-
-def build_trainer(recipe: Recipe, run, callbacks: list):
-    """The TRL (or tunedeck) trainer for the recipe's method, seeded before any model is built."""
-    spec = method_spec(recipe.method.name)
-    from transformers import set_seed
-
-    # Before any model is built: new weights (adapters, score and value heads) start the same in a
-    # repeated or resumed run; the Trainer seeds again only once the model already exists.
-    set_seed(recipe.train.seed)
-    return spec.build_trainer(recipe, run, callbacks)

@@ -81,3 +81,24 @@ def build_trl_trainer(recipe: Recipe, run, callbacks: list, config_cls, trainer_
         peft_config=peft_config(recipe),
         callbacks=callbacks,
     )
+
+
+def build_trainer(recipe: Recipe, run, callbacks: list):
+    """The trainer for the recipe's method (engine.methods.METHODS), seeded before any model is built."""
+    import importlib
+
+    from transformers import set_seed
+
+    from engine.methods import method_spec
+
+    spec = method_spec(recipe.method.name)
+    # Before any model is built: new weights (adapters, score and value heads) start the same in a
+    # repeated or resumed run; the Trainer seeds again only once the model already exists.
+    set_seed(recipe.train.seed)
+    if spec.trl:
+        module = importlib.import_module(spec.trl[0])
+        config_cls, trainer_cls = getattr(module, spec.trl[1]), getattr(module, spec.trl[2])
+        settings = {**spec.fixed, **method_kwargs(recipe, *spec.settings)}
+        return build_trl_trainer(recipe, run, callbacks, config_cls, trainer_cls, **settings)
+    module, _, function = (spec.builder or f"engine.methods.{spec.name}:build_trainer").partition(":")
+    return getattr(importlib.import_module(module), function)(recipe, run, callbacks)
