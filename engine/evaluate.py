@@ -38,7 +38,14 @@ def exact_match(answer: Answer, rows: Iterable[dict]) -> float:
 
 
 def hf_exact_match(model, tokenizer, rows: list[dict], max_new_tokens: int = 16, batch_size: int = 50) -> float:
-    """Greedy, batched generation with a transformers model (left padding)."""
+    """Fraction of rows a transformers model answers exactly as the reference (greedy)."""
+    answers = hf_answers(model, tokenizer, rows, max_new_tokens, batch_size)
+    hits = sum(normalize(a) == normalize(split_prompt(r)[1]) for a, r in zip(answers, rows, strict=True))
+    return hits / max(len(rows), 1)
+
+
+def hf_answers(model, tokenizer, rows: list[dict], max_new_tokens: int = 16, batch_size: int = 50) -> list[str]:
+    """Greedy, batched answers of a transformers model to each row's prompt (left padding)."""
     import torch
 
     prompts = [split_prompt(r) for r in rows]
@@ -58,6 +65,5 @@ def hf_exact_match(model, tokenizer, rows: list[dict], max_new_tokens: int = 16,
                 eos_token_id=tokenizer.eos_token_id,
             )
         answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    hits = sum(normalize(a) == normalize(ref) for a, (_, ref) in zip(answers, prompts, strict=True))
-    return hits / max(len(rows), 1)
+    return answers
 

@@ -48,15 +48,18 @@ class Method:
 
 _ONLINE = ("reward_funcs", "beta", "num_generations", "max_completion_length", "temperature")
 # Online demos: 2 prompts x 8 samples a step (with 4, most groups were all right or all wrong: no
-# advantage to learn from). Sampled at temperature 1 the instruct model starts some answers with a
-# stray byte token (mean reward ~0.75); sharpening that is what "all-linear" LoRA (no lm_head;
-# RMSNorm cancels any scaling before it) barely can: train lm_head too.
+# advantage to learn from). At temperature 1 the instruct model already earns 0.98 of the reward,
+# leaving nothing to show; sampled at 1.5 it earns about 0.8 (stray tokens, wrong digits) and the
+# online methods sharpen it (GRPO 0.83 -> 0.93, RLOO 0.82 -> 0.93 over 160 steps on an Intel Xeon).
+# Sharpening is what "all-linear" LoRA (no lm_head; RMSNorm cancels any scaling before it) barely
+# can: train lm_head too.
 _ONLINE_DEMO = dict(
     settings={
         "reward_funcs": ["engine.demo:sum_reward"],
         "beta": 0.04,
         "num_generations": 8,
         "max_completion_length": 16,
+        "temperature": 1.5,
     },
     train_overrides=dict(
         max_steps=160, learning_rate=1e-3, warmup_steps=5, per_device_train_batch_size=16, logging_steps=10
@@ -110,9 +113,10 @@ METHODS: dict[str, Method] = {
                ("reward_funcs", "max_completion_length", "temperature", "num_ppo_epochs", "num_mini_batches", "kl_coef",
                 "kl_estimator", "cliprange", "cliprange_value", "vf_coef", "gamma", "lam", "whiten_rewards",
                 "missing_eos_penalty"),
+               # Sampled at 1.5 like the other online demos; 25 rollouts of 8 (reward 0.76 -> 0.86, Intel Xeon).
                Demo("prompts.jsonl", settings={"reward_funcs": ["engine.demo:sum_reward"], "kl_coef": 0.05,
-                    "num_ppo_epochs": 2, "num_mini_batches": 2, "max_completion_length": 16},
-                    train_overrides=dict(max_steps=40, learning_rate=1e-3, warmup_steps=0, per_device_train_batch_size=8,
+                    "num_ppo_epochs": 2, "num_mini_batches": 2, "max_completion_length": 16, "temperature": 1.5},
+                    train_overrides=dict(max_steps=100, learning_rate=3e-3, warmup_steps=0, per_device_train_batch_size=8,
                                          logging_steps=4),
                     adapter={"modules_to_save": ["lm_head"]}),
                online=True, reference=True),

@@ -71,14 +71,14 @@ def test_reward_model_ranks_held_out_pairs(reward_run):
 
 @pytest.mark.parametrize("method", ["grpo", "rloo"])
 def test_online_mean_reward_rises_against_its_reward(tmp_path, demo_assets, method):
-    """The SFT model already earns ~0.75 of the reward at temperature 1, so a fixed rise is capped by the
-    ceiling: what is asserted is that the shortfall from a perfect reward at least halves (it fell to 0.12-0.22
-    of its start over GRPO and RLOO, seeds 0 and 1, on an Intel Xeon)."""
+    """Sampled at the demo's temperature 1.5 the SFT model earns ~0.8 of the reward, so a fixed rise is capped
+    by the ceiling: what is asserted is that the shortfall from a perfect reward falls by at least 30% (it fell
+    to 0.41-0.43 of its start, GRPO and RLOO, on an Intel Xeon)."""
     run = train(tmp_path, method)
     reward = series(run, "step", "reward")
     k = max(len(reward) // 4, 1)
     first, last = mean(reward[:k]), mean(reward[-k:])
-    assert last > first and 1 - last <= 0.5 * (1 - first), reward
+    assert last > first and 1 - last <= 0.7 * (1 - first), reward
 
 
 def test_rlhf_path_reward_run_then_policy_with_kl_to_the_sft_weights(tmp_path, reward_run):

@@ -1,10 +1,11 @@
 """The embedded demo base and data: deterministic, cached, offline, and an answer the base never gives."""
 
 import json
+import re
 import time
 
 from engine import demo
-from engine.evaluate import hf_exact_match, load_eval_rows
+from engine.evaluate import hf_answers, hf_exact_match, load_eval_rows, normalize
 
 
 def _pairs(rows):
@@ -54,21 +55,14 @@ def test_base_is_a_pretrained_llama_that_cannot_do_the_task(demo_assets):
     enc = tok(["7 plus 5 is"], return_tensors="pt")
     out = tok.decode(model.generate(**enc, max_new_tokens=3, do_sample=False)[0][enc["input_ids"].shape[1] :])
     assert out.strip().startswith("12")
-    # ...answers chat questions in its plain habit ("3 plus 4 is 7.", "3+4=7", right sums)...
+    # ...answers chat questions with the right sum, in a plain habit of its own ("3+4=7", "3 plus 4 is 7.")...
     rows = load_eval_rows(demo_assets.eval)
-    habit = sum(hf_exact_match(model, tok, _answered_as(rows, form)) for form in demo.PRETRAIN_FORMS)
-    assert habit >= 0.5, habit
-    # ...and never with the house answer that SFT teaches.
+    answers = [normalize(a) for a in hf_answers(model, tok, rows)]
+    sums = [sum(sorted(_pairs([r]))[0]) for r in rows]
+    right = [re.findall(r"\d+", a)[-1:] == [str(s)] for a, s in zip(answers, sums, strict=True)]
+    assert sum(right) / len(rows) >= 0.5, answers[:10]
+    # ...and (almost) never with the house answer that SFT teaches.
     assert hf_exact_match(model, tok, rows) <= 0.2
-
-
-def _answered_as(rows: list[dict], form: str) -> list[dict]:
-    """The eval rows with their reference answer written in one of the base's plain forms."""
-    out = []
-    for row in rows:
-        [a, b] = sorted(_pairs([row]))[0]
-        out.append({"messages": [row["messages"][0], {"role": "assistant", "content": form.format(a=a, b=b, c=a + b)}]})
-    return out
 
 
 def test_loss_mask_covers_assistant_content_and_end_of_turn(demo_assets):
