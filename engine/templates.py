@@ -222,7 +222,13 @@ def _safe_render(render: Render, messages: list, generation_prompt: bool) -> str
     try:
         return render(messages, generation_prompt)
     except Exception as e:  # jinja2 raise_exception(), TypeError on missing inputs, ...
-        raise TemplateRefused(str(e).strip() or type(e).__name__) from None
+        raise TemplateRefused(_refusal(e)) from None
+
+
+def _refusal(e: Exception) -> str:
+    """The template's own words for raise_exception(); the error's kind too for anything else (SecurityError: ...)."""
+    text = str(e).strip()
+    return text if type(e).__name__ == "TemplateError" and text else f"{type(e).__name__}: {text}"
 
 
 def _reasoning_cut(turn: str, message: dict) -> tuple[int, int] | None:
@@ -473,7 +479,7 @@ def chat_view(tokenizer, row: dict, template: str, *, assistant_only_loss: bool 
             ids, mask = _render_chat(tokenizer, messages, template, mask=assistant_only_loss, tools=tools)
             text = render(messages, False)
         except Exception as e:
-            raise TemplateRefused(str(e).strip() or type(e).__name__) from None
+            raise TemplateRefused(_refusal(e)) from None
         trained = mask if assistant_only_loss else [True] * len(ids)
         how, notes = ("markers" if assistant_only_loss else "all"), []
     else:
@@ -538,7 +544,7 @@ def token_views(
     except TemplateRefused:
         raise
     except Exception as e:  # jinja2's raise_exception(), a TypeError on a missing input, ...
-        raise TemplateRefused(str(e).strip() or type(e).__name__) from None
+        raise TemplateRefused(_refusal(e)) from None
 
 
 def token_lengths(tokenizer, rows: list[dict], chat_template: str | None = None) -> list[int]:

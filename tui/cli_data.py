@@ -149,9 +149,10 @@ def _token_section(args, report, result: dict) -> list[str]:
     over = [str(where) for (where, _), n in zip(sample, lengths, strict=True) if n > args.max_length]
     stats.update(
         max_length=args.max_length,
-        sampled=len(rows),
+        sampled=len(report.sample),
+        rendered=len(rows),  # the sampled rows the template did not refuse: the figures above are theirs
         of=report.valid,
-        exact=len(rows) == report.valid,
+        exact=len(report.sample) == report.valid,
         over_max_length_rows=over[:10],
     )
     result["tokens"] = stats

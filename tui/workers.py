@@ -78,7 +78,8 @@ class MLQueue:
             with self._guard:
                 self.waiting.append(what)
                 ahead = self.running
-            on_wait(f"{what}: waiting for {ahead or 'another ML job'} to finish")
+            if ahead != what:  # a newer request for the same view needs no word
+                on_wait(f"{what}: waiting for {ahead or 'another ML job'} to finish")
             self._lock.acquire()
             with self._guard:
                 self.waiting.remove(what)

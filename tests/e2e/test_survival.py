@@ -31,13 +31,20 @@ def reference(workspace) -> dict[int, float]:
     return losses(run)
 
 
+def _fresh_terminal_signals() -> None:
+    """A login shell's signals: SIGHUP neither ignored nor blocked, whatever this test process inherited
+    (an ignored or blocked signal survives exec; after a long session the shell below hung on SIGHUP)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def test_sighup_to_the_terminal_and_kill_9_of_readers_never_touch_the_worker(workspace):
     # `tunedeck train` in the foreground, in a shell with its own session: the "terminal".
     before = set((workspace / "runs").glob("*"))
     shell = subprocess.Popen(
         ["bash", "-c", f"{sys.executable} -m tui.cli train recipe.yaml --set train.max_steps=400 {' '.join(SHORT)}; sleep 600"],
         cwd=workspace, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=_fresh_terminal_signals,
     )  # fmt: skip
     wait_for(lambda: set((workspace / "runs").glob("*")) - before, what="the run folder")
     [path] = set((workspace / "runs").glob("*")) - before

@@ -58,6 +58,7 @@ class ChatPane(VerticalScroll):
         yield Static(id="chat-note", markup=False)
 
     def on_mount(self) -> None:
+        self._show_reply()
         self._show_note()
 
     def _line(self, role: str, content: str, cursor: str = "") -> Text:
