@@ -7,7 +7,8 @@ Each cell builds (or reuses) a demo base and trains the demo SFT recipe with the
 - float32 matmul precision "highest" vs "medium" for the SFT (``--base-precisions`` for the base
   build too): on a CPU with bf16 units (AVX512-BF16, AMX) "medium" runs every matmul in bf16, a far
   larger change than another vendor's kernels make; ``perturbation_max_abs_error`` says how large
-  it was here (about 1e-5: this CPU ignores the setting, and that half of the matrix repeats the other).
+  it was here (0.17 against float64 on an Intel Xeon with AMX, where "highest" is 5e-5; a CPU
+  without bf16 units ignores the setting, and that half of the matrix repeats the other).
 
 Goal: every cell >= 0.95 held-out accuracy (docs/benchmarks.md). Every base build and every cell
 runs in its own process (clean torch state). About 30 minutes on 2 cores with the defaults.
