@@ -7,7 +7,7 @@ Every built-in wraps the assistant content *and its end-of-turn token* in
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,7 +193,7 @@ def load_template(name: str, tokenizer=None) -> str:
 
 # --------------------------------------------------------------------------- assistant spans of any template
 
-Render = Any  # (messages, add_generation_prompt: bool) -> str
+Render = Callable[[list[dict[str, Any]], bool], str]  # (messages, add_generation_prompt) -> the text
 
 
 _TAG = re.compile(r"<\|?[^<>\s|]{1,40}\|?>|</?s>|\[/?[A-Z_]{1,20}\]")

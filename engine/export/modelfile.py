@@ -14,13 +14,12 @@ first conversation that differs.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.export.samples import SYNTHETIC_PROBES, Conversation
+from engine.templates import Render
 
-Render = Callable[[Conversation, bool], str]
 _MARK = {"system": "\u2063SYS\u2063", "user": "\u2063USR\u2063", "assistant": "\u2063AST\u2063", "user2": "\u2063US2\u2063"}
 
 
