@@ -246,8 +246,11 @@ def _reasoning_cut(turn: str, message: dict) -> tuple[int, int] | None:
 def _locate(full: str, turn: str, content: str, start: int, cursor: int, others: list[str]) -> tuple[int, int, str]:
     """Where the rendered ``turn`` stands in the full render: (start, end, how it was found); end 0 when not found.
 
-    Exactly at ``start`` (prefix-stable); else the turn with a dropped opening (e.g. a past turn's
-    thinking block) at ``start``; else its first occurrence after ``cursor`` that holds ``content``.
+    In order: exactly at ``start`` (prefix-stable; ``start`` is -1 when the render before it differs);
+    at ``start`` without an opening the template drops (a past turn's thinking block); its first
+    occurrence after ``cursor``; its content there with the end-of-turn text that follows it (a past
+    turn ends differently); from ``start`` through its closing tag. The searches are skipped when the
+    content also stands in another message (``others``): a match could be that message's text.
     """
     if start >= cursor and full.startswith(turn, start):
         return start, start + len(turn), ""
@@ -256,6 +259,8 @@ def _locate(full: str, turn: str, content: str, start: int, cursor: int, others:
         rest = turn[i:]
         if start >= cursor and full.startswith(rest, start) and (not content or content in rest):
             return start, start + len(rest), f"the template drops {turn[:i]!r} from it once later turns follow"
+    if content and any(content in o for o in others if o):
+        return 0, 0, "its text also stands in another message, so a search could find that one"
     for i in [0, *cuts]:
         rest = turn[i:]
         if content and content not in rest:

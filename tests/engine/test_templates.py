@@ -224,3 +224,23 @@ def test_text_rows_train_every_token_and_preference_rows_give_two_sequences(plai
     assert not any(prompt_only.trained) and prompt_only.text.endswith("<|im_start|>assistant\n")
     assert check_trainable(tok, [{"prompt": CONVERSATION[1:2]}], CHATML) == []  # GRPO prompts: nothing to check
     assert token_lengths(tok, [{"text": "1+1=2"}, pref], CHATML)[1] == max(len(chosen.ids), len(rejected.ids))
+
+
+def test_a_rewritten_turn_whose_text_a_user_also_wrote_is_left_untrained_not_guessed(plain_tokenizer):
+    """Past assistant turns end with <|end|>, the last with <|return|> (as gpt-oss does): the first reply must be
+    searched for, and the user's identical "Yes." must never be what the search finds."""
+    from engine.templates import assistant_spans, chat_render
+
+    template = (
+        "{%- for m in messages -%}{%- if m.role == 'assistant' -%}<|assistant|>{{ m.content }}"
+        "{{ '<|return|>' if loop.last else '<|end|>' }}{%- else -%}<|{{ m.role }}|>{{ m.content }}<|end|>{%- endif -%}"
+        "{%- endfor -%}{%- if add_generation_prompt -%}<|assistant|>{%- endif -%}"
+    )
+    messages = [{"role": "user", "content": "Yes."}, {"role": "assistant", "content": "Yes."},
+                {"role": "user", "content": "Again?"}, {"role": "assistant", "content": "Sure."}]  # fmt: skip
+    spans = assistant_spans(chat_render(plain_tokenizer, template), messages)
+    assert [spans.text[a:b] for a, b in spans.spans] == ["Sure.<|return|>"]
+    assert spans.how == "rewritten" and "also stands in another message" in spans.notes[0]
+    messages[0]["content"] = "Say yes."  # now the first reply can be found: trained as rendered there
+    spans = assistant_spans(chat_render(plain_tokenizer, template), messages)
+    assert [spans.text[a:b] for a, b in spans.spans] == ["Yes.<|end|>", "Sure.<|return|>"]
