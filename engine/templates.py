@@ -32,7 +32,9 @@ QWEN25 = (
     "{%- endif -%}" + CHATML
 )
 
-# Llama 3 / 3.1 / 3.2 instruct: header blocks, <|eot_id|> ends every turn.
+# Llama 3 (3.0) instruct: header blocks, <|eot_id|> ends every turn. Llama 3.1 and later open every
+# conversation with a "Cutting Knowledge Date / Today Date" system header this does not write: train
+# those on their own template (template.name: model).
 LLAMA3 = (
     "{%- if bos_token -%}{{ bos_token }}{%- endif -%}"
     "{%- for message in messages -%}"
@@ -46,7 +48,8 @@ LLAMA3 = (
     "{%- if add_generation_prompt -%}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif -%}"
 )
 
-# Mistral instruct ([INST] … [/INST]answer</s>); a system message is prepended to the first user turn.
+# Mistral instruct v0.1-v0.3 ([INST] … [/INST]answer</s>); a system message is prepended to the first user
+# turn. Mistral-Nemo and later write [INST]…[/INST] without the spaces: use their own template.
 MISTRAL = (
     "{%- if bos_token -%}{{ bos_token }}{%- endif -%}"
     "{%- if messages and messages[0]['role'] == 'system' -%}"
@@ -82,7 +85,7 @@ GEMMA = (
     "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
 )
 
-# Phi-3 / 3.5: <|role|>\n … <|end|>.
+# Phi-3: <|role|>\n … <|end|>. (Phi-3.5's own template also ends the conversation with </s>.)
 PHI3 = (
     "{%- for message in messages -%}"
     "{{ '<|' + message['role'] + '|>\\n' }}"
