@@ -62,12 +62,6 @@ def load_tokenizer(recipe: Recipe):
 # --------------------------------------------------------------------------- the model on the meta device
 
 
-def load_config(recipe: Recipe):
-    """The model's config (config.json only)."""
-    m = recipe.model
-    return _config(m.name_or_path, m.revision, m.trust_remote_code)
-
-
 def _config(name_or_path: str, revision: str | None, trust_remote_code: bool):
     from transformers import AutoConfig
 

@@ -189,11 +189,6 @@ def resolve_template(name: str, model_template: str | None) -> str:
     )
 
 
-def load_template(name: str, tokenizer=None) -> str:
-    """``resolve_template`` against a tokenizer's own template (``name='model'``)."""
-    return resolve_template(name, getattr(tokenizer, "chat_template", None))
-
-
 # --------------------------------------------------------------------------- assistant spans of any template
 
 Render = Callable[[list[dict[str, Any]], bool], str]  # (messages, add_generation_prompt) -> the text
