@@ -280,31 +280,38 @@ def normalize_dataset(ds, fmt: str = "auto", columns_map: Mapping[str, str] | No
     head = [ds[i] for i in range(min(len(ds), DETECT_ROWS))]
     fmt, _, _ = choose_format(head, fmt)
     sample = [normalize_row(row, fmt) for row in head]
-    features = trl_features(_padded(sample[0], sample))
+    pad = _padder(sample)
+    features = trl_features(pad(sample[0]))
     if fmt == "prompt":  # keep the other columns: reward functions receive them
         kept = ds.features.copy()
         kept["prompt"] = features["prompt"]
         return ds.map(lambda row: normalize_row(row, fmt), features=kept, desc="normalizing prompt rows")
     return ds.map(
-        lambda row: _padded(normalize_row(row, fmt), sample),
+        lambda row: pad(normalize_row(row, fmt)),
         remove_columns=ds.column_names,
         features=features,
         desc=f"normalizing {fmt} rows",
     )
 
 
-def _padded(normalized: dict, sample: list[dict]) -> dict:
-    """``normalized`` with the fields any row of ``sample`` has (tools, message extras) set to None where
-    it lacks them: one schema for every row. Renderers drop the None fields again (engine.templates)."""
+def _padder(sample: list[dict]):
+    """A function that gives a normalized row the fields any row of ``sample`` has (tools, message extras),
+    None where it lacks them: one schema for every row. Renderers drop the None fields again
+    (engine.templates). The sample is looked at once, not once per row."""
     extras = any(k in m for r in sample for v in r.values() if isinstance(v, list) for m in v for k in MESSAGE_EXTRAS)
-    out = dict(normalized)
-    if any("tools" in r for r in sample):
-        out.setdefault("tools", None)
-    if extras:
-        for key, value in out.items():
-            if isinstance(value, list):
-                out[key] = [{**dict.fromkeys(MESSAGE_EXTRAS), **m} for m in value]
-    return out
+    tools = any("tools" in r for r in sample)
+
+    def pad(normalized: dict) -> dict:
+        out = dict(normalized)
+        if tools:
+            out.setdefault("tools", None)
+        if extras:
+            for key, value in out.items():
+                if isinstance(value, list):
+                    out[key] = [{**dict.fromkeys(MESSAGE_EXTRAS), **m} for m in value]
+        return out
+
+    return pad
 
 
 def check_method_format(method: str, fmt: str, field_path: str = "data.train") -> None:
