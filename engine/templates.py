@@ -1,7 +1,9 @@
 """Built-in chat templates and helpers around the tokenizer's own (sandboxed) renderer.
 
-Every built-in wraps the assistant content *and its end-of-turn token* in
-``{% generation %}…{% endgeneration %}`` so TRL's ``assistant_only_loss`` trains the model to stop.
+Two built-ins are formats, written here: ``chatml`` and ``alpaca`` wrap the assistant content *and its
+end-of-turn token* in ``{% generation %}…{% endgeneration %}``. The others are model families' own
+templates, byte for byte (engine/chat_templates/). Templates without markers, a model's own included,
+get their assistant-only mask from ``assistant_spans``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # ChatML (<|im_start|>role\n…<|im_end|>), as used by Qwen and many fine-tunes.
@@ -23,79 +26,6 @@ CHATML = (
     "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
-)
-
-# Qwen2.5: ChatML with Qwen's default system prompt when the conversation has none.
-QWEN25 = (
-    "{%- if not messages or messages[0]['role'] != 'system' -%}"
-    "{{ '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"
-    "{%- endif -%}" + CHATML
-)
-
-# Llama 3 (3.0) instruct: header blocks, <|eot_id|> ends every turn. Llama 3.1 and later open every
-# conversation with a "Cutting Knowledge Date / Today Date" system header this does not write: train
-# those on their own template (template.name: model).
-LLAMA3 = (
-    "{%- if bos_token -%}{{ bos_token }}{%- endif -%}"
-    "{%- for message in messages -%}"
-    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}"
-    "{%- if message['role'] == 'assistant' -%}"
-    "{%- generation -%}{{ message['content'] | trim + '<|eot_id|>' }}{%- endgeneration -%}"
-    "{%- else -%}"
-    "{{ message['content'] | trim + '<|eot_id|>' }}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif -%}"
-)
-
-# Mistral instruct v0.1-v0.3 ([INST] … [/INST]answer</s>); a system message is prepended to the first user
-# turn. Mistral-Nemo and later write [INST]…[/INST] without the spaces: use their own template.
-MISTRAL = (
-    "{%- if bos_token -%}{{ bos_token }}{%- endif -%}"
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set system = messages[0]['content'] -%}{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}{%- set system = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- if message['role'] == 'user' -%}"
-    "{%- if loop.first and system -%}{{ '[INST] ' + system + '\\n\\n' + message['content'] + ' [/INST]' }}"
-    "{%- else -%}{{ '[INST] ' + message['content'] + ' [/INST]' }}{%- endif -%}"
-    "{%- elif message['role'] == 'assistant' -%}"
-    "{%- generation -%}{{ message['content'] + eos_token }}{%- endgeneration -%}"
-    "{%- else -%}{{ raise_exception('mistral template: unsupported role ' + message['role']) }}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-)
-
-# Gemma (2/3): the assistant is 'model'; no system role, so a system message opens the first user turn.
-GEMMA = (
-    "{%- if bos_token -%}{{ bos_token }}{%- endif -%}"
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set system = messages[0]['content'] | trim + '\\n\\n' -%}{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}{%- set system = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- if message['role'] == 'assistant' -%}"
-    "{{ '<start_of_turn>model\\n' }}"
-    "{%- generation -%}{{ message['content'] | trim + '<end_of_turn>' }}{%- endgeneration -%}"
-    "{{ '\\n' }}"
-    "{%- else -%}"
-    "{{ '<start_of_turn>' + message['role'] + '\\n' + (system if loop.first else '') "
-    "+ message['content'] | trim + '<end_of_turn>\\n' }}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
-)
-
-# Phi-3: <|role|>\n … <|end|>. (Phi-3.5's own template also ends the conversation with </s>.)
-PHI3 = (
-    "{%- for message in messages -%}"
-    "{{ '<|' + message['role'] + '|>\\n' }}"
-    "{%- if message['role'] == 'assistant' -%}"
-    "{%- generation -%}{{ message['content'] + '<|end|>' }}{%- endgeneration -%}{{ '\\n' }}"
-    "{%- else -%}"
-    "{{ message['content'] + '<|end|>\\n' }}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|assistant|>\\n' }}{%- endif -%}"
 )
 
 # Alpaca (### Instruction / ### Response); the model's EOS ends each response.
@@ -117,34 +47,39 @@ ALPACA = (
     "{%- if add_generation_prompt -%}{{ '### Response:\\n' }}{%- endif -%}"
 )
 
+# Model families' own templates, byte for byte (engine/chat_templates/README.md says where each is from).
+_FAMILY_DIR = Path(__file__).with_name("chat_templates")
+# built-in name -> the file in llama.cpp's models/templates/ it is a copy of (tests/engine/test_template_corpus.py)
+FAMILY_TEMPLATES = {
+    "qwen2.5": "Qwen-Qwen2.5-7B-Instruct",
+    "qwen3": "Qwen-Qwen3-0.6B",
+    "llama3.1": "meta-llama-Llama-3.1-8B-Instruct",
+    "mistral-nemo": "mistralai-Mistral-Nemo-Instruct-2407",
+    "gemma2": "google-gemma-2-2b-it",
+    "phi3.5": "microsoft-Phi-3.5-mini-instruct",
+}
 BUILTIN_TEMPLATES: dict[str, str] = {
     "chatml": CHATML,
-    "llama3": LLAMA3,
-    "mistral": MISTRAL,
-    "gemma": GEMMA,
-    "qwen2.5": QWEN25,
-    "phi3": PHI3,
     "alpaca": ALPACA,
+    **{name: (_FAMILY_DIR / f"{name}.jinja").read_text(encoding="utf-8") for name in FAMILY_TEMPLATES},
 }
 # The token that ends an assistant turn in each built-in (None: the tokenizer's eos_token).
 BUILTIN_END_OF_TURN: dict[str, str | None] = {
     "chatml": "<|im_end|>",
-    "llama3": "<|eot_id|>",
-    "mistral": None,
-    "gemma": "<end_of_turn>",
-    "qwen2.5": "<|im_end|>",
-    "phi3": "<|end|>",
     "alpaca": None,
+    "qwen2.5": "<|im_end|>",
+    "qwen3": "<|im_end|>",
+    "llama3.1": "<|eot_id|>",
+    "mistral-nemo": None,
+    "gemma2": "<end_of_turn>",
+    "phi3.5": "<|end|>",
 }
-# Literal tokens each built-in needs the tokenizer to know as single tokens.
-BUILTIN_SPECIAL_TOKENS: dict[str, tuple[str, ...]] = {
-    "chatml": ("<|im_start|>", "<|im_end|>"),
-    "llama3": ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
-    "mistral": ("[INST]", "[/INST]"),
-    "gemma": ("<start_of_turn>", "<end_of_turn>"),
-    "qwen2.5": ("<|im_start|>", "<|im_end|>"),
-    "phi3": ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>"),
-    "alpaca": (),
+# Built-ins of earlier versions, which were hand-written and matched no current model's template exactly.
+_RENAMED = {
+    "llama3": "llama3.1 (Llama 3.1/3.3's own template; for Llama 3.0 or 3.2 use template.name: model)",
+    "mistral": "mistral-nemo (Mistral-Nemo's own template; for other Mistral models use template.name: model)",
+    "gemma": "gemma2 (Gemma 2's own template; for Gemma 3 and later use template.name: model)",
+    "phi3": "phi3.5 (Phi-3.5-mini's own template)",
 }
 # End-of-turn tokens used across model families, for spotting a template's terminator.
 KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>", "<|eom_id|>")
@@ -176,9 +111,9 @@ def resolve_template(name: str, model_template: str | None) -> str:
         return model_template
     if name in BUILTIN_TEMPLATES:
         return BUILTIN_TEMPLATES[name]
+    if name in _RENAMED:
+        raise ValueError(f"template.name: the built-in {name!r} is now {_RENAMED[name]}")
     if name.endswith((".jinja", ".j2")):
-        from pathlib import Path
-
         path = Path(name).expanduser()
         if not path.is_file():
             raise ValueError(f"template.name: file {path} does not exist")
@@ -206,8 +141,10 @@ class ChatSpans:
     """A conversation rendered by its template, with the character spans assistant-only loss trains.
 
     The rule for every template: a turn is trained from the end of the generation prompt through the
-    turn's end-of-turn text (so the model learns to stop); whitespace after that (a newline between
-    turns) is not trained: llama.cpp stops at the end-of-turn token and never generates it.
+    turn's end-of-turn text (so the model learns to stop), which ends where the conversation continued
+    by another turn parts from it (``_turn_end``); whitespace after that (a newline between turns) and
+    text written only at the very end of a conversation are not trained: llama.cpp stops at the
+    end-of-turn token and never generates them.
     """
 
     text: str
@@ -241,6 +178,35 @@ def _reasoning_cut(turn: str, message: dict) -> tuple[int, int] | None:
     return (at, at + len(reasoning)) if at >= 0 else None
 
 
+_CONTINUE = {"role": "user", "content": "\u2063NEXT\u2063"}
+
+
+def _turn_end(render: Render, messages: list, upto: str, start: int, content: str) -> int:
+    """Where the last turn of ``upto`` (the render of ``messages``) ends: where it stops agreeing with the
+    same conversation continued by a user message. That leaves out text a template writes only at the
+    very end (Phi-3.5's ``</s>``) and keeps an end-of-turn tag the continuation writes differently
+    (gpt-oss: ``<|return|>`` last, ``<|end|>`` before more turns). ``len(upto)`` when the continuation
+    renders this turn differently (past reasoning dropped, a system prompt moved) or raises."""
+    try:
+        cont = render([*messages, _CONTINUE], False)
+    except Exception:
+        return len(upto)
+    cut = _common_prefix(upto, cont)
+    at = upto.find(content, start) if content else start
+    if at < 0 or at + len(content) > cut:
+        return len(upto)
+    if not content and _TAG.sub("", upto[start:cut]).strip() != _TAG.sub("", upto[start:]).strip():
+        return len(upto)  # no content to go by (a tool call): the continuation must keep all of the turn's text
+    tags = list(_TAG.finditer(upto, start))
+    cut = next((m.start() for m in tags if m.start() < cut < m.end()), cut)  # never inside a tag
+    head = upto[:cut].rstrip()
+    if not any(m.end() == len(head) for m in tags):  # the end-of-turn tag itself differs: keep it
+        nxt = next((m for m in tags if m.start() >= len(head)), None)
+        if nxt and not upto[len(head) : nxt.start()].strip():
+            return nxt.end()
+    return max(cut, start)
+
+
 def _locate(full: str, turn: str, content: str, start: int, cursor: int, others: list[str]) -> tuple[int, int, str]:
     """Where the rendered ``turn`` stands in the full render: (start, end, how it was found); end 0 when not found.
 
@@ -264,7 +230,7 @@ def _locate(full: str, turn: str, content: str, start: int, cursor: int, others:
         if content and content not in rest:
             break
         at = full.find(rest, cursor)
-        if at >= 0 and (content or i == 0):
+        if at >= 0 and (content or (i == 0 and _TAG.sub("", rest).strip())):  # never a bare end-of-turn tag
             return at, at + len(rest), "the template renders it differently once later turns follow"
     # The turn ends differently when it is not the last one (gpt-oss: <|return|> vs <|end|>; Phi-3.5 adds
     # </s> at the very end): its opening and content, then the end-of-turn text that follows there.
@@ -321,9 +287,9 @@ def assistant_spans(render: Render, messages: list, *, train_on_reasoning: bool 
         elif start < len(prompt):  # e.g. the generation prompt opens a thinking block the rendered turn lacks
             notes.append(f"turn {k}: the generation prompt adds {prompt[start:]!r}, which the rendered turn does "
                          "not have; trained from where they part")  # fmt: skip
-        turn = upto[start:].rstrip()
+        turn = upto[start:_turn_end(render, messages[: k + 1], upto, start, content)].rstrip()
         aligned = full[:start] == upto[:start]
-        others = [m.get("content") for m in messages if m.get("role") != "assistant" and isinstance(m.get("content"), str)]
+        others = [m.get("content") for i, m in enumerate(messages) if i != k and isinstance(m.get("content"), str)]
         a, b, why = _locate(full, turn, content, start if aligned else -1, cursor, others)
         if why:
             how = "rewritten"
@@ -333,6 +299,10 @@ def assistant_spans(render: Render, messages: list, *, train_on_reasoning: bool 
         cut = None if train_on_reasoning else _reasoning_cut(full[a:b], message)
         spans += [s for s in ((a, a + cut[0]), (a + cut[1], b)) if s[1] > s[0]] if cut else [(a, b)]
         cursor = b
+    for k, message in enumerate(messages):  # e.g. Mistral-Nemo writes the system prompt only before a final user turn
+        text = message.get("content")
+        if message.get("role") != "assistant" and isinstance(text, str) and text.strip() and text.strip() not in full:
+            notes.append(f"message {k} ({message.get('role')}): the template does not render its text")
     return ChatSpans(full, spans, how, notes)
 
 

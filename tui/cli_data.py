@@ -395,11 +395,12 @@ def cmd_template_render(args) -> int:
 
 
 def cmd_template_list(args) -> int:
-    from engine.templates import BUILTIN_END_OF_TURN, BUILTIN_TEMPLATES
+    from engine.templates import BUILTIN_END_OF_TURN, BUILTIN_TEMPLATES, FAMILY_TEMPLATES
 
     for name in BUILTIN_TEMPLATES:
-        print(f"{name:<10} ends turns with {BUILTIN_END_OF_TURN[name] or 'the eos_token'}")
-    print("model      the tokenizer's own chat template;  PATH.jinja  a custom template file")
+        source = f"{FAMILY_TEMPLATES[name]}'s own template" if name in FAMILY_TEMPLATES else "a format (no model's own)"
+        print(f"{name:<13} {source}; ends turns with {BUILTIN_END_OF_TURN[name] or 'the eos_token'}")
+    print("model         the tokenizer's own chat template (the default);  PATH.jinja  a custom template file")
     return EXIT_OK
 
 

@@ -117,7 +117,7 @@ def test_token_stats_and_mask_check_with_a_model(demo_assets):
     assert tokens["over_max_length"] > 0 and tokens["exact"] and tokens["sampled"] == report["valid"]
     assert report["mask"]["error"] is None and report["mask"]["warnings"] == []
 
-    proc = run("data", "inspect", str(demo_assets.sft), "--model", str(demo_assets.base), "--template", "llama3")
+    proc = run("data", "inspect", str(demo_assets.sft), "--model", str(demo_assets.base), "--template", "llama3.1")
     assert proc.returncode == 0
     assert "warning: the end-of-turn token" in proc.stdout and "<|eot_id|>" in proc.stdout
 
@@ -211,5 +211,6 @@ def test_template_render_errors(demo_assets, tmp_path):
 def test_template_list():
     proc = run("template", "list")
     assert proc.returncode == 0
-    for name in ("chatml", "llama3", "mistral", "gemma", "qwen2.5", "phi3", "alpaca"):
+    for name in ("chatml", "alpaca", "qwen2.5", "qwen3", "llama3.1", "mistral-nemo", "gemma2", "phi3.5"):
         assert name in proc.stdout
+    assert "meta-llama-Llama-3.1-8B-Instruct's own template" in proc.stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from engine.template_corpus import CONVERSATIONS, check_template, coverage, llama_cpp_sdist, vendored_templates
-from engine.templates import BUILTIN_TEMPLATES, strip_generation_markers
+from engine.templates import BUILTIN_TEMPLATES, FAMILY_TEMPLATES, strip_generation_markers
 
 GOAL = 0.90
 
@@ -56,3 +56,8 @@ def test_the_built_ins_pass_the_same_check(tokenizer):
         result = check_template(tokenizer, strip_generation_markers(text), bos_token="<s>", eos_token="</s>")
         assert result["handled"], (name, result["reason"])
         assert set(result["accepted"]) >= {"single", "multi"} and set(CONVERSATIONS) >= set(result["accepted"])
+
+
+def test_family_built_ins_are_the_real_templates_byte_for_byte(templates):
+    for name, source in FAMILY_TEMPLATES.items():
+        assert BUILTIN_TEMPLATES[name] == templates[source], f"engine/chat_templates/{name}.jinja differs from {source}"

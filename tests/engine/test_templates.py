@@ -6,14 +6,16 @@ ChatML tokens; the other families' special tokens are added to a copy of it here
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from engine.templates import (
     BUILTIN_END_OF_TURN,
-    BUILTIN_SPECIAL_TOKENS,
     BUILTIN_TEMPLATES,
     CHATML,
     check_trainable,
+    has_generation_markers,
     resolve_template,
     strip_generation_markers,
     token_lengths,
@@ -29,6 +31,12 @@ CONVERSATION = [
     {"role": "user", "content": "Thanks!"},
     {"role": "assistant", "content": "You are welcome."},
 ]
+_SPECIAL = re.compile(r"<\|[a-z_]+\|>|<(?:start|end)_of_turn>|\[/?[A-Z_]+\]")
+
+
+def conversation(name: str, turns: int) -> list[dict]:
+    """Gemma 2's own template refuses a system turn."""
+    return CONVERSATION[1:turns] if name == "gemma2" else CONVERSATION[:turns]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +45,8 @@ def tokenizer(demo_assets):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(demo_assets.base)
-    extra = sorted({t for tokens in BUILTIN_SPECIAL_TOKENS.values() for t in tokens} - set(tok.get_vocab()))
-    tok.add_special_tokens({"additional_special_tokens": extra, "bos_token": "<s>"})
+    used = {t for text in BUILTIN_TEMPLATES.values() for t in _SPECIAL.findall(text)}
+    tok.add_special_tokens({"additional_special_tokens": sorted(used - set(tok.get_vocab())), "bos_token": "<s>"})
     return tok
 
 
@@ -49,56 +57,48 @@ def plain_tokenizer(demo_assets):
     return AutoTokenizer.from_pretrained(demo_assets.base)
 
 
-def expected_trained(tok, name: str, messages: list[dict]) -> list[int]:
-    eot = BUILTIN_END_OF_TURN[name] or tok.eos_token
-    ids: list[int] = []
-    for m in messages:
-        if m["role"] == "assistant":
-            ids += tok(m["content"] + eot, add_special_tokens=False)["input_ids"]
-    return ids
+def trained_texts(tok, view) -> list[str]:
+    """The trained stretches of a token view, as text."""
+    out, run = [], []
+    for tid, t in zip(view.ids, view.trained, strict=True):
+        if t:
+            run.append(tid)
+        elif run:
+            out, run = [*out, tok.decode(run)], []
+    return out + ([tok.decode(run)] if run else [])
 
 
 @pytest.mark.parametrize("name", list(BUILTIN_TEMPLATES))
 @pytest.mark.parametrize("turns", [3, 7], ids=["one-turn", "multi-turn"])
 def test_builtin_mask_is_exactly_the_assistant_content_and_end_of_turn(tokenizer, name, turns):
-    messages = CONVERSATION[:turns]
-    out = tokenizer.apply_chat_template(
-        messages, return_dict=True, return_assistant_tokens_mask=True, chat_template=BUILTIN_TEMPLATES[name]
-    )
-    trained = [i for i, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
-    assert trained == expected_trained(tokenizer, name, messages)
-    # our token view agrees, and its text pieces join back into the rendered text
+    messages = conversation(name, turns)
+    eot = BUILTIN_END_OF_TURN[name] or tokenizer.eos_token
+    want = [m["content"] + eot for m in messages if m["role"] == "assistant"]
+    if name == "qwen3":  # Qwen3 writes an empty thinking block into the last turn (its reasoning slot)
+        want[-1] = "<think>\n\n</think>\n\n" + want[-1]
     view = token_views(tokenizer, {"messages": messages}, BUILTIN_TEMPLATES[name])[0]
-    assert [i for i, t in zip(view.ids, view.trained, strict=True) if t] == trained
+    assert trained_texts(tokenizer, view) == want, (view.how, view.notes)
     assert view.text == tokenizer.apply_chat_template(messages, tokenize=False, chat_template=BUILTIN_TEMPLATES[name])
     assert check_trainable(tokenizer, [{"messages": messages}], BUILTIN_TEMPLATES[name]) == []
+    if has_generation_markers(BUILTIN_TEMPLATES[name]):  # TRL's own mask from the markers agrees
+        out = tokenizer.apply_chat_template(
+            messages, return_dict=True, return_assistant_tokens_mask=True, chat_template=BUILTIN_TEMPLATES[name]
+        )
+        assert out["assistant_masks"] == [int(t) for t in view.trained]
 
 
 @pytest.mark.parametrize("name", list(BUILTIN_TEMPLATES))
 def test_builtin_generation_prompt_is_a_prefix_of_the_answered_conversation(tokenizer, name):
     template = BUILTIN_TEMPLATES[name]
-    prompt = tokenizer.apply_chat_template(
-        CONVERSATION[:2], tokenize=False, add_generation_prompt=True, chat_template=template
-    )
-    full = tokenizer.apply_chat_template(CONVERSATION[:3], tokenize=False, chat_template=template)
-    assert full.startswith(prompt) and CONVERSATION[2]["content"] in full[len(prompt) :]
-
-
-def test_builtin_texts_follow_each_family(tokenizer):
-    def render(name):
-        return tokenizer.apply_chat_template(CONVERSATION[:3], tokenize=False, chat_template=BUILTIN_TEMPLATES[name])
-
-    assert render("llama3").startswith("<s><|start_header_id|>system<|end_header_id|>\n\nYou add numbers.<|eot_id|>")
-    assert (
-        render("mistral") == "<s>[INST] You add numbers.\n\nWhat is 3 plus 4? [/INST]The sum of 3 and 4 is 7.<|im_end|>"
-    )
-    assert render("gemma").startswith("<s><start_of_turn>user\nYou add numbers.\n\nWhat is 3 plus 4?<end_of_turn>\n")
-    assert "<start_of_turn>model\nThe sum" in render("gemma")
-    assert render("phi3").startswith("<|system|>\nYou add numbers.<|end|>\n<|user|>\n")
-    assert render("alpaca").startswith("You add numbers.\n\n### Instruction:\nWhat is 3 plus 4?\n\n### Response:\n")
-    qwen = tokenizer.apply_chat_template(CONVERSATION[1:3], tokenize=False, chat_template=BUILTIN_TEMPLATES["qwen2.5"])
-    assert qwen.startswith("<|im_start|>system\nYou are Qwen")
-    assert render("chatml") == render("qwen2.5")  # with a system message of its own they agree
+    messages = conversation(name, 3)
+    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True, chat_template=template)
+    full = tokenizer.apply_chat_template(messages, tokenize=False, chat_template=template)
+    if name == "mistral-nemo":  # it writes the system prompt only into a user turn that is the last message
+        assert "You add numbers." in prompt and "You add numbers." not in full
+        view = token_views(tokenizer, {"messages": messages}, template)[0]
+        assert "message 0 (system): the template does not render its text" in view.notes
+        return
+    assert full.startswith(prompt) and messages[-1]["content"] in full[len(prompt) :]
 
 
 def test_exported_templates_lose_only_the_markers():
@@ -121,7 +121,9 @@ def test_the_sandbox_refuses_python_internals(plain_tokenizer):
 
 
 def test_resolve_template_names_builtins_model_and_files(tmp_path):
-    assert resolve_template("gemma", None) == BUILTIN_TEMPLATES["gemma"]
+    assert resolve_template("gemma2", None) == BUILTIN_TEMPLATES["gemma2"]
+    with pytest.raises(ValueError, match="the built-in 'llama3' is now llama3.1"):
+        resolve_template("llama3", None)
     assert resolve_template("model", CHATML) == CHATML
     path = tmp_path / "mine.jinja"
     path.write_text(CHATML)
@@ -135,10 +137,10 @@ def test_resolve_template_names_builtins_model_and_files(tmp_path):
 # --------------------------------------------------------------------------- check_trainable: what training refuses
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_TEMPLATES))
+@pytest.mark.parametrize("name", [n for n, t in BUILTIN_TEMPLATES.items() if has_generation_markers(t)])
 def test_without_markers_the_derived_mask_is_the_marked_one(tokenizer, name):
-    """Rendering growing prefixes finds exactly what the {% generation %} markers mark, on every built-in."""
-    row = {"messages": CONVERSATION if name not in ("gemma",) else CONVERSATION[1:]}
+    """Rendering growing prefixes finds exactly what the {% generation %} markers mark."""
+    row = {"messages": CONVERSATION}
     marked = token_views(tokenizer, row, BUILTIN_TEMPLATES[name])[0]
     derived = token_views(tokenizer, row, strip_generation_markers(BUILTIN_TEMPLATES[name]))[0]
     assert (marked.how, derived.how, derived.notes) == ("markers", "prefixes", [])
@@ -170,7 +172,7 @@ def test_end_of_turn_outside_the_markers_warns(plain_tokenizer):
 
 
 def test_a_template_of_another_family_warns_that_its_stop_token_is_unknown(plain_tokenizer):
-    warnings = check_trainable(plain_tokenizer, [{"messages": CONVERSATION}], BUILTIN_TEMPLATES["llama3"])
+    warnings = check_trainable(plain_tokenizer, [{"messages": CONVERSATION}], BUILTIN_TEMPLATES["llama3.1"])
     assert any("<|eot_id|> (split into" in w for w in warnings)
 
 
