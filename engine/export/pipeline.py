@@ -132,7 +132,8 @@ def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: 
         report["reference"] = {"source": samples.heldout_source, **reference_scores(ref, texts)}
         if adapter_logits is not None:
             report["adapter"]["verify"] = _compare_adapter(ref, adapter_logits, warnings)
-        hf_replies = ref.generate(samples.probes, STOP_TOKENS)
+        samples.replied = _probes_that_fit(ref, samples.probes, warnings)
+        hf_replies = ref.generate(samples.replied, STOP_TOKENS)
         report["reference"]["probes_stopped"] = sum(r["stopped"] for r in hf_replies)
         template, stripped = expected_template(ref.tokenizer, samples.probes)
     try:
@@ -298,6 +299,22 @@ def _chunks(ref, texts: list) -> list[list[int]]:
     return [ids[i : i + ref.max_tokens] for i in range(0, len(ids), ref.max_tokens)]
 
 
+def _probes_that_fit(ref, probes: list, warnings: list[str]) -> list:
+    """The probe conversations whose prompt and a reply of STOP_TOKENS fit the context the GGUF is checked with
+    (a template's long default system prompt can fill a small model's); the rest are named in a warning."""
+    def tokens(conv) -> int:
+        return len(ref.tokenizer(ref.render(conv, add_generation_prompt=True), add_special_tokens=False)["input_ids"])
+
+    fits = [c for c in probes if tokens(c) + STOP_TOKENS <= ref.max_tokens]
+    if len(fits) < len(probes):
+        warnings.append(
+            f"{len(probes) - len(fits)} of {len(probes)} probe conversations do not fit the {ref.max_tokens}-token "
+            f"context with a {STOP_TOKENS}-token reply once the chat template renders them; "
+            + ("the stop and reply checks ran on the rest" if fits else "the stop and reply checks did not run")
+        )
+    return fits
+
+
 def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata, progress) -> dict:
     """Check parity; with export.fix_metadata, re-convert with corrected metadata and check again."""
     from engine.export.gguf import convert_to_gguf
@@ -306,7 +323,7 @@ def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata
     def check() -> tuple[dict, list]:
         meta_report, problems = check_metadata(source, ref.tokenizer, stop_ids, template, samples.probes)
         if not any(p.check in ("eos", "eog", "chat_template", "render") for p in problems):
-            meta_report["stop"], stop_problems = check_stop(source, ref.tokenizer, samples.probes, hf_replies, STOP_TOKENS)
+            meta_report["stop"], stop_problems = check_stop(source, ref.tokenizer, samples.replied, hf_replies, STOP_TOKENS)
             problems += stop_problems
         return meta_report, problems
 
@@ -329,7 +346,7 @@ def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata
 def _measure(path: Path, ref, samples, texts, reference: dict) -> tuple[dict, dict]:
     from engine.export.fidelity import gguf_generation, gguf_scores
 
-    gen = gguf_generation(path, samples.probes, samples.eval_rows, STOP_TOKENS)
+    gen = gguf_generation(path, samples.replied, samples.eval_rows, STOP_TOKENS)
     replies = gen["replies"]
     stopped = sum(r["stopped"] for r in replies)
     verify = {

@@ -27,6 +27,7 @@ class RunSamples:
     eval_source: str | None = None
     calibration: list[Conversation | str] = field(default_factory=list)  # importance matrix, GPTQ/AWQ
     probes: list[Conversation] = field(default_factory=list)  # prompts ending in a user turn, from the data
+    replied: list[Conversation] = field(default_factory=list)  # the probes a reply is generated to (they fit the context)
     warnings: list[str] = field(default_factory=list)
 
 

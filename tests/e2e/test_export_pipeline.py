@@ -123,3 +123,31 @@ def test_fix_metadata_corrects_a_converter_that_writes_the_wrong_eos(demo_assets
     report = export_run(run, ["Q8_0"], overrides={"fix_metadata": True})
     assert report["parity"]["fixed"][0]["set"] == ["tokenizer.ggml.eos_token_id"]
     assert read_metadata(Path(report["files"][0]["path"]))["tokenizer.ggml.eos_token_id"] == 2
+
+
+# Templates written for ChatML tokens, which the demo tokenizer has (SmolLM3's default system prompt
+# alone is longer than the demo model's context: the reply checks skip what does not fit, and say so).
+@pytest.mark.parametrize("name", ["Qwen-Qwen2.5-7B-Instruct", "Qwen-Qwen3-0.6B", "Qwen3.5-4B", "HuggingFaceTB-SmolLM3-3B"])
+def test_a_real_models_own_template_keeps_parity_in_the_gguf(demo_assets, tmp_path, name):
+    """A model whose template is a real one, from llama.cpp's vendored corpus (thinking blocks, tools, turns
+    rewritten once later ones follow): the GGUF embeds it unchanged and llama.cpp renders every probe
+    conversation as the HF tokenizer does."""
+    from transformers import AutoTokenizer
+
+    from engine.template_corpus import llama_cpp_sdist, vendored_templates
+
+    run = make_run(demo_assets, tmp_path, eval_rows=0, fidelity_texts=4)
+    tokenizer = AutoTokenizer.from_pretrained(run / "adapter")
+    tokenizer.chat_template = vendored_templates(llama_cpp_sdist())[name]
+    tokenizer.save_pretrained(run / "adapter")
+    proc = tunedeck("export", run.name, "--quant", "Q8_0", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    parity = report["parity"]
+    assert parity["ok"] and parity["chat_template"]["equal"] and not parity["generation_markers_removed"]
+    assert parity["render"]["conversations"] == parity["render"]["equal"] > 0, parity["render"]
+    assert parity["eos"]["gguf"]["token"] == "<|im_end|>"
+    if name == "HuggingFaceTB-SmolLM3-3B":
+        assert any("do not fit the 256-token context" in w for w in report["warnings"]), report["warnings"]
+    else:
+        assert parity["stop"]["hf_stopped"] == parity["stop"]["gguf_stopped"] > 0, parity["stop"]
