@@ -252,6 +252,36 @@ def _locate(full: str, turn: str, content: str, start: int, cursor: int, others:
     return 0, 0, "its text is not in the full conversation"
 
 
+@dataclass
+class TurnRender:
+    """What a template writes for message k, from renders of growing prefixes: the mechanism behind both the
+    assistant-only loss mask (``assistant_spans``) and the Ollama template (engine/export/modelfile.py)."""
+
+    plain: str  # render(messages[:k])
+    before: str  # render(messages[:k]), with the generation prompt when message k is the assistant's
+    after: str  # render(messages[:k + 1])
+    start: int  # where ``after`` parts from ``before``: message k's text is after[start:]
+
+    @property
+    def stable(self) -> bool:
+        """The messages before k render the same once k follows (``plain`` is a prefix of ``after``)."""
+        return self.after.startswith(self.plain)
+
+    @property
+    def generation(self) -> str:
+        """The generation prompt appended to ``plain`` ("" when it is not simply appended)."""
+        return self.before[len(self.plain) :] if self.before.startswith(self.plain) else ""
+
+
+def render_turn(render: Render, messages: list, k: int) -> TurnRender:
+    """Render ``messages[:k]`` and ``messages[:k + 1]`` (TemplateRefused with the template's words if it raises)."""
+    assistant = messages[k].get("role") == "assistant"
+    plain = _safe_render(render, messages[:k], False)
+    before = _safe_render(render, messages[:k], True) if assistant else plain
+    after = _safe_render(render, messages[: k + 1], False)
+    return TurnRender(plain, before, after, _common_prefix(before, after))
+
+
 def assistant_spans(render: Render, messages: list, *, train_on_reasoning: bool = True) -> ChatSpans:
     """Derive what assistant-only loss trains from the template alone, by rendering growing prefixes.
 
@@ -271,10 +301,9 @@ def assistant_spans(render: Render, messages: list, *, train_on_reasoning: bool 
         if message.get("role") != "assistant":
             continue
         content = message.get("content") if isinstance(message.get("content"), str) else ""
-        prompt = _safe_render(render, messages[:k], True)
-        upto = _safe_render(render, messages[: k + 1], False)
-        start = _common_prefix(prompt, upto)
-        if start < len(_safe_render(render, messages[:k], False)):  # the messages before render differently
+        t = render_turn(render, messages, k)
+        prompt, upto, start = t.before, t.after, t.start
+        if start < len(t.plain):  # the messages before render differently
             found = upto.rfind(content) if content else -1
             if found < 0:
                 notes.append(f"turn {k}: the template renders the messages before it differently once it "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.export.samples import SYNTHETIC_PROBES, Conversation
-from engine.templates import Render
+from engine.templates import Render, render_turn
 
 _MARK = {"system": "\u2063SYS\u2063", "user": "\u2063USR\u2063", "assistant": "\u2063AST\u2063", "user2": "\u2063US2\u2063"}
 
@@ -47,31 +47,28 @@ def _split(text: str, *marks: str) -> list[str]:
 
 
 def derive_affixes(render: Render) -> Affixes:
-    """Read per-role prefixes/suffixes, the opening text and the generation prompt off renderings."""
+    """Read per-role prefixes/suffixes, the opening text and the generation prompt off the renders of a marker
+    conversation's growing prefixes (``render_turn``, as the assistant-only loss mask reads them)."""
     u, a, u2, s = _MARK["user"], _MARK["assistant"], _MARK["user2"], _MARK["system"]
-    user = [{"role": "user", "content": u}]
-    ua = [*user, {"role": "assistant", "content": a}]
-    uau = [*ua, {"role": "user", "content": u2}]
-    head_pre_u, suf_u = _split(render(user, False), u)
-    with_gen = render(user, True)
-    if not with_gen.startswith(head_pre_u + u + suf_u):
+    conversation = [{"role": "user", "content": u}, {"role": "assistant", "content": a}, {"role": "user", "content": u2}]
+    reply, follow = render_turn(render, conversation, 1), render_turn(render, conversation, 2)
+    if not reply.before.startswith(reply.plain):
         raise TemplateShapeError("the generation prompt is not appended at the end")
-    generation = with_gen[len(head_pre_u + u + suf_u) :]
-    _, between_ua, suf_a = _split(render(ua, False), u, a)
-    if not between_ua.startswith(suf_u):
-        raise TemplateShapeError("the user suffix changes when an assistant turn follows")
-    pre_a = between_ua[len(suf_u) :]
-    _, _, between_au, tail = _split(render(uau, False), u, a, u2)
-    if tail != suf_u or not between_au.startswith(suf_a):
+    if not (reply.stable and follow.stable):
+        raise TemplateShapeError("the template renders earlier turns differently once later ones follow")
+    head_pre_u, suf_u = _split(reply.plain, u)
+    pre_a, suf_a = _split(reply.after[len(reply.plain) :], a)
+    pre_u, tail = _split(follow.after[len(follow.plain) :], u2)
+    if tail != suf_u:
         raise TemplateShapeError("turn affixes depend on the position in the conversation")
-    pre_u = between_au[len(suf_a) :]
     if not head_pre_u.endswith(pre_u):
         raise TemplateShapeError("the first user turn opens differently from later ones")
     head = head_pre_u[: len(head_pre_u) - len(pre_u)]
+    generation = reply.generation
     roles = {"user": (pre_u, suf_u), "assistant": (pre_a, suf_a)}
     head_system = None
     try:
-        head_pre_s, between_su, _ = _split(render([{"role": "system", "content": s}, *user], False), s, u)
+        head_pre_s, between_su, _ = _split(render([{"role": "system", "content": s}, conversation[0]], False), s, u)
     except Exception:  # the template has no system role (or raises on it): Ollama's system turns are dropped
         return Affixes(head, generation, roles)
     if between_su.endswith(pre_u):
