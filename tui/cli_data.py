@@ -106,6 +106,8 @@ def _print_first_page(report, out) -> None:
         else "given"
     )
     print(f"format: {report.format}  ({how})  → trains as: {'/'.join(report.trl_columns)}", file=out)
+    for note in report.notes:
+        print(f"read: {note}", file=out)
     if report.columns:
         print("columns: " + ", ".join(f"{k} ← {v}" for k, v in report.columns.items()), file=out)
     if report.preview:
@@ -180,6 +182,11 @@ def _print_tail(args, report, result: dict, out) -> None:
     if report.duplicate_examples:
         ex = "; ".join(f"{a} = {b}" for a, b in report.duplicate_examples[:3])
         print(f"duplicates (identical rows): {ex}", file=out)
+    if report.labels:
+        print(f"labels: {report.labels.get('true', 0):,} desirable (true), {report.labels.get('false', 0):,} "
+              "undesirable (false)", file=out)  # fmt: skip
+    for w in report.warnings:
+        print(f"warning: {w}", file=out)
     tokens = result.get("tokens")
     if tokens:
         scope = (
@@ -280,7 +287,7 @@ def cmd_data_inspect(args) -> int:
 
 def _quiet_if_needed(path: str) -> None:
     """Silence datasets' progress bars when it will be used (not for JSON Lines, to keep startup fast)."""
-    if not str(path).lower().endswith((".jsonl", ".json")):
+    if not str(path).lower().endswith((".jsonl", ".json", ".txt")):
         from engine.data.load import quiet_datasets
 
         quiet_datasets()

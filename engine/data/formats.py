@@ -34,11 +34,33 @@ TRL_COLUMNS = {
     "prompt": ("prompt",),  # other columns are kept: reward functions receive them
 }
 CONVERSATION_COLUMNS = ("messages", "conversations")
+# The columns each format reads (after data.columns mapping); any other column is named as ignored.
+# None: every column is kept (prompt rows hand their other columns to the reward functions).
+FORMAT_COLUMNS: dict[str, tuple[str, ...] | None] = {
+    "alpaca": ("instruction", "input", "output", "system", "history"),
+    "sharegpt": ("conversations", "messages", "system", "tools"),
+    "messages": ("conversations", "messages", "system", "tools"),
+    "prompt_completion": ("prompt", "completion"),
+    "text": ("text",),
+    "preference": ("prompt", "chosen", "rejected", "conversations", "messages", "system"),
+    "kto": ("prompt", "completion", "label", "kto_tag", "conversations", "messages", "system"),
+    "prompt": None,
+}
 ROLES = ("system", "user", "assistant", "tool")
 # Message fields beyond role/content that chat templates read (tool use, reasoning); kept as strings
 # (tool_calls as JSON) so every row has one Arrow schema, and decoded when the template renders.
 MESSAGE_EXTRAS = ("reasoning_content", "tool_calls", "tool_call_id", "name")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+# ShareGPT roles (LLaMA-Factory's: function_call is an assistant turn that calls tools, observation their result).
+SHAREGPT_ROLES = {
+    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
+    "function_call": "assistant", "observation": "tool", "tool": "tool", "function": "tool",
+}  # fmt: skip
+LABEL_COLUMNS = ("label", "kto_tag")  # KTO: desirable (true) or not; kto_tag is LLaMA-Factory's name
+# Columns of images, audio or video (LLaMA-Factory, TRL's vision formats): text-only training refuses them.
+MEDIA_COLUMNS = ("images", "image", "audios", "audio", "videos", "video")
+# Content parts (OpenAI's {"type": "text", "text"}, LLaMA-Factory v1's {"type": "text", "value"}).
+TEXT_PARTS = ("text", "input_text", "output_text")
+REASONING_PARTS = ("reasoning", "thinking")
 DETECT_ROWS = 100  # rows looked at to detect the format
 # A format whose keys are a subset of another's is not a rival when the larger one matches.
 _SUBSUMED = {"prompt_completion": "kto"}
@@ -85,6 +107,11 @@ def _has(row: dict, key: str) -> bool:
     return row.get(key) is not None
 
 
+def label_key(row: dict) -> str | None:
+    """The column holding a KTO label (``label`` or ``kto_tag``), if the row has one."""
+    return next((k for k in LABEL_COLUMNS if _has(row, k)), None)
+
+
 def conversation_key(row: dict) -> str | None:
     """The column holding the conversation: ``messages`` or ``conversations``."""
     for key in CONVERSATION_COLUMNS:
@@ -97,7 +124,11 @@ def row_formats(row: dict) -> set[str]:
     """Every format this one row fits by its keys and shape."""
     found = set()
     key = conversation_key(row)
-    if key is not None:
+    if key is not None and _has(row, "chosen") and _has(row, "rejected"):
+        found.add("preference")  # the conversation is the prompt (LLaMA-Factory's sharegpt ranking)
+    elif key is not None and label_key(row):
+        found.add("kto")  # a conversation and a boolean label: unpaired preference
+    elif key is not None:
         value = row[key]
         first = value[0] if isinstance(value, list) and value and isinstance(value[0], dict) else None
         if first is not None and ("from" in first or "value" in first):
@@ -109,7 +140,7 @@ def row_formats(row: dict) -> set[str]:
     if _has(row, "instruction") and _has(row, "output"):
         found.add("alpaca")
     if _has(row, "prompt") and _has(row, "completion"):
-        found.add("kto" if _has(row, "label") else "prompt_completion")
+        found.add("kto" if label_key(row) else "prompt_completion")
     elif _has(row, "prompt") and not (_has(row, "chosen") or _has(row, "rejected")):
         found.add("prompt")
     if _has(row, "chosen") and _has(row, "rejected"):
@@ -174,21 +205,86 @@ def choose_format(rows: list[dict], requested: str = "auto", source: str = "data
 # --------------------------------------------------------------------------- normalization (rows assumed valid)
 
 
-def _message(role: str, content: str | None, source: dict | None = None) -> dict[str, str]:
-    out = {"role": role, "content": content or ""}
+def content_text(content: Any) -> tuple[str, str]:
+    """(text, reasoning) of a message's content: a string, or a list of parts (OpenAI's ``{"type": "text",
+    "text"}``, LLaMA-Factory's ``{"type": "text", "value"}``, ``reasoning``/``thinking`` parts). Rows are
+    validated first: other parts (images) never get here."""
+    if not isinstance(content, list):
+        return content or "", ""
+    text, reasoning = [], []
+    for part in content:
+        value = part.get("text", part.get("value", "")) if isinstance(part, dict) else part
+        (reasoning if isinstance(part, dict) and part.get("type") in REASONING_PARTS else text).append(value or "")
+    return "".join(text), "".join(reasoning)
+
+
+def as_tool_calls(value: Any) -> list[dict]:
+    """Tool calls in the form chat templates read: ``[{"type": "function", "function": {"name", "arguments"}}]``,
+    arguments as an object. Accepts that form, bare ``{"name", "arguments"}`` objects, one or a list, or their JSON."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    calls = []
+    for call in value if isinstance(value, list) else [value]:
+        function = dict(call.get("function") or call)
+        args = function.get("arguments", function.pop("parameters", {}))
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except json.JSONDecodeError:
+                pass  # kept as the text it is
+        function = {"name": function.get("name"), "arguments": args}
+        calls.append({**{k: v for k, v in call.items() if k in ("id", "type")}, "type": "function", "function": function})
+    return calls
+
+
+def as_tools(value: Any) -> list[dict]:
+    """A ``tools`` column in the form chat templates read (``[{"type": "function", "function": {...}}]``), from
+    that form, bare function definitions (LLaMA-Factory), or their JSON."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else []
+    return [t if "function" in t else {"type": "function", "function": t} for t in value or []]
+
+
+def _message(role: str, content: Any, source: dict | None = None) -> dict[str, str]:
+    text, reasoning = content_text(content)
+    out = {"role": role, "content": text}
+    extras = dict(source or {})
+    if reasoning and not extras.get("reasoning_content"):
+        extras["reasoning_content"] = reasoning
+    if extras.get("tool_calls"):
+        extras["tool_calls"] = as_tool_calls(extras["tool_calls"])
     for key in MESSAGE_EXTRAS:
-        if source and source.get(key) is not None:
-            value = source[key]
+        if extras.get(key) is not None:
+            value = extras[key]
             out[key] = value if isinstance(value, str) else json.dumps(value)
     return out
 
 
+def _sharegpt_message(m: dict) -> dict[str, str]:
+    role = m["from"]
+    if role == "function_call":  # the value is the call(s) as JSON
+        return _message("assistant", "", {"tool_calls": m["value"]})
+    return _message(SHAREGPT_ROLES[role], m["value"])
+
+
 def _messages(value: list) -> list[dict[str, str]]:
+    if value and "from" in value[0]:
+        return [_sharegpt_message(m) for m in value]
     return [_message(m["role"], m.get("content"), m) for m in value]
 
 
 def _maybe_messages(value: Any) -> Any:
+    if isinstance(value, dict):  # one message (LLaMA-Factory ranking: chosen/rejected are single turns)
+        value = [value]
     return _messages(value) if isinstance(value, list) else value
+
+
+def _conversation(row: dict) -> list[dict[str, str]]:
+    """The row's conversation, with its ``system`` column in front when it has no system turn of its own."""
+    messages = _messages(row[conversation_key(row) or "messages"])
+    if row.get("system") and not (messages and messages[0]["role"] == "system"):
+        messages.insert(0, _message("system", row["system"]))
+    return messages
 
 
 def parse_label(value: Any) -> bool | None:
@@ -217,20 +313,22 @@ def normalize_row(row: dict, fmt: str) -> dict:
         if row.get("input"):
             user = f"{user}\n\n{row['input']}"
         messages = [_message("system", row["system"])] if row.get("system") else []
+        for turn in row.get("history") or []:  # earlier [instruction, response] pairs
+            messages += [_message("user", turn[0]), _message("assistant", turn[1])]
         return {"messages": [*messages, _message("user", user), _message("assistant", row["output"])]}
     if fmt in ("messages", "sharegpt"):
-        value = row[conversation_key(row) or "messages"]
-        if value and "from" in value[0]:
-            return {"messages": [_message(SHAREGPT_ROLES[m["from"]], m["value"]) for m in value]}
-        out = {"messages": _messages(value)}
-        if row.get("tools") is not None:  # the functions the assistant may call, for the chat template
-            out["tools"] = row["tools"] if isinstance(row["tools"], str) else json.dumps(row["tools"])
+        out = {"messages": _conversation(row)}
+        if as_tools(row.get("tools")):  # the functions the assistant may call, for the chat template
+            out["tools"] = json.dumps(as_tools(row["tools"]))
         return out
     if fmt == "prompt_completion":
         return {"prompt": _maybe_messages(row["prompt"]), "completion": _maybe_messages(row["completion"])}
     if fmt == "text":
         return {"text": row["text"]}
     if fmt == "preference":
+        if row.get("prompt") is None and conversation_key(row):  # the conversation is the prompt
+            return {"prompt": _conversation(row), "chosen": _maybe_messages(row["chosen"]),
+                    "rejected": _maybe_messages(row["rejected"])}  # fmt: skip
         if row.get("prompt") is None:
             prompt, chosen, rejected = split_implicit_prompt(_messages(row["chosen"]), _messages(row["rejected"]))
             return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
@@ -238,11 +336,11 @@ def normalize_row(row: dict, fmt: str) -> dict:
     if fmt == "prompt":
         return {"prompt": _maybe_messages(row["prompt"])}
     if fmt == "kto":
-        return {
-            "prompt": _maybe_messages(row["prompt"]),
-            "completion": _maybe_messages(row["completion"]),
-            "label": parse_label(row["label"]),
-        }
+        label = parse_label(row[label_key(row) or "label"])
+        if row.get("prompt") is None and conversation_key(row):  # the last (assistant) turn is the completion
+            messages = _conversation(row)
+            return {"prompt": messages[:-1], "completion": messages[-1:], "label": label}
+        return {"prompt": _maybe_messages(row["prompt"]), "completion": _maybe_messages(row["completion"]), "label": label}
     raise DataError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
 
 
@@ -314,8 +412,8 @@ def _padder(sample: list[dict]):
     return pad
 
 
-def check_method_format(method: str, fmt: str, field_path: str = "data.train") -> None:
-    """DataError when ``method`` cannot train on rows of format ``fmt``."""
+def check_method_format(method: str, fmt: str, field_path: str = "data.train", detail: str = "") -> None:
+    """DataError when ``method`` cannot train on rows of format ``fmt`` (``detail``: more about the rows)."""
     from engine.methods import METHODS
 
     allowed = METHODS[method].formats if method in METHODS else ()
@@ -323,5 +421,6 @@ def check_method_format(method: str, fmt: str, field_path: str = "data.train") -
         raise DataError(
             f"{field_path}: the rows are {fmt} ({FORMAT_HELP[fmt]}) but method {method} needs "
             + " or ".join(f"{f} ({FORMAT_HELP[f]})" for f in allowed)
+            + (f". {detail}" if detail else "")
             + "; choose another dataset or method, or set data.format if the detection is wrong"
         )

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.data.errors import DataError, Location, RowError
-from engine.data.formats import DETECT_ROWS, TRL_COLUMNS, choose_format, map_row, normalize_row, user_field
+from engine.data.formats import (
+    DETECT_ROWS,
+    FORMAT_COLUMNS,
+    TRL_COLUMNS,
+    choose_format,
+    label_key,
+    map_row,
+    normalize_row,
+    parse_label,
+    user_field,
+)
 from engine.data.load import Source, iter_records, resolve_source
 from engine.data.stats import TOKEN_SAMPLE, Reservoir
 from engine.data.validate import RowValidator
@@ -52,7 +62,18 @@ class DataReport:
     duplicate_examples: list[tuple[str, str]] = field(default_factory=list)
     preview: list[PreviewRow] = field(default_factory=list)
     sample: list[tuple[Location, dict]] = field(default_factory=list)  # normalized valid rows, in file order
+    ignored: dict[str, int] = field(default_factory=dict)  # column -> rows that have it: the format does not read it
+    labels: dict[str, int] = field(default_factory=dict)  # KTO: {"true": n, "false": m} over the valid rows
+    notes: list[str] = field(default_factory=list)  # how the source was read (a .txt's documents, a JSON object's rows)
     complete: bool = False
+
+    @property
+    def warnings(self) -> list[str]:
+        """What training would not use: ignored columns, each with its row count."""
+        if not self.ignored:
+            return []
+        listed = ", ".join(f"{c} ({n:,} rows)" for c, n in sorted(self.ignored.items(), key=lambda kv: -kv[1]))
+        return [f"ignored columns: {listed}; the {self.format} format does not read them"]
 
     @property
     def trl_columns(self) -> tuple[str, ...]:
@@ -75,6 +96,10 @@ class DataReport:
             "duplicates": self.duplicates,
             "duplicate_examples": [{"row": a, "same_as": b} for a, b in self.duplicate_examples],
             "trl_columns": list(self.trl_columns),
+            "ignored_columns": self.ignored,
+            "labels": self.labels,
+            "notes": self.notes,
+            "warnings": self.warnings,
         }
 
 
@@ -123,7 +148,10 @@ def inspect_data(
     report.format, report.confidence, report.candidates = choose_format(parsed, fmt, src.name)
     report.detected_from = len(parsed) if fmt == "auto" else 0
     fmt = report.format
+    report.notes = list(src.notes)
     validator = RowValidator(fmt)
+    read = FORMAT_COLUMNS.get(fmt)
+    ignored = report.ignored
     reservoir = Reservoir(sample_size, seed)
     seen: dict[int, int] = {}
     files: list[str] = []  # file names by index, for packed duplicate references
@@ -150,6 +178,10 @@ def inspect_data(
         else:
             mapped = map_row(obj, columns) if columns else obj
             problems = validator(mapped, Location(row, file, line) if validator.form is None else "")
+            if read is not None:
+                for key in mapped.keys() - read:
+                    if mapped[key] not in (None, "", [], {}):
+                        ignored[key] = ignored.get(key, 0) + 1
         if problems:
             report.invalid += 1
             where = Location(row, file, line)
@@ -163,6 +195,9 @@ def inspect_data(
                 report.preview.append(PreviewRow(where, obj, errors))
             return
         report.valid += 1
+        if fmt == "kto":
+            label = "true" if parse_label(mapped[label_key(mapped) or "label"]) else "false"
+            report.labels[label] = report.labels.get(label, 0) + 1
         digest = hash(raw) if raw is not None else hash(json.dumps(obj, sort_keys=True, default=str))
         here = ref(file, line, row)
         first = seen.setdefault(digest, here)

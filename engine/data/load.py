@@ -22,7 +22,9 @@ BUILDERS = {
     ".tsv": "csv",
     ".parquet": "parquet",
     ".arrow": "arrow",
+    ".txt": "text",
 }
+ROW_LIST_KEYS = ("train", "data", "rows", "examples", "instances")  # {"train": [...]}-style JSON files
 BOM = b"\xef\xbb\xbf"
 
 # One record of the stream: (file, line or None, row index, parsed object or None, error or None, raw line or None).
@@ -35,13 +37,14 @@ class Source:
     """A resolved data source: JSON Lines files streamed here, a JSON array, or anything ``datasets`` loads."""
 
     name: str
-    kind: str  # "jsonl" | "json_array" | "datasets"
+    kind: str  # "jsonl" | "json_array" | "json_object" | "text_lines" | "text_blocks" | "datasets"
     files: list[Path] = field(default_factory=list)
     split: str = "train"
+    notes: list[str] = field(default_factory=list)  # how the rows were read, for the report
 
     @property
     def streamed(self) -> bool:
-        return self.kind in ("jsonl", "json_array")
+        return self.kind != "datasets"
 
 
 def quiet_datasets() -> None:
@@ -57,10 +60,63 @@ def _is_hf_saved(path: Path) -> bool:
 
 
 def _sniff_json(path: Path) -> str:
-    """``json_array`` when the file is one JSON array, else ``jsonl`` (one object per line)."""
+    """``json_array`` when the file is one JSON array; ``json_object`` when it is one JSON object (pretty-printed,
+    or a ``{"train": [...]}`` file); else ``jsonl`` (one object per line)."""
     with path.open("rb") as f:
         head = f.read(4096).lstrip(BOM).lstrip()
-    return "json_array" if head.startswith(b"[") else "jsonl"
+        if head.startswith(b"["):
+            return "json_array"
+        f.seek(0)
+        first = b""
+        for raw in f:
+            if raw.strip():
+                first = raw.strip().lstrip(BOM)
+                break
+    try:
+        obj = json.loads(first)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "json_object" if first.startswith(b"{") and not first.endswith(b"}") else "jsonl"
+    return "json_object" if isinstance(obj, dict) and _row_list_key(obj) else "jsonl"
+
+
+def _row_list_key(obj: dict, split: str = "train") -> str | None:
+    """The key of a ``{"train": [rows]}``-style object: the split's name, a usual name, or its only list of rows."""
+    lists = [k for k, v in obj.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
+    for key in (split, *ROW_LIST_KEYS):
+        if key in lists:
+            return key
+    return lists[0] if len(lists) == 1 and len(obj) == 1 else None
+
+
+def _json_object_rows(path: Path, name: str, split: str) -> tuple[list, str]:
+    """The rows of a JSON file holding one object, and a note saying how they were read."""
+    data = path.read_bytes()
+    try:
+        obj = json.loads(data[len(BOM) :] if data.startswith(BOM) else data)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{name}: not valid UTF-8 (byte 0x{data[e.start]:02x}); re-encode the file as UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{name}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{name}: expected a JSON object, a JSON array of rows, or one JSON object per line")
+    key = _row_list_key(obj, split)
+    if key is None:
+        return [obj], f"{name} holds one JSON object: read as one row"
+    return obj[key], f"{name} holds one JSON object: read the {len(obj[key]):,} rows of its {key!r} list"
+
+
+def _blank_line_separated(path: Path) -> bool:
+    """True when blank lines separate documents in a text file (a blank line between two non-blank ones)."""
+    seen_text = blank = False
+    with path.open("rb") as f:
+        for raw in f:
+            if raw.strip():
+                if seen_text and blank:
+                    return True
+                seen_text = True
+            else:
+                blank = seen_text
+    return False
 
 
 def _split_files(path: Path, split: str) -> list[Path]:
@@ -89,7 +145,13 @@ def resolve_source(source: str, split: str = "train") -> Source:
         if suffix == ".jsonl":
             return Source(source, "jsonl", [path], split)
         if suffix == ".json":
-            return Source(source, _sniff_json(path), [path], split)
+            kind = _sniff_json(path)
+            notes = [_json_object_rows(path, source, split)[1]] if kind == "json_object" else []
+            return Source(source, kind, [path], split, notes)
+        if suffix == ".txt":
+            if _blank_line_separated(path):
+                return Source(source, "text_blocks", [path], split, [f"{source}: plain text; blank lines separate documents"])
+            return Source(source, "text_lines", [path], split, [f"{source}: plain text; one document per line"])
         return Source(source, "datasets", [path], split)
     if path.is_dir():
         if _is_hf_saved(path):
@@ -136,6 +198,12 @@ def load_rows(source: str, split: str = "train"):
             raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(BUILDERS)}")
         if path.stat().st_size == 0:
             raise DataError(f"{path}: the file is empty; there is nothing to train on")
+        src = resolve_source(source, split)
+        if src.kind in ("json_object", "text_lines", "text_blocks"):  # read as validation reads them
+            stat = path.stat()
+            return datasets.Dataset.from_generator(
+                _rows_of, gen_kwargs={"source": source, "split": split, "stamp": (stat.st_size, stat.st_mtime_ns)}
+            )
         kwargs = _csv_kwargs(path) if builder == "csv" else {}
         try:
             return datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
@@ -170,6 +238,40 @@ def load_rows(source: str, split: str = "train"):
 
 
 # --------------------------------------------------------------------------- the record stream
+
+
+def _rows_of(source: str, split: str, stamp: tuple) -> Iterator[dict]:
+    """The parsed rows of a source (``stamp``, the file's size and mtime, keys ``datasets``' cache)."""
+    for record in iter_records(resolve_source(source, split)):
+        if record[3] is not None:
+            yield record[3]
+
+
+def _iter_text(path: Path, name: str, blocks: bool) -> Iterator[Record]:
+    """A text file's documents as ``{"text"}`` rows: one per line, or blocks separated by blank lines."""
+    row, start, lines = 0, 0, []
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").removeprefix("\ufeff") if lineno == 1 else raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield name, lineno, row, None, ("", "not_utf8", f"not valid UTF-8 (byte 0x{raw[e.start]:02x}); "
+                                                "re-encode the file as UTF-8"), None  # fmt: skip
+                row += 1
+                continue
+            if not blocks:
+                if line.strip():
+                    yield name, lineno, row, {"text": line.rstrip("\r\n")}, None, None
+                    row += 1
+                continue
+            if line.strip():
+                start = start or lineno
+                lines.append(line)
+            elif lines:
+                yield name, start, row, {"text": "".join(lines).rstrip("\r\n")}, None, None
+                row, start, lines = row + 1, 0, []
+    if lines:
+        yield name, start, row, {"text": "".join(lines).rstrip("\r\n")}, None, None
 
 
 def _iter_jsonl(path: Path, name: str, first_row: int) -> Iterator[Record]:
@@ -276,5 +378,14 @@ def iter_records(source: Source) -> Iterator[Record]:
                 yield record
     elif source.kind == "json_array":
         yield from _iter_json_array(source.files[0], source.name)
+    elif source.kind == "json_object":
+        rows, _ = _json_object_rows(source.files[0], source.name, source.split)
+        for i, obj in enumerate(rows):
+            if isinstance(obj, dict):
+                yield source.name, None, i, obj, None, None
+            else:
+                yield source.name, None, i, None, ("", "wrong_type", f"expected a JSON object, got {json_type_name(obj)}"), None
+    elif source.kind in ("text_lines", "text_blocks"):
+        yield from _iter_text(source.files[0], source.name, source.kind == "text_blocks")
     else:
         yield from _iter_dataset(source)

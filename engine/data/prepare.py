@@ -76,7 +76,10 @@ def prepare_splits(
     sources = as_mix_sources(mix)
     train_ds, report = load_normalized(train, fmt, columns)
     if method:
-        check_method_format(method, report.format)
+        labels = report.labels
+        detail = (f"{labels.get('false', 0):,} of its {report.valid:,} rows are labelled false (undesirable): "
+                  "training on them as examples would teach what the data marks as bad") if labels else ""  # fmt: skip
+        check_method_format(method, report.format, detail=detail)
     eval_ds = None
     if eval:
         eval_ds, eval_report = load_normalized(eval, fmt, columns, field_path="data.eval")

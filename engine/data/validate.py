@@ -1,8 +1,8 @@
 """Row-level validation: every problem of every row, as (field, kind, reason).
 
 Kinds are stable strings for counting: missing, empty, wrong_type, unknown_role,
-not_assistant_last, no_prompt, identical, mixed_forms (plus invalid_json, not_utf8, bom and
-wrong_type from the loader).
+not_assistant_last, no_prompt, identical, mixed_forms, bad_tool_call, multimodal (plus invalid_json,
+not_utf8, bom and wrong_type from the loader).
 """
 
 from __future__ import annotations
@@ -10,7 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from engine.data.errors import json_type_name
-from engine.data.formats import ROLES, SHAREGPT_ROLES, conversation_key, parse_label, split_implicit_prompt
+from engine.data.formats import (
+    MEDIA_COLUMNS,
+    REASONING_PARTS,
+    ROLES,
+    SHAREGPT_ROLES,
+    TEXT_PARTS,
+    as_tool_calls,
+    as_tools,
+    conversation_key,
+    label_key,
+    parse_label,
+    split_implicit_prompt,
+)
 
 Problem = tuple[str, str, str]  # (field, kind, reason)
 
@@ -72,10 +84,20 @@ def check_messages(
             last = None
         else:
             last = SHAREGPT_ROLES[role] if sharegpt else role
-        calls = message.get("tool_calls")
-        if calls is not None and not isinstance(calls, (list, str)):
-            out.append((f"{where}.tool_calls", "wrong_type", f"expected a list of calls, got {json_type_name(calls)}"))
-        if calls and not content:  # an assistant turn that only calls tools has no text of its own
+        calls = content if sharegpt and role == "function_call" else message.get("tool_calls")
+        if calls is not None:
+            try:
+                if any(not c["function"]["name"] for c in as_tool_calls(calls)):
+                    raise KeyError("name")
+            except (ValueError, TypeError, KeyError, AttributeError):
+                field_name = f"{where}.{content_key}" if sharegpt else f"{where}.tool_calls"
+                out.append((field_name, "bad_tool_call", 'expected tool calls: {"name", "arguments"} objects (or '
+                            'OpenAI\'s {"type": "function", "function": {...}}), one or a list, or their JSON'))  # fmt: skip
+                continue
+        if calls and (not content or role == "function_call"):  # a turn that only calls tools has no text of its own
+            continue
+        if isinstance(content, list):
+            _check_parts(content, f"{where}.{content_key}", out)
             continue
         if content is None:
             out.append((f"{where}.{content_key}", "missing", "missing"))
@@ -91,6 +113,26 @@ def check_messages(
             f"the conversation ends with a {raw!r} turn; it must end with an assistant turn (the part that is trained)",
         ))  # fmt: skip
     return last
+
+
+def _check_parts(parts: list, field: str, out: list[Problem]) -> None:
+    """Content given as parts: text and reasoning parts are read; images, audio and video are refused."""
+    text = ""
+    for j, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in TEXT_PARTS or kind in REASONING_PARTS:
+            value = part.get("text", part.get("value"))
+            if not isinstance(value, str):
+                out.append((f"{field}[{j}]", "wrong_type", f"a {kind} part needs a string text (or value)"))
+            elif kind in TEXT_PARTS:
+                text += value
+        elif isinstance(kind, str):
+            out.append((f"{field}[{j}]", "multimodal", f"a {kind} part: tunedeck trains text-only models; "
+                        "remove the part (multimodal training is not supported yet)"))  # fmt: skip
+        else:
+            out.append((f"{field}[{j}]", "wrong_type", f"expected a content part {{type, text}}, got {json_type_name(part)}"))
+    if not out and not text.strip() and not any(isinstance(p, dict) and p.get("type") in REASONING_PARTS for p in parts):
+        out.append((field, "empty", "empty"))
 
 
 def _prompt_or_messages(row: dict, key: str, out: list[Problem], *, is_prompt: bool) -> str | None:
@@ -113,6 +155,23 @@ def _prompt_or_messages(row: dict, key: str, out: list[Problem], *, is_prompt: b
     return None
 
 
+def _check_conversation_columns(row: dict, out: list[Problem]) -> None:
+    """The ``system`` and ``tools`` columns beside a conversation (LLaMA-Factory's sharegpt, OpenAI's tools)."""
+    _string(row, "system", out, required=False, allow_empty=True)
+    if row.get("tools") is not None:
+        try:
+            tools = as_tools(row["tools"])
+            if any(not isinstance(t.get("function"), dict) or not t["function"].get("name") for t in tools):
+                raise KeyError("name")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            out.append(("tools", "wrong_type", "expected a list of function definitions {name, description, "
+                        'parameters} (or OpenAI\'s {"type": "function", "function": {...}}), or their JSON'))  # fmt: skip
+
+
+def _is_sharegpt(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and "from" in value[0]
+
+
 class RowValidator:
     """Validates rows of one format; remembers the first row's form (strings vs messages) so mixed files are caught."""
 
@@ -124,7 +183,11 @@ class RowValidator:
 
     def __call__(self, row: dict, where: str = "") -> list[Problem]:
         """Problems of one row (empty when valid). ``where`` names the row for mixed-form messages."""
-        out: list[Problem] = []
+        out: list[Problem] = [
+            (key, "multimodal", f"{key}: tunedeck trains text-only models; drop the column, or the rows "
+             "(multimodal training is not supported yet)")
+            for key in MEDIA_COLUMNS if row.get(key) not in (None, [], "")
+        ]  # fmt: skip
         form = self._check(row, out)
         if form and not out:
             if self.form is None:
@@ -145,6 +208,11 @@ class RowValidator:
         _string(row, "input", out, required=False, allow_empty=True)
         _string(row, "output", out)
         _string(row, "system", out, required=False, allow_empty=True)
+        history = row.get("history")
+        if history is not None and not (
+            isinstance(history, list) and all(isinstance(t, list) and len(t) == 2 and all(isinstance(x, str) for x in t) for t in history)
+        ):
+            out.append(("history", "wrong_type", "expected a list of [instruction, response] string pairs"))
         return None
 
     def _messages(self, row: dict, out: list[Problem]) -> str | None:
@@ -153,6 +221,7 @@ class RowValidator:
             out.append(("messages", "missing", "missing; add it, or map your column to it with data.columns"))
         else:
             check_messages(row[key], key, out)
+        _check_conversation_columns(row, out)
         return None
 
     def _sharegpt(self, row: dict, out: list[Problem]) -> str | None:
@@ -161,6 +230,7 @@ class RowValidator:
             out.append(("conversations", "missing", "missing; add it, or map your column to it with data.columns"))
         else:
             check_messages(row[key], key, out, sharegpt=True)
+        _check_conversation_columns(row, out)
         return None
 
     def _text(self, row: dict, out: list[Problem]) -> str | None:
@@ -180,15 +250,31 @@ class RowValidator:
         return _prompt_or_messages(row, "prompt", out, is_prompt=True)
 
     def _kto(self, row: dict, out: list[Problem]) -> str | None:
-        form = self._prompt_completion(row, out)
-        label = row.get("label")
+        key = conversation_key(row)
+        if row.get("prompt") is None and key:  # a conversation whose last (assistant) turn is labelled
+            check_messages(row[key], key, out, sharegpt=_is_sharegpt(row[key]))
+            form = "chat"
+        else:
+            form = self._prompt_completion(row, out)
+        name = label_key(row) or "label"
+        label = row.get(name)
         if label is None:
             out.append(("label", "missing", "missing; true for a desirable completion, false for an undesirable one"))
         elif parse_label(label) is None:
-            out.append(("label", "wrong_type", f"expected true or false, got {label!r}"))
+            out.append((name, "wrong_type", f"expected true or false, got {label!r}"))
         return form
 
     def _preference(self, row: dict, out: list[Problem]) -> str | None:
+        key = conversation_key(row)
+        if row.get("prompt") is None and key:  # the conversation is the prompt; chosen/rejected one turn or a list
+            sharegpt = _is_sharegpt(row[key])
+            check_messages(row[key], key, out, sharegpt=sharegpt, must_end_with_assistant=False)
+            for name in ("chosen", "rejected"):
+                value = row.get(name)
+                check_messages([value] if isinstance(value, dict) else value, name, out, sharegpt=sharegpt)
+            if not out and row["chosen"] == row["rejected"]:
+                out.append(("rejected", "identical", "chosen and rejected are identical"))
+            return "chat"
         if row.get("prompt") is None:  # implicit prompt: two full conversations sharing their opening turns
             chosen, rejected = row.get("chosen"), row.get("rejected")
             n = len(out)

@@ -89,9 +89,9 @@ def test_unreadable_files_raise_a_data_error(tmp_path, content, match):
 def test_missing_paths_and_unsupported_types(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         inspect_data(str(tmp_path / "nope.jsonl"))
-    (tmp_path / "x.txt").write_text("hello")
+    (tmp_path / "x.docx").write_text("hello")
     with pytest.raises(DataError, match="unsupported file type"):
-        inspect_data(str(tmp_path / "x.txt"))
+        inspect_data(str(tmp_path / "x.docx"))
 
 
 @pytest.mark.parametrize(
