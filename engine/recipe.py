@@ -546,10 +546,11 @@ def resolve_paths(recipe: Recipe, base: Path) -> Recipe:
     def local(p: str | None) -> str | None:
         if not p:
             return p
-        candidate = Path(p).expanduser()
+        path, mark, entry = p.rpartition("#") if "dataset_info.json#" in p else (p, "", "")  # LLaMA-Factory entry
+        candidate = Path(path).expanduser()
         if not candidate.is_absolute():
             candidate = base / candidate
-        return str(candidate.resolve()) if candidate.exists() else p
+        return str(candidate.resolve()) + mark + entry if candidate.exists() else p
 
     recipe.model.name_or_path = local(recipe.model.name_or_path) or ""
     recipe.data.train = local(recipe.data.train) or ""

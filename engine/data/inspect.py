@@ -132,6 +132,8 @@ def inspect_data(
     source cannot be read at all, is empty, or its format cannot be decided.
     """
     src = source if isinstance(source, Source) else resolve_source(source, split)
+    if src.entry is not None and fmt == "auto":  # the dataset_info.json entry says the format
+        fmt = src.entry.format
     report = DataReport(src.name, src.kind, [str(f) for f in src.files], columns=dict(columns or {}))
     records = iter_records(src)
     head = _first_rows(records, _HEAD_LIMIT)
@@ -238,6 +240,8 @@ def read_row(
     if index < 0:
         raise DataError(f"row {index}: rows are numbered from 0")
     src = resolve_source(source, split)
+    if src.entry is not None and fmt == "auto":
+        fmt = src.entry.format
     records = iter_records(src)
     head = _first_rows(records, _HEAD_LIMIT)
     parsed = [map_row(rec[3], columns) for rec in head if rec[3] is not None]

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.data.errors import DataError, json_type_name
 
@@ -41,6 +42,8 @@ class Source:
     files: list[Path] = field(default_factory=list)
     split: str = "train"
     notes: list[str] = field(default_factory=list)  # how the rows were read, for the report
+    entry: Any = None  # a LLaMA-Factory dataset_info.json entry (kind "llamafactory"): rows are rewritten by it
+    inner: Source | None = None  # the entry's data file, as read on its own
 
     @property
     def streamed(self) -> bool:
@@ -134,7 +137,15 @@ def _split_files(path: Path, split: str) -> list[Path]:
 
 
 def resolve_source(source: str, split: str = "train") -> Source:
-    """Decide how to read ``source`` (a file, a folder or a Hub id) without reading it yet."""
+    """Decide how to read ``source`` (a file, a folder, a dataset_info.json#entry or a Hub id) without reading it yet."""
+    from engine.data.llamafactory import is_dataset_info, read_entry
+
+    if is_dataset_info(source):
+        entry = read_entry(source)
+        inner = resolve_source(str(entry.file), split)
+        note = (f"{source}: LLaMA-Factory entry {entry.name!r} ({entry.formatting}"
+                f"{', ranking' if entry.ranking else ''}), file {entry.file}, read as {entry.format}")  # fmt: skip
+        return Source(source, "llamafactory", inner.files, split, [note, *inner.notes], entry, inner)
     path = Path(source).expanduser()
     if path.is_file():
         suffix = path.suffix.lower()
@@ -191,6 +202,11 @@ def load_rows(source: str, split: str = "train"):
     """Load a dataset as a ``datasets.Dataset`` from a file, a folder or a Hub id."""
     import datasets
 
+    from engine.data.llamafactory import is_dataset_info
+
+    if is_dataset_info(source):  # rows rewritten by the entry, as validation reads them
+        stamp = [(f.stat().st_size, f.stat().st_mtime_ns) for f in resolve_source(source, split).files]
+        return datasets.Dataset.from_generator(_rows_of, gen_kwargs={"source": source, "split": split, "stamp": stamp})
     path = Path(source).expanduser()
     if path.is_file():
         builder = BUILDERS.get(path.suffix.lower())
@@ -368,7 +384,10 @@ def _iter_dataset(source: Source) -> Iterator[Record]:
 
 def iter_records(source: Source) -> Iterator[Record]:
     """Every row of ``source`` in order, with its location; parse problems come back as errors, not exceptions."""
-    if source.kind == "jsonl":
+    if source.kind == "llamafactory":
+        for file, line, row, obj, err, raw in iter_records(source.inner):
+            yield file, line, row, (source.entry.rewrite(obj) if obj is not None else None), err, raw
+    elif source.kind == "jsonl":
         row = 0
         many = len(source.files) > 1
         for path in source.files:

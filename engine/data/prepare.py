@@ -112,6 +112,7 @@ def preflight(recipe, rows_to_read: int = 100) -> str:
     d = recipe.data
     source = resolve_source(d.train)
     rows = [map_row(r[3], d.columns) for r in islice(iter_records(source), rows_to_read) if r[3] is not None]
-    fmt, _, _ = choose_format(rows, d.format, f"data.train ({d.train})")
+    requested = source.entry.format if source.entry is not None and d.format == "auto" else d.format
+    fmt, _, _ = choose_format(rows, requested, f"data.train ({d.train})")
     check_method_format(recipe.method.name, fmt)
     return fmt

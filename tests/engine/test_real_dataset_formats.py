@@ -231,3 +231,44 @@ def test_unused_columns_are_named_with_their_row_counts(tmp_path):
     assert report.ignored == {"id": 3, "source": 2}
     assert report.warnings == ["ignored columns: id (3 rows), source (2 rows); the alpaca format does not read them"]
     assert report.to_dict()["warnings"] == report.warnings
+
+
+# --------------------------------------------------------------------------- LLaMA-Factory's dataset_info.json
+
+
+def test_a_dataset_info_entry_is_a_data_source(tmp_path):
+    """Custom column names and sharegpt tags, as LLaMA-Factory's data/README.md documents them."""
+    data = tmp_path / "data"
+    data.mkdir()
+    jsonl(data / "qa.jsonl", [{"question": f"What is {i} plus 4?", "answer": f"{i + 4}", "id": i} for i in range(4)])
+    jsonl(data / "chat.jsonl", [{"dialog": [{"speaker": "me", "text": "Hi"}, {"speaker": "bot", "text": "Hello!"}],
+                                 "preamble": "Be brief."}] * 3)  # fmt: skip
+    jsonl(data / "rank.jsonl", [{"instruction": "3+4?", "chosen": "7", "rejected": "8"}] * 2)
+    info = {
+        "qa": {"file_name": "qa.jsonl", "columns": {"prompt": "question", "response": "answer"}},
+        "chat": {"file_name": "chat.jsonl", "formatting": "sharegpt",
+                 "columns": {"messages": "dialog", "system": "preamble"},
+                 "tags": {"role_tag": "speaker", "content_tag": "text", "user_tag": "me", "assistant_tag": "bot"}},
+        "rank": {"file_name": "rank.jsonl", "ranking": True},
+        "hub": {"hf_hub_url": "someone/data"},
+    }  # fmt: skip
+    (data / "dataset_info.json").write_text(json.dumps(info))
+    base = f"{data / 'dataset_info.json'}#"
+
+    report = inspected(base + "qa")
+    assert (report.format, report.valid, report.ignored) == ("alpaca", 4, {"id": 4})
+    assert str(report.errors or report.preview[0].where) == f"{data / 'qa.jsonl'}:1"
+    assert normalized(base + "qa")[0]["messages"][0]["content"] == "What is 0 plus 4?"
+
+    report = inspected(base + "chat")
+    assert (report.format, report.valid, report.invalid) == ("sharegpt", 3, 0)
+    roles = [(m["role"], m["content"]) for m in normalized(base + "chat")[0]["messages"]]
+    assert roles == [("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!")]
+
+    assert inspected(base + "rank").format == "preference"
+    assert normalized(base + "rank")[0] == {"prompt": "3+4?", "chosen": "7", "rejected": "8"}
+
+    with pytest.raises(DataError, match="loads from hf_hub_url someone/data"):
+        inspected(base + "hub")
+    with pytest.raises(DataError, match="no entry 'nope'; it has: chat, hub, qa, rank"):
+        inspected(base + "nope")
