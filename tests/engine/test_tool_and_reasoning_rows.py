@@ -72,3 +72,37 @@ def test_a_row_the_template_refuses_names_its_row(tmp_path, tokenizer):
     refuses = "{% if messages|length > 1 %}{{ raise_exception('only one message, please') }}{% endif %}"
     with pytest.raises(DataError, match="data.train row 1: the chat template refuses it: only one message"):
         tokenize_chats(tokenizer, train, refuses, True, True, "data.train")
+
+
+# The same exchange as LLaMA-Factory's sharegpt writes it (function_call / observation turns, a tools column of
+# bare function definitions as JSON) and as OpenAI's fine-tuning format does (content null, arguments as JSON text).
+SHAREGPT_ROW = {
+    "conversations": [
+        {"from": "human", "value": "USER weather in Oslo?"},
+        {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"city": "Oslo-7"}})},
+        {"from": "observation", "value": "TOOL sunny, 21 C"},
+        {"from": "gpt", "value": "ANSWER it is sunny."},
+    ],
+    "tools": json.dumps([t["function"] for t in TOOLS]),
+}
+OPENAI_ROW = {
+    "messages": [
+        {"role": "user", "content": "USER weather in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo-7"}'}}]},
+        {"role": "tool", "tool_call_id": "call00001", "content": "TOOL sunny, 21 C"},
+        {"role": "assistant", "content": "ANSWER it is sunny."},
+    ],
+    "tools": TOOLS,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("row", [SHAREGPT_ROW, OPENAI_ROW], ids=["llamafactory-sharegpt", "openai"])
+def test_tool_rows_in_other_formats_train_the_call_and_mask_the_result(tmp_path, tokenizer, qwen3, row):
+    data = tmp_path / "tools.jsonl"
+    data.write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
+    train, _ = prepare_splits(str(data), method="sft")
+    tokens = tokenize_chats(tokenizer, train, qwen3, True, True, "data.train")
+    on, off = trained_text(tokenizer, tokens[0], tokens[0]["assistant_masks"])
+    assert '{"name": "get_weather", "arguments": {"city": "Oslo-7"}}' in on and "ANSWER it is sunny." in on
+    assert "USER weather" in off and "TOOL sunny" in off and '"name": "get_weather"' in off  # the tools, in the system turn
