@@ -168,6 +168,46 @@ def test_data_screen_rows_errors_raw_row_and_histogram(workspace: Path) -> None:
     drive(app, steps)
 
 
+def test_data_screen_names_ignored_columns_and_shows_tool_calls_and_reasoning(workspace: Path) -> None:
+    row = {
+        "conversations": [
+            {"from": "human", "value": "Weather in Oslo?"},
+            {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}})},
+            {"from": "observation", "value": "sunny"},
+            {"from": "gpt", "value": "It is sunny."},
+        ],
+        "tools": json.dumps([{"name": "get_weather", "description": "weather", "parameters": {"type": "object"}}]),
+        "source": "forum",
+    }
+    thinking = {"messages": [{"role": "user", "content": "3+4?"}, {"role": "assistant", "content": [
+        {"type": "reasoning", "text": "three and four"}, {"type": "text", "text": "7"}]}]}  # fmt: skip
+    (workspace / "data.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
+    app = TunedeckApp(workspace=workspace)
+
+    async def steps(pilot: Pilot) -> None:
+        await pilot.press("2")
+        await settle(pilot)
+        summary = text_of(app, "#data-summary")
+        assert "sharegpt" in summary and "2 valid" in summary
+        assert "⚠ ignored columns: source (2 rows)" in summary
+        rows = app.screen.query_one("#data-rows", DataTable)
+        assert "assistant [tool call]: get_weather" in str(rows.get_row_at(0)[1])  # shown as written, not as markup
+        await pilot.press("o")
+        await pilot.pause()
+        text = str(app.screen.query_one("#row-text", Static).content)
+        assert 'assistant [tool call]: get_weather({"city": "Oslo"})' in text and "tools: get_weather" in text
+        assert "tool: sunny" in text
+        await pilot.press("escape")
+        (workspace / "data.jsonl").write_text(json.dumps(thinking) + "\n")
+        await pilot.press("l")
+        await settle(pilot)
+        await pilot.press("o")
+        await pilot.pause()
+        assert "assistant [reasoning]: three and four" in str(app.screen.query_one("#row-text", Static).content)
+
+    drive(app, steps)
+
+
 def test_template_screen_marks_trained_tokens_and_picks_templates(workspace: Path) -> None:
     app = TunedeckApp(workspace=workspace)
 

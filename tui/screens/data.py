@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,7 +12,7 @@ from textual.widgets import ContentSwitcher, DataTable, Static
 
 from tui.messages import WorkFailed
 from tui.screens.base import StudioScreen
-from tui.screens.row_view import RowViewScreen, raw_line
+from tui.screens.row_view import RowViewScreen, message_lines, raw_line
 from tui.widgets.histogram import Histogram
 from tui.workers import background, ml_turn
 
@@ -19,9 +20,10 @@ CELL = 60
 
 
 def cell(value: Any) -> str:
-    """One normalized field as a single short line (``user: hi | assistant: yo`` for chats)."""
+    """One normalized field as a single short line (``user: hi | assistant: yo`` for chats, tool calls and
+    reasoning marked)."""
     if isinstance(value, list):
-        text = " | ".join(f"{m.get('role', '?')}: {m.get('content', '')}" if isinstance(m, dict) else str(m) for m in value)
+        text = " | ".join("; ".join(message_lines(m)) if isinstance(m, dict) else str(m) for m in value)
     else:
         text = str(value)
     text = text.replace("\n", "⏎ ")
@@ -84,20 +86,22 @@ class DataScreen(StudioScreen):
     def _show_report(self, report: Any) -> None:
         self.report = report
         sampled = "" if len(report.sample) >= report.valid else f" (showing a sample of {len(report.sample)})"
-        self.query_one("#data-summary", Static).update(
+        labels = f", labels {report.labels.get('true', 0)} true / {report.labels.get('false', 0)} false" if report.labels else ""
+        self.query_one("#data-summary", Static).update("\n".join([
             f"{report.source}: {report.format} ({report.confidence:.0%}), {report.rows} rows, "
-            f"{report.valid} valid, {report.invalid} invalid, {report.duplicates} duplicates{sampled}"
-        )
+            f"{report.valid} valid, {report.invalid} invalid, {report.duplicates} duplicates{labels}{sampled}",
+            *(f"read: {n}" for n in report.notes), *(f"⚠ {w}" for w in report.warnings),
+        ]))  # fmt: skip
         rows = self.query_one("#data-rows", DataTable)
         rows.clear(columns=True)
         columns = list(report.trl_columns) or ["row"]
         rows.add_columns("where", *columns)
         for i, (where, row) in enumerate(report.sample):
-            rows.add_row(where.short(), *(cell(row.get(c, "")) for c in columns), key=str(i))
+            rows.add_row(where.short(), *(Text(cell(row.get(c, ""))) for c in columns), key=str(i))
         errors = self.query_one("#data-errors", DataTable)
         errors.clear()
         for i, e in enumerate(report.errors):
-            errors.add_row(e.where.short(), e.field, e.kind, cell(e.reason), key=str(i))
+            errors.add_row(e.where.short(), Text(e.field), e.kind, Text(cell(e.reason)), key=str(i))  # not markup
         self._show_stats()
 
     @background("data-tokens", exclusive=True)
@@ -122,6 +126,7 @@ class DataScreen(StudioScreen):
         lines = [f"format {r.format}  rows {r.rows}  valid {r.valid}  invalid {r.invalid}  duplicates {r.duplicates}"]
         if r.error_kinds:
             lines.append("errors: " + ", ".join(f"{k} {n}" for k, n in sorted(r.error_kinds.items())))
+        lines += [f"warning: {w}" for w in r.warnings]
         if self.lengths:
             from engine.data.stats import length_stats
 
