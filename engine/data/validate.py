@@ -184,7 +184,7 @@ class RowValidator:
     def __call__(self, row: dict, where: str = "") -> list[Problem]:
         """Problems of one row (empty when valid). ``where`` names the row for mixed-form messages."""
         out: list[Problem] = [
-            (key, "multimodal", f"{key}: tunedeck trains text-only models; drop the column, or the rows "
+            (key, "multimodal", f"tunedeck trains text-only models; drop the {key} column, or these rows "
              "(multimodal training is not supported yet)")
             for key in MEDIA_COLUMNS if row.get(key) not in (None, [], "")
         ]  # fmt: skip

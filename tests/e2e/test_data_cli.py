@@ -214,3 +214,29 @@ def test_template_list():
     for name in ("chatml", "alpaca", "qwen2.5", "qwen3", "llama3.1", "mistral-nemo", "gemma2", "phi3.5"):
         assert name in proc.stdout
     assert "meta-llama-Llama-3.1-8B-Instruct's own template" in proc.stdout
+
+
+def test_real_formats_through_the_cli_say_what_they_read_ignore_and_refuse(tmp_path):
+    kto = tmp_path / "kto.jsonl"
+    kto.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"{i}+1?"},
+                                                     {"role": "assistant", "content": str(i + 1)}],
+                                        "label": i % 3 != 0, "id": i}) + "\n" for i in range(6)))  # fmt: skip
+    proc = run("data", "inspect", str(kto))
+    assert proc.returncode == 0, proc.stderr
+    assert "format: kto" in proc.stdout and "labels: 4 desirable (true), 2 undesirable (false)" in proc.stdout
+    assert "warning: ignored columns: id (6 rows); the kto format does not read them" in proc.stdout
+    report = json.loads(run("data", "inspect", str(kto), "--json").stdout)
+    assert report["labels"] == {"true": 4, "false": 2} and report["ignored_columns"] == {"id": 6}
+
+    images = tmp_path / "mm.jsonl"
+    row = {"messages": [{"role": "user", "content": "<image>What is it?"}, {"role": "assistant", "content": "A cat."}],
+           "images": ["cat.png"]}  # fmt: skip
+    images.write_text(json.dumps(row) + "\n")
+    proc = run("data", "inspect", str(images))
+    assert proc.returncode == 1 and f"{images}:1: images: tunedeck trains text-only models; drop the images column" in proc.stdout
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("one document\n\nanother document\n")
+    proc = run("data", "inspect", str(corpus))
+    assert proc.returncode == 0 and "format: text" in proc.stdout and "blank lines separate documents" in proc.stdout
+    assert "rows 2   valid 2" in proc.stdout
