@@ -19,7 +19,7 @@ FORMAT_HELP = {
     "prompt_completion": "prompt/completion (strings or message lists)",
     "text": "text (plain text, continued pretraining)",
     "preference": "prompt/chosen/rejected, or chosen/rejected conversations with an implicit prompt",
-    "kto": "prompt/completion/label (unpaired preference)",
+    "kto": "prompt/completion or a conversation, plus a boolean label or kto_tag (unpaired preference)",
     "prompt": "prompt only, for online methods (GRPO, RLOO); other columns go to the reward functions",
 }
 # The columns each normalized (TRL) form has.

@@ -106,7 +106,7 @@ def preflight(recipe, rows_to_read: int = 100) -> str:
     """
     from itertools import islice
 
-    from engine.data.formats import choose_format, map_row
+    from engine.data.formats import choose_format, label_key, map_row, parse_label
     from engine.data.load import iter_records, resolve_source
 
     d = recipe.data
@@ -114,5 +114,10 @@ def preflight(recipe, rows_to_read: int = 100) -> str:
     rows = [map_row(r[3], d.columns) for r in islice(iter_records(source), rows_to_read) if r[3] is not None]
     requested = source.entry.format if source.entry is not None and d.format == "auto" else d.format
     fmt, _, _ = choose_format(rows, requested, f"data.train ({d.train})")
-    check_method_format(recipe.method.name, fmt)
+    detail = ""
+    if fmt == "kto":
+        labels = [parse_label(r.get(label_key(r) or "label")) for r in rows]
+        detail = (f"{labels.count(False):,} of the first {len(labels):,} rows are labelled false (undesirable): "
+                  "training on them as examples would teach what the data marks as bad")  # fmt: skip
+    check_method_format(recipe.method.name, fmt, detail=detail)
     return fmt
