@@ -90,11 +90,16 @@ def test_sharegpt_ranking_is_preference_data(tmp_path, single):
     assert [(m["role"], m["content"]) for m in first["rejected"]] == [("assistant", "2")]
 
 
-@pytest.mark.parametrize("label", ["label", "kto_tag"])
-def test_a_conversation_with_a_boolean_label_is_kto_and_sft_on_it_is_refused(tmp_path, label):
-    rows = [{"messages": [{"role": "user", "content": f"What is {i} plus 1?"},
-                          {"role": "assistant", "content": f"{i + 1 if i % 2 else i}"}], label: bool(i % 2)}
-            for i in range(6)]  # fmt: skip
+@pytest.mark.parametrize("label,sharegpt", [("label", False), ("kto_tag", True)], ids=["messages-label", "sharegpt-kto_tag"])
+def test_a_conversation_with_a_boolean_label_is_kto_and_sft_on_it_is_refused(tmp_path, label, sharegpt):
+    def turns(i):
+        if sharegpt:
+            return {"conversations": [{"from": "human", "value": f"What is {i} plus 1?"},
+                                      {"from": "gpt", "value": f"{i + 1 if i % 2 else i}"}]}  # fmt: skip
+        return {"messages": [{"role": "user", "content": f"What is {i} plus 1?"},
+                             {"role": "assistant", "content": f"{i + 1 if i % 2 else i}"}]}  # fmt: skip
+
+    rows = [{**turns(i), label: bool(i % 2)} for i in range(6)]
     path = jsonl(tmp_path / "kto.jsonl", rows)
     report = inspected(path)
     assert (report.format, report.valid, report.labels) == ("kto", 6, {"false": 3, "true": 3})
