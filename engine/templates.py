@@ -207,14 +207,16 @@ def _turn_end(render: Render, messages: list, upto: str, start: int, content: st
     return max(cut, start)
 
 
-def _locate(full: str, turn: str, content: str, start: int, cursor: int, others: list[str]) -> tuple[int, int, str]:
+def _locate(full: str, turn: str, content: str, start: int, cursor: int, others: list[str],
+            later: Sequence[str] = ()) -> tuple[int, int, str]:  # fmt: skip
     """Where the rendered ``turn`` stands in the full render: (start, end, how it was found); end 0 when not found.
 
     In order: exactly at ``start`` (prefix-stable; ``start`` is -1 when the render before it differs);
     at ``start`` without an opening the template drops (a past turn's thinking block); its first
     occurrence after ``cursor``; its content there with the end-of-turn text that follows it (a past
     turn ends differently); from ``start`` through its closing tag. The searches are skipped when the
-    content also stands in another message (``others``): a match could be that message's text.
+    content also stands in another message (``others``): a match could be that message's text; and the
+    last resort never spans the text of a message that comes later (``later``).
     """
     if start >= cursor and full.startswith(turn, start):
         return start, start + len(turn), ""
@@ -247,7 +249,7 @@ def _locate(full: str, turn: str, content: str, start: int, cursor: int, others:
     tags = _TAG.findall(turn)
     if start >= cursor and tags:
         end = full.find(tags[-1], start)
-        if end >= 0 and not any(o and o in full[start:end] for o in others):
+        if end >= 0 and not any(o and o in full[start:end] for o in (*others, *later)):
             return start, end + len(tags[-1]), "the template renders it differently once later turns follow"
     return 0, 0, "its text is not in the full conversation"
 
@@ -318,8 +320,9 @@ def assistant_spans(render: Render, messages: list, *, train_on_reasoning: bool 
                          "not have; trained from where they part")  # fmt: skip
         turn = upto[start:_turn_end(render, messages[: k + 1], upto, start, content)].rstrip()
         aligned = full[:start] == upto[:start]
-        others = [m.get("content") for i, m in enumerate(messages) if i != k and isinstance(m.get("content"), str)]
-        a, b, why = _locate(full, turn, content, start if aligned else -1, cursor, others)
+        others = [m.get("content") for m in messages if m.get("role") != "assistant" and isinstance(m.get("content"), str)]
+        later = [m.get("content") for m in messages[k + 1 :] if isinstance(m.get("content"), str)]
+        a, b, why = _locate(full, turn, content, start if aligned else -1, cursor, others, later)
         if why:
             how = "rewritten"
             notes.append(f"turn {k}: {why}" + ("; trained as rendered there" if b else "; not trained"))

@@ -112,6 +112,19 @@ def label_key(row: dict) -> str | None:
     return next((k for k in LABEL_COLUMNS if _has(row, k)), None)
 
 
+def _kto_label(row: dict) -> bool:
+    """A conversation is KTO data when it carries a boolean ``label`` (a class name or a 0/1 score is not one)
+    or LLaMA-Factory's ``kto_tag``."""
+    if _has(row, "kto_tag"):
+        return True
+    return isinstance(row.get("label"), bool)
+
+
+def no_calls(value: Any) -> bool:
+    """``tool_calls`` that say "none": absent, empty, or the empty text exports write."""
+    return value is None or value == [] or (isinstance(value, str) and value.strip() in ("", "null", "[]"))
+
+
 def conversation_key(row: dict) -> str | None:
     """The column holding the conversation: ``messages`` or ``conversations``."""
     for key in CONVERSATION_COLUMNS:
@@ -126,7 +139,7 @@ def row_formats(row: dict) -> set[str]:
     key = conversation_key(row)
     if key is not None and _has(row, "chosen") and _has(row, "rejected"):
         found.add("preference")  # the conversation is the prompt (LLaMA-Factory's sharegpt ranking)
-    elif key is not None and label_key(row):
+    elif key is not None and _kto_label(row):
         found.add("kto")  # a conversation and a boolean label: unpaired preference
     elif key is not None:
         value = row[key]
@@ -251,7 +264,9 @@ def _message(role: str, content: Any, source: dict | None = None) -> dict[str, s
     extras = dict(source or {})
     if reasoning and not extras.get("reasoning_content"):
         extras["reasoning_content"] = reasoning
-    if extras.get("tool_calls"):
+    if no_calls(extras.get("tool_calls")):
+        extras.pop("tool_calls", None)
+    else:
         extras["tool_calls"] = as_tool_calls(extras["tool_calls"])
     for key in MESSAGE_EXTRAS:
         if extras.get(key) is not None:
@@ -264,7 +279,7 @@ def _sharegpt_message(m: dict) -> dict[str, str]:
     role = m["from"]
     if role == "function_call":  # the value is the call(s) as JSON
         return _message("assistant", "", {"tool_calls": m["value"]})
-    return _message(SHAREGPT_ROLES[role], m["value"])
+    return _message(SHAREGPT_ROLES[role], m["value"], m)
 
 
 def _messages(value: list) -> list[dict[str, str]]:
@@ -362,10 +377,12 @@ def trl_features(normalized: dict):
     return datasets.Features(feats)
 
 
-def normalize_dataset(ds, fmt: str = "auto", columns_map: Mapping[str, str] | None = None):
+def normalize_dataset(ds, fmt: str = "auto", columns_map: Mapping[str, str] | None = None,
+                      needs: tuple[bool, bool] | None = None):  # fmt: skip
     """A ``datasets.Dataset`` in TRL form (see ``TRL_COLUMNS``); extra columns are dropped.
 
-    Rows are assumed valid (``engine.data.validate`` first); ``fmt`` may be ``auto``.
+    Rows are assumed valid (``engine.data.validate`` first); ``fmt`` may be ``auto``. ``needs``: whether any
+    row has message extras / tools (``DataReport.needs``); without it the first rows decide.
     """
     if columns_map:
         renames = {theirs: ours for ours, theirs in columns_map.items() if theirs in ds.column_names and theirs != ours}
@@ -378,8 +395,11 @@ def normalize_dataset(ds, fmt: str = "auto", columns_map: Mapping[str, str] | No
     head = [ds[i] for i in range(min(len(ds), DETECT_ROWS))]
     fmt, _, _ = choose_format(head, fmt)
     sample = [normalize_row(row, fmt) for row in head]
-    pad = _padder(sample)
-    features = trl_features(pad(sample[0]))
+    pad = _padder(sample, needs)
+    first = pad(sample[0])
+    if needs and needs[0]:  # the schema has the extras even when the first row has none
+        first = {k: [{**dict.fromkeys(MESSAGE_EXTRAS), **m} for m in v] if isinstance(v, list) else v for k, v in first.items()}
+    features = trl_features(first)
     if fmt == "prompt":  # keep the other columns: reward functions receive them
         kept = ds.features.copy()
         kept["prompt"] = features["prompt"]
@@ -392,12 +412,35 @@ def normalize_dataset(ds, fmt: str = "auto", columns_map: Mapping[str, str] | No
     )
 
 
-def _padder(sample: list[dict]):
-    """A function that gives a normalized row the fields any row of ``sample`` has (tools, message extras),
-    None where it lacks them: one schema for every row. Renderers drop the None fields again
-    (engine.templates). The sample is looked at once, not once per row."""
-    extras = any(k in m for r in sample for v in r.values() if isinstance(v, list) for m in v for k in MESSAGE_EXTRAS)
-    tools = any("tools" in r for r in sample)
+def needs_fields(row: dict) -> tuple[bool, bool]:
+    """(message extras, tools): whether a raw row's normalized form has tool calls, reasoning, tool ids or names
+    on some message, and a ``tools`` list. Cheap; ``inspect_data`` asks it of every row so that the one Arrow
+    schema of ``normalize_dataset`` fits all of them, not just the first."""
+    extras = False
+    for value in row.values():
+        for m in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
+            if isinstance(m, dict) and (
+                any(m.get(k) is not None and not (k == "tool_calls" and no_calls(m[k])) for k in MESSAGE_EXTRAS)
+                or m.get("from") == "function_call" or isinstance(m.get("content"), list)
+            ):  # fmt: skip
+                extras = True
+                break
+        if extras:
+            break
+    tools = row.get("tools") is not None and not (isinstance(row["tools"], str) and not row["tools"].strip())
+    return extras, tools
+
+
+def _padder(sample: list[dict], needs: tuple[bool, bool] | None = None):
+    """A function that gives a normalized row the fields any row has (tools, message extras), None where it
+    lacks them: one schema for every row. ``needs`` (from ``inspect_data``, over every row) says which;
+    without it, the ``sample`` of normalized rows decides. Renderers drop the None fields again
+    (engine.templates)."""
+    if needs is not None:
+        extras, tools = needs
+    else:
+        extras = any(k in m for r in sample for v in r.values() if isinstance(v, list) for m in v for k in MESSAGE_EXTRAS)
+        tools = any("tools" in r for r in sample)
 
     def pad(normalized: dict) -> dict:
         out = dict(normalized)

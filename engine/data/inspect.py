@@ -18,8 +18,10 @@ from engine.data.formats import (
     FORMAT_COLUMNS,
     TRL_COLUMNS,
     choose_format,
+    conversation_key,
     label_key,
     map_row,
+    needs_fields,
     normalize_row,
     parse_label,
     user_field,
@@ -64,6 +66,7 @@ class DataReport:
     sample: list[tuple[Location, dict]] = field(default_factory=list)  # normalized valid rows, in file order
     ignored: dict[str, int] = field(default_factory=dict)  # column -> rows that have it: the format does not read it
     labels: dict[str, int] = field(default_factory=dict)  # KTO: {"true": n, "false": m} over the valid rows
+    needs: tuple[bool, bool] = (False, False)  # some valid row has message extras / tools (normalize_dataset's schema)
     notes: list[str] = field(default_factory=list)  # how the source was read (a .txt's documents, a JSON object's rows)
     complete: bool = False
 
@@ -181,7 +184,10 @@ def inspect_data(
             mapped = map_row(obj, columns) if columns else obj
             problems = validator(mapped, Location(row, file, line) if validator.form is None else "")
             if read is not None:
-                for key in mapped.keys() - read:
+                unread = mapped.keys() - read
+                if fmt in ("preference", "kto") and not conversation_key(mapped):  # a text prompt has no system turn
+                    unread |= {"system"} & mapped.keys()
+                for key in unread:
                     if mapped[key] not in (None, "", [], {}):
                         ignored[key] = ignored.get(key, 0) + 1
         if problems:
@@ -197,6 +203,9 @@ def inspect_data(
                 report.preview.append(PreviewRow(where, obj, errors))
             return
         report.valid += 1
+        if report.needs != (True, True):
+            extras, tools = needs_fields(mapped)
+            report.needs = (report.needs[0] or extras, report.needs[1] or tools)
         if fmt == "kto":
             label = "true" if parse_label(mapped[label_key(mapped) or "label"]) else "false"
             report.labels[label] = report.labels.get(label, 0) + 1

@@ -57,11 +57,7 @@ class Entry:
         if self.formatting == "alpaca":
             out = {ours: row.get(c.get(lf, ours)) for lf, ours in _ALPACA.items()}  # default: the file uses our names
             if self.ranking or c.get("kto_tag"):
-                prompt = "\n\n".join(str(x) for x in (out["instruction"], out["input"]) if x)
-                if self.ranking:
-                    out = {"prompt": prompt, "chosen": row.get(c.get("chosen", "chosen")), "rejected": row.get(c.get("rejected", "rejected"))}
-                else:
-                    out = {"prompt": prompt, "completion": out["output"]}
+                out = self._alpaca_pair(out, row)
         else:
             out = {"conversations": self._messages(row.get(c.get("messages", "conversations")))}
             for key in ("chosen", "rejected") if self.ranking else ():
@@ -74,13 +70,39 @@ class Entry:
         out.update({k: v for k, v in row.items() if k not in read and k not in out})  # reported as ignored, not dropped
         return {k: v for k, v in out.items() if v is not None}
 
+    def _alpaca_pair(self, out: dict, row: dict) -> dict:
+        """An alpaca ranking or KTO row: the prompt as text, or as a conversation when it has a system prompt
+        or history (LLaMA-Factory renders both into the prompt)."""
+        c = self.columns
+        user = "\n\n".join(str(x) for x in (out["instruction"], out["input"]) if x)
+        history = out.get("history") if isinstance(out.get("history"), list) else []
+        if out.get("system") or history:
+            prompt: Any = [{"role": "system", "content": out["system"]}] if out.get("system") else []
+            for turn in history:
+                if isinstance(turn, list) and len(turn) == 2:
+                    prompt += [{"role": "user", "content": turn[0]}, {"role": "assistant", "content": turn[1]}]
+            prompt.append({"role": "user", "content": user})
+
+            def reply(value):
+                return [{"role": "assistant", "content": value}] if isinstance(value, str) else value
+        else:
+            prompt = user
+
+            def reply(value):
+                return value
+
+        if self.ranking:
+            return {"prompt": prompt, "chosen": reply(row.get(c.get("chosen", "chosen"))),
+                    "rejected": reply(row.get(c.get("rejected", "rejected")))}  # fmt: skip
+        return {"prompt": prompt, "completion": reply(out["output"])}
+
     def _message(self, message: Any) -> Any:
         if not isinstance(message, dict):
             return message
         t = {**_TAGS, **self.tags}
         role = message.get(t["role_tag"])
         names = {t[tag]: ours for tag, ours in _ROLE_OF.items()}
-        return {"from": names.get(role, role), "value": message.get(t["content_tag"])}
+        return {"from": names.get(role, role) if isinstance(role, str) else role, "value": message.get(t["content_tag"])}
 
     def _messages(self, value: Any) -> Any:
         return [self._message(m) for m in value] if isinstance(value, list) else value
@@ -100,6 +122,11 @@ def read_entry(source: str) -> Entry:
         names = ", ".join(sorted(info)) if isinstance(info, dict) else "(none)"
         raise DataError(f"{path}: no entry {name!r}; it has: {names}")
     entry = info[name]
+    if not isinstance(entry, dict):
+        raise DataError(f"{path}#{name}: the entry must be an object with file_name, formatting, columns, ...")
+    for key in ("columns", "tags"):
+        if entry.get(key) is not None and not isinstance(entry[key], dict):
+            raise DataError(f"{path}#{name}: {key} must be an object mapping names to names")
     if not entry.get("file_name"):
         remote = next((f"{k} {entry[k]}" for k in ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name") if entry.get(k)), None)
         raise DataError(

@@ -9,6 +9,7 @@ non-UTF-8 bytes and invalid JSON be reported per line); every other format goes 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ BUILDERS = {
     ".txt": "text",
 }
 ROW_LIST_KEYS = ("train", "data", "rows", "examples", "instances")  # {"train": [...]}-style JSON files
+WHOLE_JSON_LIMIT = 2 << 30  # a .json file this size or less may be parsed whole to tell one object from JSON Lines
 BOM = b"\xef\xbb\xbf"
 
 # One record of the stream: (file, line or None, row index, parsed object or None, error or None, raw line or None).
@@ -63,32 +65,32 @@ def _is_hf_saved(path: Path) -> bool:
 
 
 def _sniff_json(path: Path) -> str:
-    """``json_array`` when the file is one JSON array; ``json_object`` when it is one JSON object (pretty-printed,
-    or a ``{"train": [...]}`` file); else ``jsonl`` (one object per line)."""
+    """``json_array`` when the file is one JSON array; ``json_object`` when it is one JSON object spread over
+    lines (pretty-printed) or a one-line ``{"train": [...], ...}`` file; else ``jsonl`` (one object per line)."""
     with path.open("rb") as f:
         head = f.read(4096).lstrip(BOM).lstrip()
         if head.startswith(b"["):
             return "json_array"
         f.seek(0)
-        first = b""
-        for raw in f:
-            if raw.strip():
-                first = raw.strip().lstrip(BOM)
-                break
+        lines = [raw.strip().lstrip(BOM) for raw, _ in zip((r for r in f if r.strip()), range(2), strict=False)]
     try:
-        obj = json.loads(first)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return "json_object" if first.startswith(b"{") and not first.endswith(b"}") else "jsonl"
-    return "json_object" if isinstance(obj, dict) and _row_list_key(obj) else "jsonl"
+        obj = json.loads(lines[0]) if lines else None
+    except (json.JSONDecodeError, UnicodeDecodeError):  # one object over many lines, or a broken first line
+        if not lines[0].startswith(b"{") or path.stat().st_size > WHOLE_JSON_LIMIT:
+            return "jsonl"
+        try:
+            return "json_object" if isinstance(json.loads(path.read_bytes().lstrip(BOM)), dict) else "jsonl"
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return "jsonl"  # reported line by line
+    return "json_object" if isinstance(obj, dict) and len(lines) == 1 and _row_list_key(obj) else "jsonl"
 
 
 def _row_list_key(obj: dict, split: str = "train") -> str | None:
-    """The key of a ``{"train": [rows]}``-style object: the split's name, a usual name, or its only list of rows."""
-    lists = [k for k, v in obj.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
-    for key in (split, *ROW_LIST_KEYS):
-        if key in lists:
-            return key
-    return lists[0] if len(lists) == 1 and len(obj) == 1 else None
+    """The key of a ``{"train": [rows], "test": [rows]}``-style object (every value a list of rows): the split's
+    name or a usual name. None for anything else, e.g. one conversation (``{"messages": [...]}``)."""
+    if not all(isinstance(v, list) and all(isinstance(r, dict) for r in v) for v in obj.values()):
+        return None
+    return next((k for k in (split, *ROW_LIST_KEYS) if obj.get(k)), None)
 
 
 def _json_object_rows(path: Path, name: str, split: str) -> tuple[list, str]:
@@ -109,16 +111,20 @@ def _json_object_rows(path: Path, name: str, split: str) -> tuple[list, str]:
 
 
 def _blank_line_separated(path: Path) -> bool:
-    """True when blank lines separate documents in a text file (a blank line between two non-blank ones)."""
-    seen_text = blank = False
+    """True when blank lines separate multi-line documents in a text file: some block between blank lines has
+    more than one line. Blank lines between one-line documents are just spacing."""
+    blank = multi = gap = seen = previous_text = False
     with path.open("rb") as f:
         for raw in f:
             if raw.strip():
-                if seen_text and blank:
-                    return True
-                seen_text = True
+                multi = multi or previous_text
+                blank = blank or gap  # a blank line with text on both sides
+                seen = previous_text = True
             else:
-                blank = seen_text
+                gap = seen
+                previous_text = False
+            if blank and multi:
+                return True
     return False
 
 
@@ -205,8 +211,7 @@ def load_rows(source: str, split: str = "train"):
     from engine.data.llamafactory import is_dataset_info
 
     if is_dataset_info(source):  # rows rewritten by the entry, as validation reads them
-        stamp = [(f.stat().st_size, f.stat().st_mtime_ns) for f in resolve_source(source, split).files]
-        return datasets.Dataset.from_generator(_rows_of, gen_kwargs={"source": source, "split": split, "stamp": stamp})
+        return _as_dataset(resolve_source(source, split))
     path = Path(source).expanduser()
     if path.is_file():
         builder = BUILDERS.get(path.suffix.lower())
@@ -216,10 +221,7 @@ def load_rows(source: str, split: str = "train"):
             raise DataError(f"{path}: the file is empty; there is nothing to train on")
         src = resolve_source(source, split)
         if src.kind in ("json_object", "text_lines", "text_blocks"):  # read as validation reads them
-            stat = path.stat()
-            return datasets.Dataset.from_generator(
-                _rows_of, gen_kwargs={"source": source, "split": split, "stamp": (stat.st_size, stat.st_mtime_ns)}
-            )
+            return _as_dataset(src)
         kwargs = _csv_kwargs(path) if builder == "csv" else {}
         try:
             return datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
@@ -256,11 +258,26 @@ def load_rows(source: str, split: str = "train"):
 # --------------------------------------------------------------------------- the record stream
 
 
-def _rows_of(source: str, split: str, stamp: tuple) -> Iterator[dict]:
-    """The parsed rows of a source (``stamp``, the file's size and mtime, keys ``datasets``' cache)."""
-    for record in iter_records(resolve_source(source, split)):
-        if record[3] is not None:
-            yield record[3]
+def _as_dataset(source: Source):
+    """A ``datasets.Dataset`` of the rows validation reads from ``source`` (a JSON object, a text file, a
+    dataset_info.json entry), through a JSON Lines copy so that ``datasets`` infers the schema from every
+    row, as for any JSON Lines file. Held in memory; nothing is cached between calls, so an edited entry or
+    file is always read afresh."""
+    import datasets
+
+    with tempfile.TemporaryDirectory(prefix="tunedeck-rows-") as tmp:
+        copy = Path(tmp) / "rows.jsonl"
+        with copy.open("w", encoding="utf-8") as f:
+            for record in iter_records(source):
+                if record[3] is not None:
+                    f.write(json.dumps(record[3], ensure_ascii=False) + "\n")
+        try:
+            return datasets.load_dataset("json", data_files=str(copy), split="train", cache_dir=tmp, keep_in_memory=True)
+        except Exception as e:  # datasets wraps schema and parse errors in several types
+            raise DataError(
+                f"{source.name}: could not be loaded as a dataset: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. "
+                f"Run `tunedeck data inspect {source.name}` to find the bad rows."
+            ) from None
 
 
 def _iter_text(path: Path, name: str, blocks: bool) -> Iterator[Record]:

@@ -39,7 +39,7 @@ def load_normalized(
     """Validate every row of ``path`` and return it as a ``datasets.Dataset`` in TRL form."""
     report = inspect_data(path, fmt=fmt, columns=columns, split=split, sample_size=0, preview_rows=0)
     raise_for_invalid(report, field_path)
-    return normalize_dataset(load_rows(path, split), report.format, columns), report
+    return normalize_dataset(load_rows(path, split), report.format, columns, report.needs), report
 
 
 def prepare_dataset(

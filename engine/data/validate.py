@@ -20,6 +20,7 @@ from engine.data.formats import (
     as_tools,
     conversation_key,
     label_key,
+    no_calls,
     parse_label,
     split_implicit_prompt,
 )
@@ -85,6 +86,8 @@ def check_messages(
         else:
             last = SHAREGPT_ROLES[role] if sharegpt else role
         calls = content if sharegpt and role == "function_call" else message.get("tool_calls")
+        if no_calls(calls) and not (sharegpt and role == "function_call"):
+            calls = None
         if calls is not None:
             try:
                 if any(not c["function"]["name"] for c in as_tool_calls(calls)):
@@ -252,7 +255,11 @@ class RowValidator:
     def _kto(self, row: dict, out: list[Problem]) -> str | None:
         key = conversation_key(row)
         if row.get("prompt") is None and key:  # a conversation whose last (assistant) turn is labelled
+            n = len(out)
             check_messages(row[key], key, out, sharegpt=_is_sharegpt(row[key]))
+            if len(out) == n and len(row[key]) < 2:
+                out.append((key, "no_prompt", "the conversation has only the labelled reply; it needs the turns before it"))
+            _check_conversation_columns(row, out)
             form = "chat"
         else:
             form = self._prompt_completion(row, out)
@@ -268,7 +275,11 @@ class RowValidator:
         key = conversation_key(row)
         if row.get("prompt") is None and key:  # the conversation is the prompt; chosen/rejected one turn or a list
             sharegpt = _is_sharegpt(row[key])
-            check_messages(row[key], key, out, sharegpt=sharegpt, must_end_with_assistant=False)
+            last = check_messages(row[key], key, out, sharegpt=sharegpt, must_end_with_assistant=False)
+            if last == "assistant":
+                out.append((f"{key}[{len(row[key]) - 1}]", "wrong_type",
+                            "the prompt conversation ends with an assistant turn; chosen and rejected are the reply"))  # fmt: skip
+            _check_conversation_columns(row, out)
             for name in ("chosen", "rejected"):
                 value = row.get(name)
                 check_messages([value] if isinstance(value, dict) else value, name, out, sharegpt=sharegpt)

@@ -277,3 +277,80 @@ def test_a_dataset_info_entry_is_a_data_source(tmp_path):
         inspected(base + "hub")
     with pytest.raises(DataError, match="no entry 'nope'; it has: chat, hub, qa, rank"):
         inspected(base + "nope")
+
+
+# --------------------------------------------------------------------------- what a review found (each once wrong)
+
+
+def test_a_field_first_seen_late_is_kept_in_every_file_kind(tmp_path):
+    rows = [{"instruction": f"q{i}", "output": f"a{i}", "system": None} for i in range(1500)]
+    rows[1200]["system"] = "You are a pirate."
+    (tmp_path / "split.json").write_text(json.dumps({"train": rows}))
+    assert normalized(str(tmp_path / "split.json"))[1200]["messages"][0]["content"] == "You are a pirate."
+    chats = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+             for i in range(150)]  # fmt: skip
+    chats[120]["messages"][1]["reasoning_content"] = "thought"
+    chats[130]["tools"] = [{"type": "function", "function": WEATHER}]
+    out = normalized(jsonl(tmp_path / "late.jsonl", chats))
+    assert out[120]["messages"][1]["reasoning_content"] == "thought" and json.loads(out[130]["tools"])[0]["function"] == WEATHER
+    assert out[0]["messages"][1]["reasoning_content"] is None and out[0]["tools"] is None
+
+
+def test_json_lines_in_a_json_file_and_one_conversation_object(tmp_path):
+    chat = {"messages": [{"role": "user", "content": "3+4?"}, {"role": "assistant", "content": "7"}]}
+    lines = tmp_path / "lines.json"
+    lines.write_text(json.dumps(chat) + "\n" + json.dumps(chat) + "\n")
+    assert inspected(str(lines)).valid == 2 and len(normalized(str(lines))) == 2
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(chat, indent=2))
+    assert (inspected(str(one)).format, inspected(str(one)).valid) == ("messages", 1)
+
+
+@pytest.mark.parametrize("label", ["math", 1])
+def test_a_label_that_is_not_a_boolean_leaves_a_conversation_sft_data(tmp_path, label):
+    row = {"messages": [{"role": "user", "content": "3+4?"}, {"role": "assistant", "content": "7"}], "label": label}
+    report = inspected(jsonl(tmp_path / "l.jsonl", [row] * 2))
+    assert (report.format, report.valid, report.ignored) == ("messages", 2, {"label": 2})
+
+
+def test_empty_tool_calls_text_means_no_calls(tmp_path):
+    row = {"messages": [{"role": "user", "content": "3+4?"}, {"role": "assistant", "content": "7", "tool_calls": ""}]}
+    path = jsonl(tmp_path / "t.jsonl", [row])
+    assert inspected(path).valid == 1 and "tool_calls" not in normalized(path)[0]["messages"][1]
+
+
+def test_conversation_prompts_check_their_system_column_and_text_prompts_report_it_unused(tmp_path):
+    kto = {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], "kto_tag": True,
+           "system": {"x": 1}}  # fmt: skip
+    report = inspected(jsonl(tmp_path / "k.jsonl", [kto]))
+    assert report.invalid == 1 and report.errors[0].field == "system"
+    pref = {"prompt": "q", "chosen": "a", "rejected": "b", "system": "You are a pirate."}
+    assert inspected(jsonl(tmp_path / "p.jsonl", [pref])).ignored == {"system": 1}
+
+
+def test_dataset_info_edits_are_read_afresh_and_history_goes_into_the_prompt(tmp_path):
+    jsonl(tmp_path / "qa.jsonl", [{"q": "3+4?", "a": "7", "alt": "seven", "history": [["hi", "hello"]],
+                                   "chosen": "7", "rejected": "8"}])  # fmt: skip
+    info = tmp_path / "dataset_info.json"
+    info.write_text(json.dumps({"qa": {"file_name": "qa.jsonl", "columns": {"prompt": "q", "response": "a"}}}))
+    source = f"{info}#qa"
+    assert normalized(source)[0]["messages"][-1]["content"] == "7"
+    info.write_text(json.dumps({"qa": {"file_name": "qa.jsonl", "columns": {"prompt": "q", "response": "alt"}}}))
+    assert normalized(source)[0]["messages"][-1]["content"] == "seven"
+    info.write_text(json.dumps({"qa": {"file_name": "qa.jsonl", "ranking": True, "columns": {"prompt": "q"}}}))
+    [row] = normalized(source)
+    assert [m["content"] for m in row["prompt"]] == ["hi", "hello", "3+4?"] and row["chosen"][0]["content"] == "7"
+
+
+def test_a_dataset_info_row_with_an_odd_role_is_an_error_not_a_crash(tmp_path):
+    jsonl(tmp_path / "c.jsonl", [{"conversations": [{"from": ["human"], "value": "q"}, {"from": "gpt", "value": "a"}]}])
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"c": {"file_name": "c.jsonl", "formatting": "sharegpt"}}))
+    report = inspected(f"{tmp_path / 'dataset_info.json'}#c")
+    assert report.invalid == 1 and report.errors[0].kind == "wrong_type"
+
+
+def test_blank_lines_between_one_line_documents_are_spacing(tmp_path):
+    path = tmp_path / "spaced.txt"
+    path.write_text("doc one\n\ndoc two\n\ndoc three\n")
+    report = inspected(str(path))
+    assert report.valid == 3 and report.notes == [f"{path}: plain text; one document per line"]

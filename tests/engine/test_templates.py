@@ -246,3 +246,22 @@ def test_a_rewritten_turn_whose_text_a_user_also_wrote_is_left_untrained_not_gue
     messages[0]["content"] = "Say yes."  # now the first reply can be found: trained as rendered there
     spans = assistant_spans(chat_render(plain_tokenizer, template), messages)
     assert [spans.text[a:b] for a, b in spans.spans] == ["Yes.<|end|>", "Sure.<|return|>"]
+
+
+def test_repeated_replies_are_all_trained_when_the_template_moves_the_system_prompt(plain_tokenizer):
+    """Mistral-style: the system prompt goes into the last user turn, so earlier turns are found by search; a reply
+    that repeats an earlier one ("Yes.") is still trained, in order."""
+    from engine.templates import assistant_spans, chat_render
+
+    template = (
+        "{%- set sys = messages[0].content if messages[0].role == 'system' else '' -%}"
+        "{%- for m in messages if m.role != 'system' -%}{%- if m.role == 'user' -%}"
+        "[INST]{{ sys + ' ' if loop.last and sys else '' }}{{ m.content }}[/INST]{%- else -%}{{ m.content }}</s>"
+        "{%- endif -%}{%- endfor -%}"
+    )
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "A?"},
+                {"role": "assistant", "content": "Yes."}, {"role": "user", "content": "B?"},
+                {"role": "assistant", "content": "Yes."}, {"role": "user", "content": "C?"},
+                {"role": "assistant", "content": "No."}]  # fmt: skip
+    spans = assistant_spans(chat_render(plain_tokenizer, template), messages)
+    assert [spans.text[a:b] for a, b in spans.spans] == ["Yes.</s>", "Yes.</s>", "No.</s>"]
