@@ -35,12 +35,14 @@ class Family:
     template: str  # "model": the chat template the vocabulary file carries; else a built-in (engine/chat_templates)
     architecture: dict[str, Any] = field(default_factory=dict)  # config settings this family needs
     note: str = ""
+    add_bos: bool = False  # the real tokenizer adds its BOS to every text (Llama 3 does; the old vocab file omits the flag)
 
 
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("llama3", "llama-bpe", "llama", "llama3.1", note="Llama 3 tokenizer (128k BPE, digits in threes)"),
+        Family("llama3", "llama-bpe", "llama", "llama3.1", note="Llama 3 tokenizer (128k BPE, digits in threes)",
+               add_bos=True),
         Family("qwen2", "qwen2", "qwen2", "model", note="Qwen2/2.5 tokenizer (152k BPE, digits one by one), q/k/v biases"),
         Family("qwen3", "qwen2", "qwen3", "qwen3", {"head_dim": 16}, note="Qwen3: Qwen's tokenizer, q/k norms, thinking template"),
     )
@@ -48,7 +50,7 @@ FAMILIES: dict[str, Family] = {
 # Small enough to pretrain in about a minute on 2 cores with a 152k-token vocabulary.
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             max_position_embeddings=512, tie_word_embeddings=True)  # fmt: skip
-PRETRAIN = dict(steps=150, batch_size=8, seq_len=96, lr=3e-3, seed=1234)
+PRETRAIN = dict(steps=120, batch_size=4, seq_len=64, lr=3e-3, seed=1234)
 
 
 def family_names() -> list[str]:
@@ -141,9 +143,10 @@ def build_family_model(family: Family, target: Path, progress: Progress) -> None
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from engine.templates import BUILTIN_TEMPLATES
+    from engine.templates import BUILTIN_TEMPLATES, end_of_turn_ids
 
     tokenizer = load_vocab_tokenizer(_vocab_file(family.vocab, target / "vocab"))
+    tokenizer.add_bos_token = family.add_bos
     if family.template != "model":
         tokenizer.chat_template = BUILTIN_TEMPLATES[family.template]
     if not tokenizer.chat_template:
@@ -157,7 +160,9 @@ def build_family_model(family: Family, target: Path, progress: Progress) -> None
     model = AutoModelForCausalLM.from_config(config)
     chats = [tokenizer.apply_chat_template(c, tokenize=False) for c in habit_chats()]
     model = _pretrain(model, tokenizer, pretrain_lines() + chats, progress)
-    model.generation_config.eos_token_id = eot
+    # Generation stops at the EOS and at the template's end-of-turn token, as a real instruct model's config says.
+    stops = sorted(end_of_turn_ids(tokenizer, tokenizer.chat_template))
+    model.generation_config.eos_token_id = stops if len(stops) > 1 else eot
     model.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)
     shutil.rmtree(target / "vocab", ignore_errors=True)

@@ -40,6 +40,29 @@ def _torch_dtype(name: str):
     return getattr(torch, name)
 
 
+def check_model_source(name: str) -> None:
+    """Before a run starts: ModelLoadError, in one line, for a model that is neither a local folder nor in the
+    Hugging Face cache while the Hub is off (HF_HUB_OFFLINE), with how to fetch it. Online, the run downloads."""
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return
+    if path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1:
+        raise ModelLoadError(f"model.name_or_path: {name}: no such folder")
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ModelLoadError(
+            f"model.name_or_path: {name!r} is not a local folder nor in the Hugging Face cache ({HF_HUB_CACHE}), and "
+            f"HF_HUB_OFFLINE is set. Fetch it where there is network (`hf download {name}`) and copy that cache here, "
+            "or point model.name_or_path at a local folder"
+        )
+
+
 def load_tokenizer(recipe: Recipe):
     from transformers import AutoTokenizer
 

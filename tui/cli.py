@@ -70,9 +70,11 @@ def follow_run(run, out=sys.stdout) -> str:
 def cmd_train(args) -> int:
     from engine.data import preflight
     from engine.launch import start_run
+    from engine.models import check_model_source
     from engine.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.set)
+    check_model_source(recipe.model.name_or_path)  # an offline Hub id that is not cached: said before any process starts
     fmt = preflight(recipe)  # a dataset that does not fit the method is refused before any process starts
     run = start_run(recipe)
     print(f"data: {fmt} rows for {recipe.method.name}", flush=True)
@@ -290,6 +292,25 @@ def cmd_demo(args) -> int:
     from engine.demo import default_workspace, init_workspace
 
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
+    if args.family == "list" or (args.family and not args.init):
+        from engine.families import FAMILIES
+
+        if args.family != "list":
+            _err("--family needs --init DIR (or use --family list)")
+            return EXIT_USAGE
+        for f in FAMILIES.values():
+            print(f"{f.name:<8} {f.model_type:<7} tokenizer {f.vocab:<10} template {f.template:<9} {f.note}")
+        return EXIT_OK
+    if args.init and args.family:
+        from engine.families import init_family_workspace
+
+        try:
+            recipe = init_family_workspace(Path(args.init), args.family, log)
+        except (ValueError, FileNotFoundError) as e:
+            _err(str(e))
+            return EXIT_USAGE
+        print(f"{args.family} workspace ready: {recipe}\nnext: cd {recipe.parent} && tunedeck train recipe.yaml")
+        return EXIT_OK
     if args.init:
         recipe = init_workspace(Path(args.init), log, method=args.method)
         print(f"demo workspace ready: {recipe}\nnext: cd {recipe.parent} && tunedeck train recipe.yaml")
@@ -400,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="with --headless: print one JSON object")
     sp.add_argument("--dir", help="workspace for --headless (default: the user data dir)")
     sp.add_argument("--method", default="sft", choices=list(METHODS), help="with --init: the method the workspace trains")
+    sp.add_argument("--family", metavar="NAME", help="with --init: a tiny model of a real family (its own tokenizer and "
+                    "chat template) instead of the demo base; `--family list` lists them")  # fmt: skip
     sp.set_defaults(func=cmd_demo)
     add_data_commands(sub)
     add_adapter_commands(sub)

@@ -1,0 +1,64 @@
+"""Real model families end to end, offline: `demo --init --family`, LoRA SFT, export, chat.
+
+Each family's model is tiny, but its tokenizer and chat template are the family's own (llama.cpp's vocabulary
+files), so what differs per family (BOS/EOS/end-of-turn, the pre-tokenizer llama.cpp must recognise, biases,
+q/k norms, the converter's per-architecture code) runs for real.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import tunedeck
+
+pytestmark = pytest.mark.slow
+
+# family -> (llama.cpp's pre-tokenizer name, the end-of-turn text, text that opens a next turn)
+EXPECTED = {
+    "llama3": ("llama-bpe", "<|eot_id|>", "<|start_header_id|>"),
+    "qwen2": ("qwen2", "<|im_end|>", "<|im_start|>"),
+    "qwen3": ("qwen2", "<|im_end|>", "<|im_start|>"),
+}
+
+
+def test_family_list_names_each_with_its_tokenizer_and_template():
+    proc = tunedeck("demo", "--family", "list", check=True)
+    for name in EXPECTED:
+        assert name in proc.stdout
+    proc = tunedeck("demo", "--init", "x", "--family", "gpt-9")
+    assert proc.returncode == 2 and "no family 'gpt-9'; choose from llama3, qwen2, qwen3" in proc.stderr
+
+
+@pytest.mark.parametrize("family", list(EXPECTED))
+def test_a_family_trains_exports_with_parity_and_chats_to_its_stop(family, cache_dir, tmp_path: Path):
+    pre, eot, next_turn = EXPECTED[family]
+    proc = tunedeck("demo", "--init", str(tmp_path), "--family", family, check=True, timeout=600)
+    assert f"{family} workspace ready" in proc.stdout
+    sets = ["train.max_steps=3", "export.fidelity_texts=4", "export.eval_rows=0"]
+    tunedeck("train", "recipe.yaml", *[a for s in sets for a in ("--set", s)], cwd=tmp_path, check=True)
+    [run] = (tmp_path / "runs").iterdir()
+    proc = tunedeck("export", run.name, "--quant", "F16", "--no-adapter", "--json", cwd=tmp_path, check=True)
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["pre_tokenizer"] == pre, report.get("warnings")
+    parity = report["parity"]
+    assert parity["ok"] and parity["chat_template"]["equal"], parity
+    assert parity["render"]["conversations"] == parity["render"]["equal"] > 0
+    assert parity["tokenization"]["texts"] == parity["tokenization"]["equal"] > 0
+    [f16] = report["files"]
+    assert f16["fidelity"]["top1_agreement"] >= 0.98
+    reply = tunedeck("chat", f16["path"], "--prompt", "What is 3 plus 4?", "--temperature", "0", "--max-tokens", "48",
+                     check=True).stdout  # fmt: skip
+    assert reply.strip() and eot not in reply and next_turn not in reply, reply
+
+
+def test_an_uncached_hub_model_offline_is_one_line_before_any_run(tmp_path: Path, demo_assets):
+    """The Hub path stays real; offline and not cached, the user is told at once how to fetch it."""
+    (tmp_path / "recipe.yaml").write_text(json.dumps({"model": {"name_or_path": "Qwen/Qwen2.5-0.5B-Instruct"},
+                                                      "data": {"train": str(demo_assets.sft)}}))  # fmt: skip
+    proc = tunedeck("train", "recipe.yaml", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "not a local folder nor in the Hugging Face cache" in proc.stderr and "hf download Qwen/Qwen2.5-0.5B-Instruct" in proc.stderr
+    assert not (tmp_path / "runs").exists()
