@@ -37,9 +37,27 @@ def test_a_family_trains_exports_with_parity_and_chats_to_its_stop(family, cache
     pre, eot, next_turn = EXPECTED[family]
     proc = tunedeck("demo", "--init", str(tmp_path), "--family", family, check=True, timeout=600)
     assert f"{family} workspace ready" in proc.stdout
+    model = _recipe_model(tmp_path)
+
+    # adapter targets: the real module names and the LoRA math, equal to what PEFT itself counts
+    targets = json.loads(tunedeck("adapter", "targets", "recipe.yaml", "--json", cwd=tmp_path, check=True).stdout)
+    names = {m["name"] for m in targets["linear_modules"] if m["selected"]}
+    assert names == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert targets["params"]["trainable"] == _peft_trainable(model)
+    # the memory estimate against a measured probe
+    probe = json.loads(tunedeck("estimate", "recipe.yaml", "--probe", "--no-search", "--json", cwd=tmp_path,
+                                check=True).stdout)["probe"]  # fmt: skip
+    assert 0.85 <= probe["runs"][0]["ratio"] <= 1.15, probe["runs"][0]
+
     sets = ["train.max_steps=3", "export.fidelity_texts=4", "export.eval_rows=0"]
-    tunedeck("train", "recipe.yaml", *[a for s in sets for a in ("--set", s)], cwd=tmp_path, check=True)
-    [run] = (tmp_path / "runs").iterdir()
+    for kind in ("lora", "qlora"):  # QLoRA: the 4-bit NF4 base (bitsandbytes' CPU backend here)
+        tunedeck("train", "recipe.yaml", *[a for s in [*sets, f"adapter.kind={kind}"] for a in ("--set", s)],
+                 cwd=tmp_path, check=True)  # fmt: skip
+    import yaml
+
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert [yaml.safe_load((r / "recipe.yaml").read_text())["adapter"]["kind"] for r in runs] == ["lora", "qlora"]
+    run = runs[-1]  # the QLoRA run: merged into the full-precision base
     proc = tunedeck("export", run.name, "--quant", "F16", "--no-adapter", "--json", cwd=tmp_path, check=True)
     report = json.loads(proc.stdout)
     assert report["ok"] and report["pre_tokenizer"] == pre, report.get("warnings")
@@ -62,3 +80,18 @@ def test_an_uncached_hub_model_offline_is_one_line_before_any_run(tmp_path: Path
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "not a local folder nor in the Hugging Face cache" in proc.stderr and "hf download Qwen/Qwen2.5-0.5B-Instruct" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def _recipe_model(workspace: Path) -> str:
+    import yaml
+
+    return yaml.safe_load((workspace / "recipe.yaml").read_text())["model"]["name_or_path"]
+
+
+def _peft_trainable(model_dir: str) -> int:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
+                           LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))  # fmt: skip
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
