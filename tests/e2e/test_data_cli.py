@@ -236,7 +236,7 @@ def test_real_formats_through_the_cli_say_what_they_read_ignore_and_refuse(tmp_p
     assert proc.returncode == 1 and f"{images}:1: images: tunedeck trains text-only models; drop the images column" in proc.stdout
 
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("one document\n\nanother document\n")
+    corpus.write_text("one document,\nover two lines\n\nanother document\n")
     proc = run("data", "inspect", str(corpus))
     assert proc.returncode == 0 and "format: text" in proc.stdout and "blank lines separate documents" in proc.stdout
     assert "rows 2   valid 2" in proc.stdout

@@ -72,16 +72,6 @@ def test_a_family_trains_exports_with_parity_and_chats_to_its_stop(family, cache
     assert reply.strip() and eot not in reply and next_turn not in reply, reply
 
 
-def test_an_uncached_hub_model_offline_is_one_line_before_any_run(tmp_path: Path, demo_assets):
-    """The Hub path stays real; offline and not cached, the user is told at once how to fetch it."""
-    (tmp_path / "recipe.yaml").write_text(json.dumps({"model": {"name_or_path": "Qwen/Qwen2.5-0.5B-Instruct"},
-                                                      "data": {"train": str(demo_assets.sft)}}))  # fmt: skip
-    proc = tunedeck("train", "recipe.yaml", cwd=tmp_path)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert "not a local folder nor in the Hugging Face cache" in proc.stderr and "hf download Qwen/Qwen2.5-0.5B-Instruct" in proc.stderr
-    assert not (tmp_path / "runs").exists()
-
-
 def _recipe_model(workspace: Path) -> str:
     import yaml
 

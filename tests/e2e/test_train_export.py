@@ -81,8 +81,10 @@ def test_missing_model_is_a_clear_offline_error(tmp_path):
     data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
     recipe.write_text(f"model: {{name_or_path: some-org/not-here}}\ndata: {{train: {data}}}\n")
     proc = tunedeck("train", str(recipe), cwd=tmp_path)
-    assert proc.returncode == 1
-    assert "model.name_or_path" in proc.stdout and "offline" in proc.stdout
+    # refused before any run starts, in one line, with how to fetch it
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "model.name_or_path: 'some-org/not-here' is not a local folder nor in the Hugging Face cache" in proc.stderr
+    assert "hf download some-org/not-here" in proc.stderr and not (tmp_path / "runs").exists()
 
 
 def test_unknown_run_is_a_usage_error(tmp_path):
