@@ -36,6 +36,7 @@ class Family:
     architecture: dict[str, Any] = field(default_factory=dict)  # config settings this family needs
     note: str = ""
     add_bos: bool = False  # the real tokenizer adds its BOS to every text (Llama 3 does; the old vocab file omits the flag)
+    spm: bool = False  # a SentencePiece vocabulary: the model folder also gets the tokenizer.model real checkpoints ship
 
 
 FAMILIES: dict[str, Family] = {
@@ -45,6 +46,10 @@ FAMILIES: dict[str, Family] = {
                add_bos=True),
         Family("qwen2", "qwen2", "qwen2", "model", note="Qwen2/2.5 tokenizer (152k BPE, digits one by one), q/k/v biases"),
         Family("qwen3", "qwen2", "qwen3", "qwen3", {"head_dim": 16}, note="Qwen3: Qwen's tokenizer, q/k norms, thinking template"),
+        Family("mistral", "llama-spm", "mistral", "mistral-nemo", {"sliding_window": 4096}, add_bos=True, spm=True,
+               note="Mistral v0.x's 32k SentencePiece tokenizer (llama.cpp's llama-spm), [INST] template, sliding window"),
+        Family("phi3", "phi-3", "phi3", "model", add_bos=True, spm=True,
+               note="Phi-3 tokenizer (32k SentencePiece + chat tokens), fused qkv_proj and gate_up_proj"),
     )
 }
 # Small enough to pretrain in about a minute on 2 cores with a 152k-token vocabulary.
@@ -91,12 +96,21 @@ def _vocab_file(vocab: str, into: Path) -> Path:
     return path
 
 
-def load_vocab_tokenizer(gguf: Path):
+def load_vocab_tokenizer(gguf: Path, sentencepiece: bool = False):
     """A fast tokenizer built by transformers from a vocabulary GGUF; ValueError when it does not tokenize
-    llama.cpp's own test vectors the way llama.cpp does."""
+    llama.cpp's own test vectors the way llama.cpp does.
+
+    ``sentencepiece``: spaces as SentencePiece (and llama.cpp) treat them, one "▁" per space after a prepended
+    one, as Llama 2's and Mistral's own tokenizers do; transformers' GGUF builder uses Metaspace, which merges a
+    leading space into the prefix (" Hello" -> "▁Hello" where SentencePiece gives "▁", "▁Hello")."""
+    from tokenizers import normalizers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if sentencepiece:
+        backend = tokenizer.backend_tokenizer
+        backend.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+        backend.pre_tokenizer = None
     inp, out = gguf.with_name(gguf.name + ".inp"), gguf.with_name(gguf.name + ".out")
     if inp.is_file() and out.is_file():
         texts = inp.read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
@@ -106,6 +120,31 @@ def load_vocab_tokenizer(gguf: Path):
         if len(wrong) > 1:  # one known difference in llama-bpe's (a lone space run); more is a broken tokenizer
             raise ValueError(f"{gguf.name}: {len(wrong)} of llama.cpp's test texts tokenize differently, e.g. {wrong[0]!r}")
     return tokenizer
+
+
+def write_sentencepiece_model(gguf: Path, out: Path, pieces: int | None = None) -> None:
+    """The ``tokenizer.model`` a SentencePiece checkpoint ships, rebuilt from a vocabulary GGUF: its pieces, scores
+    and types (llama.cpp keeps SentencePiece's type numbers), BPE with byte fallback as Llama 2, Mistral and Phi-3
+    use. ``pieces``: how many of the file's tokens are SentencePiece's own (the rest are added tokens, which the
+    tokenizer.json carries). llama.cpp's converter reads this file for these families."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    from transformers.integrations.gguf.reader import read_gguf_metadata
+
+    keys = ("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type")
+    meta, _ = read_gguf_metadata(str(gguf), keys)
+    tokens, scores, types = (meta[k] for k in keys)
+    model = pb.ModelProto()
+    spec = model.trainer_spec
+    spec.model_type = pb.TrainerSpec.BPE
+    spec.vocab_size = pieces or len(tokens)
+    spec.byte_fallback = True
+    spec.unk_id, spec.bos_id, spec.eos_id, spec.pad_id = 0, 1, 2, -1
+    norm = model.normalizer_spec
+    norm.name, norm.add_dummy_prefix, norm.remove_extra_whitespaces, norm.escape_whitespaces = "identity", True, False, True
+    for token, score, kind in list(zip(tokens, scores, types, strict=True))[: spec.vocab_size]:
+        piece = model.pieces.add()
+        piece.piece, piece.score, piece.type = token, score, kind
+    out.write_bytes(model.SerializeToString())
 
 
 def _pretrain(model, tokenizer, texts: list[str], progress: Progress):
@@ -145,7 +184,8 @@ def build_family_model(family: Family, target: Path, progress: Progress) -> None
 
     from engine.templates import BUILTIN_TEMPLATES, end_of_turn_ids
 
-    tokenizer = load_vocab_tokenizer(_vocab_file(family.vocab, target / "vocab"))
+    vocab = _vocab_file(family.vocab, target / "vocab")
+    tokenizer = load_vocab_tokenizer(vocab, sentencepiece=family.spm)
     tokenizer.add_bos_token = family.add_bos
     if family.template != "model":
         tokenizer.chat_template = BUILTIN_TEMPLATES[family.template]
@@ -165,6 +205,9 @@ def build_family_model(family: Family, target: Path, progress: Progress) -> None
     model.generation_config.eos_token_id = stops if len(stops) > 1 else eot
     model.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)
+    if family.spm:  # SentencePiece's own pieces come first; added chat tokens follow them
+        added = min((i for i in tokenizer.added_tokens_decoder if i >= 3), default=len(tokenizer))
+        write_sentencepiece_model(vocab, target / "tokenizer.model", added)
     shutil.rmtree(target / "vocab", ignore_errors=True)
 
 

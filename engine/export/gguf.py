@@ -93,6 +93,11 @@ def convert_to_gguf(
         with torch.inference_mode():
             model = Converter(Path(model_dir), ftypes[outtype], Path(out_path), eager=False)
             model.write()
+    except (ValueError, KeyError, FileNotFoundError, NotImplementedError, AssertionError, TypeError) as e:
+        # e.g. "Missing .../tokenizer.model" for a SentencePiece family: one plain line, not the converter's traceback
+        detail = str(e).splitlines()[0] if str(e) else ""
+        raise ConversionError(f"llama.cpp's converter ({base_cls.__name__}, {arch}) failed on {model_dir}: "
+                              f"{type(e).__name__}: {detail}".rstrip(": ")) from None  # fmt: skip
     finally:
         converter_log.setLevel(level)
     for w in warnings:

@@ -42,9 +42,29 @@ def merge_run(run: RunDir, max_shard_size: str = "2GB") -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
     AutoTokenizer.from_pretrained(run.adapter).save_pretrained(tmp)
+    _carry_sentencepiece_model(recipe, run, tmp)
     shutil.rmtree(run.merged, ignore_errors=True)
     os.replace(tmp, run.merged)
     return run.merged
+
+
+def _carry_sentencepiece_model(recipe, run: RunDir, dest: Path) -> None:
+    """Copy the base's ``tokenizer.model`` beside the merged weights when the saved tokenizer did not write it:
+    llama.cpp's converter reads it for SentencePiece families (Llama 2, Mistral, Phi-3, Gemma)."""
+    if (dest / "tokenizer.model").exists():
+        return
+    for folder in (run.adapter, Path(recipe.model.name_or_path).expanduser()):
+        if (folder / "tokenizer.model").is_file():
+            shutil.copy2(folder / "tokenizer.model", dest / "tokenizer.model")
+            return
+    try:  # a Hub id: the file from the local cache, if the model has one
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(recipe.model.name_or_path, "tokenizer.model", revision=recipe.model.revision)
+    except Exception:  # not a repo id
+        return
+    if isinstance(cached, str):
+        shutil.copy2(cached, dest / "tokenizer.model")
 
 
 def describe_model_dir(path: Path) -> dict:

@@ -16,11 +16,15 @@ from tests.helpers import tunedeck
 
 pytestmark = pytest.mark.slow
 
-# family -> (llama.cpp's pre-tokenizer name, the end-of-turn text, text that opens a next turn)
+SEPARATE = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+# family -> (llama.cpp's pre-tokenizer name (None: a SentencePiece vocabulary has none), the end-of-turn text,
+# text that opens a next turn, the linear modules LoRA targets)
 EXPECTED = {
-    "llama3": ("llama-bpe", "<|eot_id|>", "<|start_header_id|>"),
-    "qwen2": ("qwen2", "<|im_end|>", "<|im_start|>"),
-    "qwen3": ("qwen2", "<|im_end|>", "<|im_start|>"),
+    "llama3": ("llama-bpe", "<|eot_id|>", "<|start_header_id|>", SEPARATE),
+    "qwen2": ("qwen2", "<|im_end|>", "<|im_start|>", SEPARATE),
+    "qwen3": ("qwen2", "<|im_end|>", "<|im_start|>", SEPARATE),
+    "mistral": (None, "</s>", "[INST]", SEPARATE),
+    "phi3": (None, "<|end|>", "<|user|>", {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}),  # fused projections
 }
 
 
@@ -29,12 +33,12 @@ def test_family_list_names_each_with_its_tokenizer_and_template():
     for name in EXPECTED:
         assert name in proc.stdout
     proc = tunedeck("demo", "--init", "x", "--family", "gpt-9")
-    assert proc.returncode == 2 and "no family 'gpt-9'; choose from llama3, qwen2, qwen3" in proc.stderr
+    assert proc.returncode == 2 and "no family 'gpt-9'; choose from llama3, qwen2, qwen3, mistral, phi3" in proc.stderr
 
 
 @pytest.mark.parametrize("family", list(EXPECTED))
 def test_a_family_trains_exports_with_parity_and_chats_to_its_stop(family, cache_dir, tmp_path: Path):
-    pre, eot, next_turn = EXPECTED[family]
+    pre, eot, next_turn, modules = EXPECTED[family]
     proc = tunedeck("demo", "--init", str(tmp_path), "--family", family, check=True, timeout=600)
     assert f"{family} workspace ready" in proc.stdout
     model = _recipe_model(tmp_path)
@@ -42,7 +46,7 @@ def test_a_family_trains_exports_with_parity_and_chats_to_its_stop(family, cache
     # adapter targets: the real module names and the LoRA math, equal to what PEFT itself counts
     targets = json.loads(tunedeck("adapter", "targets", "recipe.yaml", "--json", cwd=tmp_path, check=True).stdout)
     names = {m["name"] for m in targets["linear_modules"] if m["selected"]}
-    assert names == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert names == modules
     assert targets["params"]["trainable"] == _peft_trainable(model)
     # the memory estimate against a measured probe
     probe = json.loads(tunedeck("estimate", "recipe.yaml", "--probe", "--no-search", "--json", cwd=tmp_path,
