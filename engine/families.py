@@ -58,10 +58,6 @@ TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_atte
 PRETRAIN = dict(steps=120, batch_size=4, seq_len=64, lr=3e-3, seed=1234)
 
 
-def family_names() -> list[str]:
-    return list(FAMILIES)
-
-
 def _fingerprint(family: Family) -> str:
     code = [inspect.getsource(f) for f in (pretrain_lines, habit_chats, load_vocab_tokenizer, _pretrain, build_family_model)]
     spec = json.dumps([family.__dict__, TINY, PRETRAIN, code], sort_keys=True, default=str)
