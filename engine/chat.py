@@ -8,14 +8,11 @@ from pathlib import Path
 
 def _context_length(path: Path) -> int | None:
     """The context length the model was trained with, read from the GGUF header."""
-    from gguf import GGUFReader
+    from engine.export.gguf import read_metadata
 
-    reader = GGUFReader(path)
-    arch = reader.fields.get("general.architecture")
-    if arch is None:
-        return None
-    field = reader.fields.get(f"{arch.contents()}.context_length")
-    return int(field.contents()) if field is not None else None
+    meta = read_metadata(path)
+    value = meta.get(f"{meta.get('general.architecture')}.context_length")
+    return int(value) if value is not None else None
 
 
 class ChatSession:

@@ -104,6 +104,17 @@ def _slot(group, hidden: int) -> str:
     return "attn_in"
 
 
+def _per_layer_mean(config, key: str, default: int) -> int:
+    """``config.<key>``, or its mean over the layers where the config varies per layer (Gemma 4's sliding and global
+    attention layers have different head sizes; transformers then refuses the global attribute)."""
+    per_layer = getattr(config, "per_layer_config", None)
+    if per_layer:
+        values = [getattr(layer, key, None) for layer in per_layer]
+        if all(values):
+            return round(sum(values) / len(values))
+    return getattr(config, key, None) or default
+
+
 def arch_of(model) -> Arch:
     """Read the shapes the formulas need from a (meta-device) causal LM."""
     from engine.adapters import discover_targets
@@ -112,7 +123,7 @@ def arch_of(model) -> Arch:
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     h = config.hidden_size
     heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or h // heads
+    head_dim = _per_layer_mean(config, "head_dim", h // heads)
     groups = discover_targets(model)
     layers = config.num_hidden_layers
     body = [g for g in groups if g.role != "head"]
@@ -133,7 +144,7 @@ def arch_of(model) -> Arch:
         intermediate=getattr(config, "intermediate_size", None) or 4 * h,
         layers=layers,
         heads=heads,
-        kv_heads=getattr(config, "num_key_value_heads", None) or heads,
+        kv_heads=_per_layer_mean(config, "num_key_value_heads", heads),
         head_dim=head_dim,
         vocab=config.vocab_size,
         tied=tied,

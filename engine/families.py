@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.demo import Progress, cache_root, habit_chats, pretrain_lines
+from engine.templates import KNOWN_END_OF_TURN
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ FAMILIES: dict[str, Family] = {
                note="Mistral v0.x's 32k SentencePiece tokenizer (llama.cpp's llama-spm), [INST] template, sliding window"),
         Family("phi3", "phi-3", "phi3", "model", add_bos=True, spm=True,
                note="Phi-3 tokenizer (32k SentencePiece + chat tokens), fused qkv_proj and gate_up_proj"),
+        Family("gemma", "gemma-4", "gemma4_text", "model",
+               {"head_dim": 16, "global_head_dim": 32, "hidden_size_per_layer_input": 0, "sliding_window": 64,
+                "layer_types": ["sliding_attention", "full_attention"]},
+               note="Gemma 4: its 262k tokenizer and template (the template writes <bos>), sliding and global "
+                    "attention layers of different head sizes, q/k norms, tied and scaled embeddings"),
     )
 }
 # Small enough to pretrain in about a minute on 2 cores with a 152k-token vocabulary.
@@ -60,6 +66,7 @@ PRETRAIN = dict(steps=120, batch_size=4, seq_len=64, lr=3e-3, seed=1234)
 
 def _fingerprint(family: Family) -> str:
     code = [inspect.getsource(f) for f in (pretrain_lines, habit_chats, load_vocab_tokenizer, _pretrain, build_family_model)]
+    code.append(repr(KNOWN_END_OF_TURN))  # the stop tokens written into generation_config.json
     spec = json.dumps([family.__dict__, TINY, PRETRAIN, code], sort_keys=True, default=str)
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
@@ -101,8 +108,17 @@ def load_vocab_tokenizer(gguf: Path, sentencepiece: bool = False):
     leading space into the prefix (" Hello" -> "▁Hello" where SentencePiece gives "▁", "▁Hello")."""
     from tokenizers import normalizers
     from transformers import PreTrainedTokenizerFast
+    from transformers.integrations.gguf.reader import read_gguf_metadata
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The file's control tokens (chat markers such as Gemma's <|turn>) are special, as in the real tokenizer_config:
+    # llama.cpp's converter types a token CONTROL only when the tokenizer lists it among its special tokens.
+    keys = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type")
+    meta, _ = read_gguf_metadata(str(gguf), keys)
+    control = [t for t, kind in zip(*(meta[k] for k in keys), strict=True) if kind == 3]  # llama.cpp's CONTROL
+    missing = [t for t in control if t not in tokenizer.all_special_tokens]
+    if missing:
+        tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
     if sentencepiece:
         backend = tokenizer.backend_tokenizer
         backend.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])

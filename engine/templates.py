@@ -82,7 +82,7 @@ _RENAMED = {
     "phi3": "phi3.5 (Phi-3.5-mini's own template)",
 }
 # End-of-turn tokens used across model families, for spotting a template's terminator.
-KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>", "<|eom_id|>")
+KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<turn|>", "<|end|>", "</s>", "<|endoftext|>", "<|eom_id|>")
 
 _GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
 

@@ -8,12 +8,15 @@ string, and says which GGUF metadata would correct it (``Mismatch.fix``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.export.errors import ExportError
 from engine.export.samples import SYNTHETIC_PROBES, Conversation
+
+log = logging.getLogger("tunedeck.export")
 
 # Chat formats llama-cpp-python substitutes for a GGUF template it recognises, and their functions.
 _BUILTIN_FORMATS = {"chatml": "format_chatml", "mistral-instruct": "format_mistral_instruct", "llama-3": "format_llama3"}
@@ -162,7 +165,14 @@ def _check_metadata(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, l
     hf_bos = bool(hf_ids) and hf_ids[0] == tokenizer.bos_token_id and tokenizer.bos_token_id is not None
     gguf_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
     report["add_bos"] = {"hf": hf_bos, "gguf": gguf_bos}
-    if hf_ids != gguf_ids:
+    if hf_ids != gguf_ids and _forced_bos(meta, tokenizer, template, hf_ids, gguf_ids):
+        report["add_bos"]["note"] = (
+            "llama.cpp adds BOS to every Gemma 4 text whatever the file says (src/llama-vocab.cpp, ggml-org/llama.cpp"
+            "#21500) where the HF tokenizer leaves it to the chat template: chat prompts get one BOS either way, raw "
+            "completions get a BOS in llama.cpp only"
+        )
+        log.warning(report["add_bos"]["note"])
+    elif hf_ids != gguf_ids:
         fix: dict[str, Any] = {"tokenizer.ggml.add_bos_token": hf_bos}
         if hf_bos:
             fix["tokenizer.ggml.bos_token_id"] = tokenizer.bos_token_id
@@ -228,6 +238,25 @@ def _check_metadata(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, l
     report["render"] = {"renderer": renderer, "conversations": rendered, "equal": equal}
     report["tokenization"] = {"texts": tokenized, "equal": token_equal}
     return report, problems
+
+
+def _forced_bos(meta, tokenizer, template, hf_ids: list[int], gguf_ids: list[int]) -> bool:
+    """True where the only difference is the BOS llama.cpp forces on Gemma 4 and the chat template writes BOS itself."""
+    bos = tokenizer.bos_token
+    if (
+        meta.get("tokenizer.ggml.model") != "gemma4"
+        or not bos
+        or not template
+        or gguf_ids != [tokenizer.bos_token_id, *hf_ids]
+    ):
+        return False
+    try:
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+        )
+    except Exception:
+        return False
+    return rendered.startswith(bos)
 
 
 def _template_fix(gguf_template: str | None, template: str | None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ EXPECTED = {
     "qwen3": ("qwen2", "<|im_end|>", "<|im_start|>", SEPARATE),
     "mistral": (None, "</s>", "[INST]", SEPARATE),
     "phi3": (None, "<|end|>", "<|user|>", {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}),  # fused projections
+    "gemma": (None, "<turn|>", "<|turn>", SEPARATE),
 }
 
 
@@ -33,7 +34,7 @@ def test_family_list_names_each_with_its_tokenizer_and_template():
     for name in EXPECTED:
         assert name in proc.stdout
     proc = tunedeck("demo", "--init", "x", "--family", "gpt-9")
-    assert proc.returncode == 2 and "no family 'gpt-9'; choose from llama3, qwen2, qwen3, mistral, phi3" in proc.stderr
+    assert proc.returncode == 2 and "no family 'gpt-9'; choose from llama3, qwen2, qwen3, mistral, phi3, gemma" in proc.stderr
 
 
 @pytest.mark.parametrize("family", list(EXPECTED))
@@ -62,15 +63,18 @@ def test_a_family_trains_exports_with_parity_and_chats_to_its_stop(family, cache
     runs = sorted((tmp_path / "runs").iterdir())
     assert [yaml.safe_load((r / "recipe.yaml").read_text())["adapter"]["kind"] for r in runs] == ["lora", "qlora"]
     run = runs[-1]  # the QLoRA run: merged into the full-precision base
-    proc = tunedeck("export", run.name, "--quant", "F16", "--no-adapter", "--json", cwd=tmp_path, check=True)
+    proc = tunedeck("export", run.name, "--quant", "F16,Q8_0,Q4_K_M", "--no-adapter", "--json", cwd=tmp_path, check=True)
     report = json.loads(proc.stdout)
     assert report["ok"] and report["pre_tokenizer"] == pre, report.get("warnings")
     parity = report["parity"]
     assert parity["ok"] and parity["chat_template"]["equal"], parity
     assert parity["render"]["conversations"] == parity["render"]["equal"] > 0
     assert parity["tokenization"]["texts"] == parity["tokenization"]["equal"] > 0
-    [f16] = report["files"]
+    f16, q8, q4 = report["files"]
+    assert [f["type"] for f in report["files"]] == ["F16", "Q8_0", "Q4_K_M"]
     assert f16["fidelity"]["top1_agreement"] >= 0.98
+    for f in (q8, q4):  # written by llama.cpp's quantizer, loaded by llama.cpp and measured against the HF model
+        assert f["bits_per_weight"] < 9 and f["verify"]["loaded"] and f["fidelity"]["top1_agreement"] >= 0.8, f
     reply = tunedeck("chat", f16["path"], "--prompt", "What is 3 plus 4?", "--temperature", "0", "--max-tokens", "48",
                      check=True).stdout  # fmt: skip
     assert reply.strip() and eot not in reply and next_turn not in reply, reply
