@@ -76,6 +76,11 @@ def cmd_train(args) -> int:
     recipe = load_recipe(args.recipe, args.set)
     check_model_source(recipe.model.name_or_path)  # an offline Hub id that is not cached: said before any process starts
     fmt = preflight(recipe)  # a dataset that does not fit the method is refused before any process starts
+    if recipe.export.quant:  # what GGUF export will meet, said before the training it follows
+        from engine.export.support import gguf_notes
+
+        for note in gguf_notes(recipe.model.name_or_path):
+            print(f"note: {note}", flush=True)
     run = start_run(recipe)
     print(f"data: {fmt} rows for {recipe.method.name}", flush=True)
     print(f"run {run.id} started in {run.path}", flush=True)

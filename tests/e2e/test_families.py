@@ -56,8 +56,10 @@ def test_a_family_trains_exports_with_parity_and_chats_to_its_stop(family, cache
 
     sets = ["train.max_steps=3", "export.fidelity_texts=4", "export.eval_rows=0"]
     for kind in ("lora", "qlora"):  # QLoRA: the 4-bit NF4 base (bitsandbytes' CPU backend here)
-        tunedeck("train", "recipe.yaml", *[a for s in [*sets, f"adapter.kind={kind}"] for a in ("--set", s)],
-                 cwd=tmp_path, check=True)  # fmt: skip
+        out = tunedeck("train", "recipe.yaml", *[a for s in [*sets, f"adapter.kind={kind}"] for a in ("--set", s)],
+                       cwd=tmp_path, check=True).stdout  # fmt: skip
+        # what GGUF export will meet is said before the run (upstream file and line)
+        assert ("note: Gemma 4: llama.cpp adds BOS" in out and "src/llama-vocab.cpp:2653" in out) == (family == "gemma")
     import yaml
 
     runs = sorted((tmp_path / "runs").iterdir())
