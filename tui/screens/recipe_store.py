@@ -18,13 +18,13 @@ class RecipeStore:
         self.path = path
         self.data: dict[str, Any] = {}
         self.error = ""
-        self.dirty = False
+        self._saved: dict[str, Any] = {}  # the recipe as the file holds it
         self.load()
 
     def load(self, path: Path | None = None) -> str:
         """Read ``path`` (default: the current file); returns the problem, or ''."""
         self.path = path or self.path
-        self.dirty = False
+        self._saved = {}
         try:
             data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
@@ -34,8 +34,22 @@ class RecipeStore:
             self.data, self.error = {}, f"{self.path}: cannot read it ({e})"
             return self.error
         self.data = data if isinstance(data, dict) else {}
+        self._saved = copy.deepcopy(self.data)
         self.error = self.validate(self.data)
         return self.error
+
+    @property
+    def dirty(self) -> bool:
+        """True when some field's value differs from the file: visiting a screen, or setting a field to the value
+        it already has (written or defaulted), is not an edit."""
+        return self._effective(self.data) != self._effective(self._saved)
+
+    @staticmethod
+    def _effective(data: dict[str, Any]) -> Any:
+        try:
+            return recipe_from_dict(copy.deepcopy(data)).to_dict()
+        except RecipeError:
+            return data
 
     @property
     def base(self) -> Path:
@@ -78,7 +92,7 @@ class RecipeStore:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
         problem = self.validate(data)
-        self.data, self.error, self.dirty = data, problem, True
+        self.data, self.error = data, problem
         return problem
 
     def recipe(self) -> Recipe:
@@ -95,5 +109,5 @@ class RecipeStore:
         """Write the YAML `tunedeck train` runs (Recipe.save); raises RecipeError when invalid."""
         target = path or self.path
         self.recipe().save(target)
-        self.path, self.dirty = target, False
+        self.path, self._saved = target, copy.deepcopy(self.data)
         return target

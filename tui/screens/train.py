@@ -21,6 +21,15 @@ from tui.workers import background
 POLL_SECONDS = 0.5
 
 
+
+def header_state(state: str, note: str) -> str:
+    """The run's state and the last event's note, each word once ("stopped", not "stopped  stopped";
+    "failed: ..." not "failed  failed: ...")."""
+    state = state or "reading..."
+    if not note or note == state:
+        return state
+    return note if note.startswith(state) else f"{state}  {note}"
+
 class TrainScreen(StudioScreen):
     """Follows the attached (or newest) run: history first, then live events."""
 
@@ -111,7 +120,7 @@ class TrainScreen(StudioScreen):
             stats.update("")
             return
         p = self.progress
-        head.update(f"run {self.run.id}  {self.state or 'reading...'}" + (f"  {p.note}" if p.note else ""))
+        head.update(f"run {self.run.id}  {header_state(self.state, p.note)}")
         bar.update(total=p.max_steps or None, progress=p.step)
         stats.update(p.line(self.state))
 
