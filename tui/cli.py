@@ -207,7 +207,8 @@ def cmd_export(args) -> int:
     if args.hf_quant is not None:
         overrides["hf_quant"] = [m for m in args.hf_quant.split(",") if m.strip()]
     try:
-        report = export_run(run, quants, progress=lambda m: print(m, file=sys.stderr, flush=True), overrides=overrides)
+        report = export_run(run, quants, progress=lambda m: print(m, file=sys.stderr, flush=True), overrides=overrides,
+                            checkpoint=args.checkpoint)  # fmt: skip
     except ExportError as e:
         _err(f"export of {run.id} failed: {e}")
         print(f"report: {run.export_report.resolve()}", file=sys.stderr)
@@ -228,6 +229,7 @@ def cmd_export(args) -> int:
     ref = report.get("reference", {})
     print(f"held-out: {ref.get('texts', 0)} texts from {ref.get('source')}; accuracy on {report['samples']['eval_rows']} eval rows")
     print(parity_line(report))
+    print(f"weights: {report['weights']}" + ("" if report["checkpoint"] == "final" else f" (checkpoint {report['checkpoint']})"))
     for f in report["files"]:
         print(f"{f['type']}: {f['path']}" + (f"  (+ {Path(f['modelfile']['path']).name})" if f.get("modelfile") else ""))
     for f in report.get("hf_quant", []):
@@ -401,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("export", help="merge, convert to GGUF, quantize, and prove each file's fidelity")
     sp.add_argument("run", help="run id, id prefix, path, or 'latest'")
     sp.add_argument("--quant", help="comma-separated GGUF types, e.g. f16,Q8_0,Q4_K_M,IQ2_XS (default: the recipe's)")
+    sp.add_argument("--checkpoint", metavar="STEP", help="export this complete checkpoint: step-000213, 213 or latest "
+                    "(default: the final weights of a finished run, else its newest complete checkpoint)")  # fmt: skip
     sp.add_argument("--fix-metadata", action="store_true", help="write the HF chat template/EOS into the GGUF instead of failing parity")
     sp.add_argument("--imatrix", choices=("auto", "always", "never"), help="importance matrix from the run's data (default: auto)")
     sp.add_argument("--hf-quant", metavar="METHODS", help="comma-separated: gptq, awq (needs: pip install 'tunedeck[gptq]')")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.recipe import load_recipe
@@ -17,19 +18,59 @@ TOKENIZER_FILES = (
 )  # fmt: skip
 
 
-def merge_run(run: RunDir, max_shard_size: str = "2GB") -> Path:
-    """Write run/merged (adapter merged into the base in float32); return its path."""
+@dataclass(frozen=True)
+class WeightsSource:
+    """What an export starts from: the run's final adapter (or full model), or one of its complete checkpoints."""
+
+    path: Path
+    checkpoint: str | None  # "step-000213"; None: the final weights
+
+    def describe(self, run: RunDir) -> str:
+        if self.checkpoint is None:
+            return "the final weights of the finished run"
+        return f"checkpoint {self.checkpoint} of the {run.state()} run"
+
+
+def weights_source(run: RunDir, checkpoint: str | None = None) -> WeightsSource:
+    """The weights to export: ``checkpoint`` ("step-000213", "213" or "latest") when given; else the final adapter
+    (or model) of a finished run, else the newest complete checkpoint of a stopped, crashed or failed one."""
+    from engine.export.errors import ExportError
+
+    recipe = load_recipe(run.recipe_path)
+    final = run.model if recipe.adapter.kind == "full" else run.adapter
+    marker = "config.json" if recipe.adapter.kind == "full" else "adapter_config.json"
+    complete = run.complete_checkpoints()
+    names = ", ".join(c.name for c in complete) or "none"
+    if checkpoint is None:
+        if run.state() == "finished" and (final / marker).is_file():
+            return WeightsSource(final, None)
+        if not complete:
+            raise ExportError(f"run {run.id} is {run.state()} with no final weights and no complete checkpoint to export")
+        return WeightsSource(complete[-1], complete[-1].name)
+    if checkpoint == "latest" and complete:
+        return WeightsSource(complete[-1], complete[-1].name)
+    wanted = f"step-{int(checkpoint):06d}" if checkpoint.isdigit() else checkpoint
+    for c in complete:
+        if c.name == wanted:
+            return WeightsSource(c, c.name)
+    raise ExportError(f"run {run.id} has no complete checkpoint {checkpoint!r} (complete: {names})")
+
+
+def merge_run(run: RunDir, max_shard_size: str = "2GB", source: WeightsSource | None = None) -> Path:
+    """Write run/merged (the adapter of ``source``, default the final one, merged into the base in float32)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     recipe = load_recipe(run.recipe_path)
     if recipe.adapter.kind == "full":
-        if not (run.model / "config.json").exists():
-            raise FileNotFoundError(f"{run.model}: the run has no trained model (state: {run.state()})")
-        return run.model
-    if not (run.adapter / "adapter_config.json").exists():
-        raise FileNotFoundError(f"{run.adapter}: the run has no trained adapter (state: {run.state()})")
+        model = source.path if source else run.model
+        if not (model / "config.json").exists():
+            raise FileNotFoundError(f"{model}: the run has no trained model (state: {run.state()})")
+        return model
+    adapter = source.path if source else run.adapter
+    if not (adapter / "adapter_config.json").exists():
+        raise FileNotFoundError(f"{adapter}: the run has no trained adapter (state: {run.state()})")
     base = AutoModelForCausalLM.from_pretrained(
         recipe.model.name_or_path,
         dtype=torch.float32,  # merge in full precision, also for QLoRA runs (no 4-bit rounding baked in)
@@ -37,23 +78,23 @@ def merge_run(run: RunDir, max_shard_size: str = "2GB") -> Path:
         revision=recipe.model.revision,
         use_safetensors=True,
     )
-    merged = PeftModel.from_pretrained(base, run.adapter).merge_and_unload()
+    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
     tmp = run.path / ".merged.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
-    AutoTokenizer.from_pretrained(run.adapter).save_pretrained(tmp)
-    _carry_sentencepiece_model(recipe, run, tmp)
+    AutoTokenizer.from_pretrained(adapter).save_pretrained(tmp)
+    _carry_sentencepiece_model(recipe, adapter, tmp)
     shutil.rmtree(run.merged, ignore_errors=True)
     os.replace(tmp, run.merged)
     return run.merged
 
 
-def _carry_sentencepiece_model(recipe, run: RunDir, dest: Path) -> None:
+def _carry_sentencepiece_model(recipe, adapter: Path, dest: Path) -> None:
     """Copy the base's ``tokenizer.model`` beside the merged weights when the saved tokenizer did not write it:
     llama.cpp's converter reads it for SentencePiece families (Llama 2, Mistral, Phi-3, Gemma)."""
     if (dest / "tokenizer.model").exists():
         return
-    for folder in (run.adapter, Path(recipe.model.name_or_path).expanduser()):
+    for folder in (adapter, Path(recipe.model.name_or_path).expanduser()):
         if (folder / "tokenizer.model").is_file():
             shutil.copy2(folder / "tokenizer.model", dest / "tokenizer.model")
             return
@@ -79,17 +120,18 @@ def describe_model_dir(path: Path) -> dict:
     }
 
 
-def export_adapter(run: RunDir, dest: Path) -> dict:
-    """Copy the PEFT adapter (config + safetensors) and its tokenizer to ``dest``."""
-    missing = [name for name in ADAPTER_FILES if not (run.adapter / name).is_file()]
+def export_adapter(run: RunDir, dest: Path, source: WeightsSource | None = None) -> dict:
+    """Copy the PEFT adapter (config + safetensors; default the final one) and its tokenizer to ``dest``."""
+    adapter = source.path if source else run.adapter
+    missing = [name for name in ADAPTER_FILES if not (adapter / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{run.adapter}: no {', '.join(missing)} (state: {run.state()})")
+        raise FileNotFoundError(f"{adapter}: no {', '.join(missing)} (state: {run.state()})")
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in (*ADAPTER_FILES, *TOKENIZER_FILES, "README.md"):
-        if (run.adapter / name).is_file():
-            shutil.copy2(run.adapter / name, tmp / name)
+        if (adapter / name).is_file():
+            shutil.copy2(adapter / name, tmp / name)
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     config = json.loads((dest / "adapter_config.json").read_text())

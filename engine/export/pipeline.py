@@ -61,19 +61,27 @@ def export_run(
     progress: Progress = lambda m: None,
     overrides: dict[str, Any] | None = None,
     stage: Stage | None = None,
+    checkpoint: str | None = None,
 ) -> dict:
     """Export ``run`` as the recipe's export section says (``overrides`` replace its fields).
 
+    ``checkpoint`` ("step-000213", "213", "latest"): export that complete checkpoint; default the final weights of a
+    finished run, else the newest complete checkpoint (engine.export.merge.weights_source).
     ``progress`` gets a line per step; ``stage`` is called as each stage starts and ends (for progress bars).
     """
     from engine.export.errors import ExportError
+    from engine.export.merge import weights_source
 
     run = RunDir(run.path.resolve())  # the report's paths must work from anywhere
     recipe = load_recipe(run.recipe_path)
     args = _export_args(recipe, quants, overrides)
     report: dict[str, Any] = {"run": run.id, "ok": False, "options": dataclasses.asdict(args)}
     try:
-        _export(run, recipe, args, report, progress, _Clock(stage))
+        source = weights_source(run, checkpoint)
+        report["checkpoint"] = source.checkpoint or "final"
+        report["weights"] = str(source.path)
+        progress(f"exporting {source.describe(run)}: {source.path}")
+        _export(run, recipe, args, report, progress, _Clock(stage), source)
     except ExportError as e:
         report["error"] = str(e)
         _write_report(run, report)
@@ -85,11 +93,17 @@ def export_run(
     return report
 
 
+def file_stem(run: RunDir, report: dict) -> str:
+    """GGUF names: ``<run>.<TYPE>.gguf`` from the final weights, ``<run>-step-000213.<TYPE>.gguf`` from a checkpoint."""
+    checkpoint = report.get("checkpoint", "final")
+    return run.id if checkpoint == "final" else f"{run.id}-{checkpoint}"
+
+
 def _write_report(run: RunDir, report: dict) -> None:
     atomic_write_text(run.export_report, json.dumps(report, indent=2))
 
 
-def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: _Clock) -> None:
+def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: _Clock, source) -> None:
     from engine.export.fidelity import HFReference, reference_scores
     from engine.export.merge import describe_model_dir, merge_run
     from engine.export.parity import expected_template
@@ -102,7 +116,7 @@ def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: 
 
     with clock.time("merge"):
         progress("merging the adapter into the base")
-        model_dir = merge_run(run, args.max_shard_size)
+        model_dir = merge_run(run, args.max_shard_size, source)
     report["model_dir"] = str(model_dir)
     report["merged"] = describe_model_dir(model_dir)
 
@@ -122,7 +136,7 @@ def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: 
     if recipe.adapter.kind != "full" and args.adapter:
         with clock.time("adapter"):
             progress("copying the adapter (PEFT safetensors)")
-            report["adapter"], adapter_logits = _export_adapter(run, recipe, export_dir / "adapter", samples)
+            report["adapter"], adapter_logits = _export_adapter(run, recipe, export_dir / "adapter", samples, source)
 
     with clock.time("reference"):
         progress("loading the merged model as the reference (transformers)")
@@ -147,13 +161,13 @@ def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: 
 # --------------------------------------------------------------------------- adapter
 
 
-def _export_adapter(run: RunDir, recipe, dest: Path, samples) -> tuple[dict, Any]:
+def _export_adapter(run: RunDir, recipe, dest: Path, samples, source) -> tuple[dict, Any]:
     """Copy the adapter, then load base + the copy (unmerged) for one text: the logits to compare."""
     from transformers import AutoTokenizer
 
     from engine.export.merge import adapter_logits, export_adapter
 
-    info = export_adapter(run, dest)
+    info = export_adapter(run, dest, source)
     if not samples.heldout:
         return info, None
     tok = AutoTokenizer.from_pretrained(dest)
@@ -187,7 +201,7 @@ def _gguf_exports(run, args, report, progress, clock, ref, samples, texts, hf_re
     from engine.export.gguf import convert_to_gguf
 
     run.gguf.mkdir(exist_ok=True)
-    source = run.gguf / f"{run.id}.F32.gguf"
+    source = run.gguf / f"{file_stem(run, report)}.F32.gguf"
     stop_ids = ref.stop_ids()
     metadata: dict[str, Any] = {"tokenizer.chat_template": template} if stripped else {}
     with clock.time("convert"):
@@ -263,7 +277,7 @@ def _export_file(run, qtype, source, imatrix, args, report, progress, clock, ref
     from engine.export.parity import ParityError
     from engine.export.quantize import quantize_gguf
 
-    out = run.gguf / f"{run.id}.{qtype}.gguf"
+    out = run.gguf / f"{file_stem(run, report)}.{qtype}.gguf"
     entry: dict[str, Any] = {"path": str(out), "type": qtype, "fallback_tensors": [], "imatrix": bool(imatrix)}
     t = time.time()
     if qtype != "F32":

@@ -87,6 +87,23 @@ def test_stop_checkpoints_then_resume_continues_the_same_loss_curve(workspace, r
     assert kinds.count("started") == 2 and "resumed" in kinds  # one events.jsonl across both workers
 
 
+def test_a_stopped_run_exports_from_its_newest_complete_checkpoint(workspace):
+    run = start(workspace, "--set", "train.max_steps=30")
+    wait_for(lambda: last_step(run) >= 3, what="first steps")
+    tunedeck("stop", run.id, "--runs-dir", str(workspace / "runs"), check=True)
+    assert run.state() == "stopped"
+    newest = run.complete_checkpoints()[-1].name
+    proc = tunedeck("export", run.id, "--quant", "Q8_0", "--no-adapter", "--json", cwd=workspace, check=True)
+    assert f"exporting checkpoint {newest} of the stopped run" in proc.stderr  # the default, said in one line
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["checkpoint"] == newest and report["weights"].endswith(f"checkpoints/{newest}")
+    [q8] = report["files"]
+    assert Path(q8["path"]).name == f"{run.id}-{newest}.Q8_0.gguf" and q8["verify"]["loaded"]
+    proc = tunedeck("export", run.id, "--checkpoint", "step-999999", cwd=workspace)
+    assert proc.returncode == 1 and "has no complete checkpoint 'step-999999' (complete: " in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_kill_9_during_a_save_leaves_the_previous_checkpoint_usable(workspace, reference):
     run = start(workspace, "--set", "train.max_steps=30", env={"TUNEDECK_FAULT": "save@20"})
     wait_for(lambda: run.state() == "crashed", what="the injected crash")

@@ -10,7 +10,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, ProgressBar, SelectionList, Static
+from textual.widgets import DataTable, ProgressBar, Select, SelectionList, Static
 
 from engine.export.stages import planned_stages, stage_label
 from engine.recipe import GGUF_TYPES
@@ -21,6 +21,22 @@ from tui.screens.base import StudioScreen
 from tui.workers import background, ml_turn
 
 STATE_TEXT = {"pending": "·", "start": "running", "done": "done", "failed": "FAILED"}
+FINAL = "final"
+
+
+def checkpoint_options(run: RunDir) -> tuple[list[tuple[str, str]], str | None]:
+    """The weights an export can start from, newest first, and the default (engine.export.merge.weights_source):
+    the final weights of a finished run, else its newest complete checkpoint. ([], None): nothing to export yet."""
+    from engine.export.errors import ExportError
+    from engine.export.merge import weights_source
+
+    try:
+        default = weights_source(run)
+    except (ExportError, OSError, ValueError):
+        return [], None
+    options = [(f"final weights ({run.state()})", FINAL)] if default.checkpoint is None else []
+    options += [(f"checkpoint {c.name}", c.name) for c in reversed(run.complete_checkpoints())]
+    return options, default.checkpoint or FINAL
 
 
 def file_row(entry: dict[str, Any]) -> tuple[str, ...]:
@@ -58,6 +74,8 @@ class ExportScreen(StudioScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="export-run", markup=False)
+        yield Select[str]([], prompt="no complete checkpoint yet", id="export-checkpoint", compact=True,
+                          tooltip="The weights to export: the final ones, or any complete checkpoint")  # fmt: skip
         with Horizontal(id="export-top"):
             yield SelectionList[str](*((q, q, False) for q in GGUF_TYPES), id="export-quants")
             with Vertical(id="export-progress"):
@@ -86,6 +104,11 @@ class ExportScreen(StudioScreen):
         self.run = self.current_run()
         text = f"run {self.run.id} ({self.run.state()})" if self.run else "no run to export yet: train one first"
         self.query_one("#export-run", Static).update(text)
+        picker = self.query_one("#export-checkpoint", Select)
+        options, default = checkpoint_options(self.run) if self.run else ([], None)
+        picker.set_options(options)
+        if default is not None:
+            picker.value = default
         self.action_load_report()
 
     def action_load_report(self) -> None:
@@ -119,8 +142,13 @@ class ExportScreen(StudioScreen):
     def action_export(self) -> None:
         """Run the export pipeline in a thread on the selected types."""
         quants = list(self.query_one("#export-quants", SelectionList).selected)
-        if self.run is None or self.run.state() != "finished":
-            self.notify("export needs a finished run (attach one on Runs)", severity="error")
+        if self.run is None:
+            self.notify("no run to export (attach one on Runs)", severity="error")
+            return
+        choice = self.query_one("#export-checkpoint", Select).value
+        if not isinstance(choice, str):
+            self.notify(f"run {self.run.id} ({self.run.state()}) has no final weights and no complete checkpoint yet",
+                        severity="error", markup=False)  # fmt: skip
             return
         if not quants:
             self.notify("check at least one GGUF type (space)", severity="error")
@@ -130,7 +158,7 @@ class ExportScreen(StudioScreen):
             return
         self.busy = True
         self._reset_stages(planned_stages(quants))
-        self._export(self.run, quants)
+        self._export(self.run, quants, None if choice == FINAL else choice)
 
     def _reset_stages(self, planned: list[str]) -> None:
         """Empty the stage table, then list ``planned`` as pending."""
@@ -159,7 +187,7 @@ class ExportScreen(StudioScreen):
         self.query_one("#export-now", Static).update(f"{time.time() - started:6.1f}s {message}")
 
     @background("export", exclusive=True)
-    def _export(self, run: RunDir, quants: list[str]) -> None:
+    def _export(self, run: RunDir, quants: list[str], checkpoint: str | None) -> None:
         from engine.export.errors import ExportError
         from engine.export.pipeline import export_run
 
@@ -167,7 +195,8 @@ class ExportScreen(StudioScreen):
         log = lambda m: self.app.call_from_thread(self._log, started, m)  # noqa: E731
         try:
             with ml_turn(self, "the export"):
-                report = export_run(run, quants, progress=log, stage=lambda *a: self.app.call_from_thread(self._stage, *a))
+                report = export_run(run, quants, progress=log, checkpoint=checkpoint,
+                                    stage=lambda *a: self.app.call_from_thread(self._stage, *a))  # fmt: skip
         except (ExportError, OSError, ValueError) as e:
             self.post_message(WorkFailed("export", str(e)))
             log(f"failed: {e}")
