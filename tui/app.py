@@ -127,6 +127,12 @@ class TunedeckApp(App[None]):
             return
         self.push_screen(KeysScreen(self.key_rows()))
 
+    def action_doctor(self) -> None:
+        """What this machine can do (`tunedeck doctor`), checked in a thread."""
+        from tui.screens.doctor import DoctorScreen
+
+        self.push_screen(DoctorScreen(self.workspace / "runs"))
+
     def action_attach(self, run_id: str) -> None:
         """Follow ``run_id`` on the Train screen."""
         self.attached_run = run_id

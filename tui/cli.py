@@ -187,6 +187,18 @@ def cmd_resume(args) -> int:
     return EXIT_FAILED if run.state() in ("failed", "crashed") else EXIT_OK
 
 
+def cmd_doctor(args) -> int:
+    from engine.doctor import lines, report, run_checks
+
+    checks = run_checks(_runs_dir(args))
+    result = report(checks)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(lines(checks)))
+    return EXIT_OK if result["ok"] else EXIT_FAILED
+
+
 def cmd_export(args) -> int:
     from engine.export.errors import ExportError
     from engine.export.pipeline import export_run
@@ -433,6 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--family", metavar="NAME", help="with --init: a tiny model of a real family (its own tokenizer and "
                     "chat template) instead of the demo base; `--family list` lists them")  # fmt: skip
     sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("doctor", help="what this machine can do: torch build, GPUs, bitsandbytes, llama.cpp, disk, Hub")
+    sp.add_argument("--runs-dir", default="runs")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_doctor)
     add_data_commands(sub)
     add_adapter_commands(sub)
     add_launch_commands(sub)
