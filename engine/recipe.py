@@ -246,6 +246,10 @@ class TrainArgs:
     gradient_checkpointing: bool = False
     bf16: bool | None = None  # None: bf16 where the device supports it fast (CUDA), else fp32
     report_to: list[str] | str = "none"
+    # The worker yields to the UI on a shared box: it lowers its priority by `nice` (0-19) and, on one machine, runs
+    # torch on `torch_threads` threads (0: all cores but one where there is more than one, so the TUI keeps a core).
+    nice: int = 10
+    torch_threads: int = 0
 
     def __post_init__(self) -> None:
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps", "save_steps"):
@@ -255,6 +259,10 @@ class TrainArgs:
             raise RecipeError("train.learning_rate", f"must be positive, got {self.learning_rate}")
         if self.max_steps == 0:
             raise RecipeError("train.max_steps", "must be positive, or -1 to train for num_train_epochs")
+        if not 0 <= self.nice <= 19:
+            raise RecipeError("train.nice", f"must be 0 (the UI's priority) to 19 (lowest), got {self.nice}")
+        if self.torch_threads < 0:
+            raise RecipeError("train.torch_threads", f"must be 0 (all cores but one) or a thread count, got {self.torch_threads}")
 
 
 @dataclass

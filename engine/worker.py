@@ -268,6 +268,24 @@ def _save_final(trainer, run: RunDir, recipe) -> Path:
     return target
 
 
+def yield_to_the_ui(train, world: int) -> dict:
+    """Lower this process's priority by ``train.nice`` and, on one machine, leave a core to the UI: torch threads =
+    ``train.torch_threads``, or all available cores but one. Said in worker.log; returns what was set."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    niceness = os.nice(train.nice) if train.nice else os.nice(0)
+    threads = torch.get_num_threads()
+    if train.torch_threads:
+        threads = train.torch_threads
+    elif world == 1:  # under accelerate every rank shares the cores already (OMP_NUM_THREADS)
+        threads = max(1, cores - 1)
+    torch.set_num_threads(threads)
+    why = "train.torch_threads" if train.torch_threads else "all cores but one, for the UI" if world == 1 else "the launcher's"
+    print(f"tunedeck worker: nice {niceness} (train.nice), torch threads {threads} of {cores} cores ({why})", flush=True)
+    return {"nice": niceness, "threads": threads, "cores": cores}
+
+
 def run_worker(run: RunDir, resume: bool = False) -> int:
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.path / "tensorboard"))
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -295,6 +313,7 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
         from engine.recipe import load_recipe
 
         recipe = load_recipe(run.recipe_path)
+        yield_to_the_ui(recipe.train, world)
         run.checkpoints.mkdir(exist_ok=True)
         for partial in run.checkpoints.glob("checkpoint-*") if rank == 0 else []:  # a save killed half-way
             shutil.rmtree(partial, ignore_errors=True)

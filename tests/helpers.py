@@ -151,6 +151,36 @@ def tunedeck(*args: str, cwd: Path | None = None, timeout: float = 900, check: b
     return proc
 
 
+def tunedeck_on_a_terminal(*args: str, cwd: Path | None = None, timeout: float = 900) -> tuple[int, str, str]:
+    """Run the real CLI with stderr on a pseudo-terminal (where progress is drawn), stdout piped.
+    Returns (exit code, stdout, what the terminal received)."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=slave,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"})  # fmt: skip
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # a full pty buffer would block the child
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed its end
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    stdout, _ = proc.communicate(timeout=timeout)
+    reader.join(timeout=10)
+    os.close(master)
+    return proc.returncode, stdout, b"".join(chunks).decode(errors="replace")
+
+
 def train_demo(workspace: Path, method: str, *sets: str):
     """`tunedeck demo --init` + `tunedeck train` with ``sets`` overrides (``section.field=value``); the one
     finished run."""

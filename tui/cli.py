@@ -7,6 +7,7 @@ need them, so ``tunedeck --help`` and the TUI start fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -199,10 +200,49 @@ def cmd_doctor(args) -> int:
     return EXIT_OK if result["ok"] else EXIT_FAILED
 
 
+class StageBars:
+    """Export progress on a terminal: a bar per pipeline stage (spinning while it runs, full when done, with its
+    seconds) and the pipeline's lines above them. Piped output gets the plain lines instead."""
+
+    def __init__(self, planned: list[str]) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from engine.export.stages import stage_label
+
+        self.label = stage_label
+        self.bars = Progress(TextColumn("{task.description:<26}"), BarColumn(), TextColumn("{task.fields[state]:<7}"),
+                             TimeElapsedColumn(), console=Console(stderr=True), transient=False)  # fmt: skip
+        self.tasks = {name: self.bars.add_task(stage_label(name), total=1, start=False, state="") for name in planned}
+
+    def __enter__(self):
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bars.stop()
+
+    def line(self, message: str) -> None:
+        self.bars.console.print(message, markup=False, highlight=False)
+
+    def stage(self, name: str, state: str, seconds: float | None) -> None:
+        if name not in self.tasks:  # optional stages (adapter, imatrix, gptq) join as they start
+            self.tasks[name] = self.bars.add_task(self.label(name), total=1, start=False, state="")
+        task = self.tasks[name]
+        if state == "start":
+            self.bars.start_task(task)
+            self.bars.update(task, total=None, state="running")
+        else:
+            self.bars.update(task, total=1, completed=1, state="done" if state == "done" else "FAILED")
+            self.bars.stop_task(task)
+
+
 def cmd_export(args) -> int:
     from engine.export.errors import ExportError
     from engine.export.pipeline import export_run
     from engine.export.report import COLUMNS, fidelity_rows, parity_line
+    from engine.export.stages import planned_stages
+    from engine.recipe import load_recipe, normalize_quant
     from engine.runs import find_run
 
     run = find_run(args.run, _runs_dir(args))
@@ -218,9 +258,13 @@ def cmd_export(args) -> int:
         overrides["imatrix"] = args.imatrix
     if args.hf_quant is not None:
         overrides["hf_quant"] = [m for m in args.hf_quant.split(",") if m.strip()]
+    planned = [normalize_quant(q, "--quant") for q in quants] if quants else load_recipe(run.recipe_path).export.quant
+    bars = StageBars(planned_stages(planned)) if sys.stderr.isatty() else None
     try:
-        report = export_run(run, quants, progress=lambda m: print(m, file=sys.stderr, flush=True), overrides=overrides,
-                            checkpoint=args.checkpoint)  # fmt: skip
+        with bars or contextlib.nullcontext():
+            report = export_run(run, quants, overrides=overrides, checkpoint=args.checkpoint,
+                                progress=bars.line if bars else lambda m: print(m, file=sys.stderr, flush=True),
+                                stage=bars.stage if bars else None)  # fmt: skip
     except ExportError as e:
         _err(f"export of {run.id} failed: {e}")
         print(f"report: {run.export_report.resolve()}", file=sys.stderr)

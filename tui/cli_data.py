@@ -235,6 +235,11 @@ def _print_tail(args, report, result: dict, out) -> None:
             print(f"  {e}", file=out)
 
 
+def _rows_read(rows: int) -> None:
+    """The count of rows read so far, on one terminal line (stderr), for files that take a while."""
+    print(f"\r{rows:,} rows read", end="", file=sys.stderr, flush=True)
+
+
 def cmd_data_inspect(args) -> int:
     from engine.data import DataError, inspect_data
     from engine.data.formats import parse_columns
@@ -262,7 +267,10 @@ def cmd_data_inspect(args) -> int:
             sample_size=args.sample if args.model else 0,
             max_errors=max(args.max_errors, args.show_errors),
             on_preview=on_preview,
+            on_rows=_rows_read if sys.stderr.isatty() else None,
         )
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # end the rows-read line
         result = report.to_dict()
         failures = []
         if args.model:

@@ -116,6 +116,9 @@ def _first_rows(records, limit: int) -> list:
     return head
 
 
+ROWS_EVERY = 10_000
+
+
 def inspect_data(
     source: str | Source,
     *,
@@ -127,8 +130,11 @@ def inspect_data(
     max_errors: int = MAX_ERRORS,
     preview_rows: int = PREVIEW_ROWS,
     on_preview: Callable[[DataReport], None] | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> DataReport:
     """Validate every row of ``source`` in one bounded-memory pass.
+
+    ``on_rows`` gets the count of rows read every ``ROWS_EVERY`` rows and once at the end (progress on big files).
 
     ``on_preview`` is called once the format is known and the first rows are checked, before the
     rest of the file is read (so a UI can show a first page at once). Raises DataError when the
@@ -231,6 +237,10 @@ def inspect_data(
         on_preview(report)
     for rec in records:
         process(rec, False)
+        if on_rows is not None and report.rows % ROWS_EVERY == 0:
+            on_rows(report.rows)
+    if on_rows is not None:
+        on_rows(report.rows)
     report.form = validator.form
     report.sample = sorted(reservoir.items, key=lambda item: item[0].row)
     report.complete = True

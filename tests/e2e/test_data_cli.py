@@ -240,3 +240,14 @@ def test_real_formats_through_the_cli_say_what_they_read_ignore_and_refuse(tmp_p
     proc = run("data", "inspect", str(corpus))
     assert proc.returncode == 0 and "format: text" in proc.stdout and "blank lines separate documents" in proc.stdout
     assert "rows 2   valid 2" in proc.stdout
+
+
+def test_inspect_of_a_large_file_shows_rows_read_on_a_terminal(tmp_path):
+    from tests.helpers import tunedeck_on_a_terminal
+
+    path = tmp_path / "big.jsonl"
+    row = {"messages": [{"role": "user", "content": "What is 2 plus 2?"}, {"role": "assistant", "content": "4"}]}
+    path.write_text("".join(json.dumps({**row, "id": i}) + "\n" for i in range(25_000)))
+    code, stdout, terminal = tunedeck_on_a_terminal("data", "inspect", str(path), cwd=tmp_path)
+    assert code == 0 and "10,000 rows read" in terminal and "25,000 rows read" in terminal
+    assert "rows read" not in stdout  # progress goes to the terminal, never into piped output

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.runs import RunDir, pid_alive
-from tests.helpers import ROOT, SHORT, last_step, losses, start, tunedeck, wait_for
+from tests.helpers import ROOT, SHORT, last_step, losses, start, tunedeck, tunedeck_on_a_terminal, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -93,9 +93,13 @@ def test_a_stopped_run_exports_from_its_newest_complete_checkpoint(workspace):
     tunedeck("stop", run.id, "--runs-dir", str(workspace / "runs"), check=True)
     assert run.state() == "stopped"
     newest = run.complete_checkpoints()[-1].name
-    proc = tunedeck("export", run.id, "--quant", "Q8_0", "--no-adapter", "--json", cwd=workspace, check=True)
-    assert f"exporting checkpoint {newest} of the stopped run" in proc.stderr  # the default, said in one line
-    report = json.loads(proc.stdout)
+    code, stdout, terminal = tunedeck_on_a_terminal("export", run.id, "--quant", "Q8_0", "--no-adapter", "--json",
+                                                    cwd=workspace)  # fmt: skip
+    assert code == 0, terminal
+    assert f"exporting checkpoint {newest} of the stopped run" in terminal  # the default, said in one line
+    for label in ("merge", "convert to GGUF", "quantize Q8_0", "check Q8_0 against HF"):  # a bar per stage
+        assert label in terminal and "done" in terminal, terminal[-2000:]
+    report = json.loads(stdout)
     assert report["ok"] and report["checkpoint"] == newest and report["weights"].endswith(f"checkpoints/{newest}")
     [q8] = report["files"]
     assert Path(q8["path"]).name == f"{run.id}-{newest}.Q8_0.gguf" and q8["verify"]["loaded"]

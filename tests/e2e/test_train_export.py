@@ -1,6 +1,7 @@
 """`tunedeck demo --init`, `tunedeck train` with overrides, `tunedeck export`, and clear failures."""
 
 import json
+import os
 
 import pytest
 
@@ -34,6 +35,11 @@ def test_workspace_recipe_trains_into_workspace_runs(short_run):
     assert [p.name for p in sorted((run / "checkpoints").glob("step-*"))] == ["step-000015", "step-000020"]
     assert all((p / "COMPLETE").exists() for p in (run / "checkpoints").glob("step-*"))
     assert not list((run / "checkpoints").glob("checkpoint-*"))
+
+    # the worker yields to the UI: lower priority, and a core left free where there is more than one
+    cores = len(os.sched_getaffinity(0))
+    log = (run / "worker.log").read_text()
+    assert f"nice {os.nice(0) + 10} (train.nice), torch threads {max(1, cores - 1)} of {cores} cores" in log
 
 
 def test_runs_lists_the_run(short_run):
