@@ -75,6 +75,14 @@ def startup_tmux(workspace: Path) -> float | None:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
 
 
+def tokens_per_s(run, since: float, until: float) -> float | None:
+    """Mean training tokens/s of the step events logged in [since, until]."""
+    events, _ = run.read_events()
+    rates = [e["tokens_per_s"] for e in events if e.get("kind") == "step" and since <= e.get("ts", 0) <= until
+             and isinstance(e.get("tokens_per_s"), (int, float))]  # fmt: skip
+    return round(statistics.mean(rates), 1) if rates else None
+
+
 def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
@@ -108,10 +116,11 @@ def main() -> None:
     parser.add_argument("--presses", type=int, default=40)
     parser.add_argument("--no-train", action="store_true", help="measure keys without a training in the background")
     parser.add_argument("--no-tmux", action="store_true")
+    parser.add_argument("--closed-seconds", type=float, default=20.0, help="training alone, before the UI opens")
     args = parser.parse_args()
     from engine.demo import init_workspace
 
-    flags = f" --presses {args.presses}" + (" --no-train" if args.no_train else "") + (" --no-tmux" if args.no_tmux else "")
+    flags = f" --presses {args.presses} --closed-seconds {args.closed_seconds:g}" + (" --no-train" if args.no_train else "") + (" --no-tmux" if args.no_tmux else "")
     result: dict = {"name": "tui_latency", "command": "python bench/tui_latency.py" + flags, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as tmp:
         ws = Path(tmp)
@@ -130,8 +139,18 @@ def main() -> None:
                 time.sleep(0.5)
             result["training_state_at_start"] = run.state()
             result["training_step_at_start"] = run.read_status().get("step")
+            t0 = time.time()
+            time.sleep(args.closed_seconds)  # the UI closed: the worker alone
+            result["train_tokens_per_s_ui_closed"] = tokens_per_s(run, t0, time.time())
         try:
+            t0 = time.time()
             result.update(asyncio.run(key_latency(ws, args.presses)))
+            if run is not None:
+                result["train_tokens_per_s_ui_open"] = tokens_per_s(run, t0, time.time())
+                closed, opened = result["train_tokens_per_s_ui_closed"], result["train_tokens_per_s_ui_open"]
+                result["train_speed_ratio_open_vs_closed"] = round(opened / closed, 3) if closed and opened else None
+                log = (run.path / "worker.log").read_text(errors="replace")
+                result["worker_settings"] = next((ln for ln in log.splitlines() if "torch threads" in ln), None)
         finally:
             if run is not None:
                 from engine.launch import RunStateError, stop_run
