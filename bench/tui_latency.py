@@ -89,12 +89,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def key_latency(workspace: Path, presses: int) -> dict:
-    """Press 1/6 (Runs <-> Train, both reading the live run) and time each until the new screen has painted."""
+    """Press 1/6 (Runs <-> Train, both reading the live run) and time each until the new screen's first frame is
+    handed to the terminal driver (App._display: the composed update a terminal would be sent)."""
     from tui.app import TunedeckApp
     from tui.screens.runs import RunsScreen
     from tui.screens.train import TrainScreen
 
     app = TunedeckApp(workspace=workspace)
+    frames: list[tuple[float, object]] = []
+    display = app._display
+
+    def recording(screen, renderable) -> None:
+        if renderable is not None:
+            frames.append((time.perf_counter(), screen))
+        display(screen, renderable)
+
+    app._display = recording
     latencies = []
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -102,10 +112,13 @@ async def key_latency(workspace: Path, presses: int) -> dict:
             key, want = ("6", TrainScreen) if i % 2 == 0 else ("1", RunsScreen)
             t = time.perf_counter()
             await pilot.press(key)
-            while not isinstance(app.screen, want):
-                await asyncio.sleep(0)
-            await pilot.pause()  # idle: the frame for the key has been composed
-            latencies.append((time.perf_counter() - t) * 1000)
+            while not any(ts >= t and isinstance(screen, want) for ts, screen in frames):
+                if time.perf_counter() - t > 10:
+                    raise TimeoutError(f"no frame of {want.__name__} within 10 s of pressing {key}")
+                await asyncio.sleep(0.002)
+            latencies.append((next(ts for ts, screen in frames if ts >= t and isinstance(screen, want)) - t) * 1000)
+            frames.clear()
+            await pilot.pause()  # settle (not timed)
             await asyncio.sleep(0.1)
     return {"presses": presses, "key_to_frame_ms_p50": round(percentile(latencies, 50), 1),
             "key_to_frame_ms_p99": round(percentile(latencies, 99), 1), "key_to_frame_ms_max": round(max(latencies), 1)}  # fmt: skip
@@ -116,11 +129,13 @@ def main() -> None:
     parser.add_argument("--presses", type=int, default=40)
     parser.add_argument("--no-train", action="store_true", help="measure keys without a training in the background")
     parser.add_argument("--no-tmux", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="recipe override for the training, e.g. train.nice=0 train.torch_threads=2 (the old worker)")
     parser.add_argument("--closed-seconds", type=float, default=20.0, help="training alone, before the UI opens")
     args = parser.parse_args()
     from engine.demo import init_workspace
 
-    flags = f" --presses {args.presses} --closed-seconds {args.closed_seconds:g}" + (" --no-train" if args.no_train else "") + (" --no-tmux" if args.no_tmux else "")
+    flags = f" --presses {args.presses} --closed-seconds {args.closed_seconds:g}" + "".join(f" --set {x}" for x in args.set) + (" --no-train" if args.no_train else "") + (" --no-tmux" if args.no_tmux else "")
     result: dict = {"name": "tui_latency", "command": "python bench/tui_latency.py" + flags, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as tmp:
         ws = Path(tmp)
@@ -132,7 +147,7 @@ def main() -> None:
             from engine.launch import start_run
             from engine.recipe import load_recipe
 
-            run = start_run(load_recipe(ws / "recipe.yaml", ["train.max_steps=400", "train.logging_steps=5"]))
+            run = start_run(load_recipe(ws / "recipe.yaml", ["train.max_steps=400", "train.logging_steps=5", *args.set]))
             for _ in range(600):  # wait until it really trains (steps logged)
                 if run.read_status().get("step") or run.state() in ("failed", "crashed", "finished"):
                     break
