@@ -47,7 +47,7 @@ class TunedeckCommands(Provider):
                 name = b.description if b.group is None else f"Go to {b.description}"
                 action = b.action if b.action.startswith("app.") else f"app.{b.action}"
                 yield name, f"{b.tooltip} ({self._key(b)})", action
-        yield "Doctor", "What this machine can do: torch build, GPUs, bitsandbytes, llama.cpp, disk, Hub", "app.doctor"
+        yield "Doctor", "What this machine can do: torch build, GPUs, bitsandbytes, llama.cpp, disk, Hub (palette only)", "app.doctor"
 
     async def _run(self, action: str) -> None:
         """Run an action; ``mode:action`` switches to that screen first."""
