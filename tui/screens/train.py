@@ -30,6 +30,7 @@ def header_state(state: str, note: str) -> str:
         return state
     return note if note.startswith(state) else f"{state}  {note}"
 
+
 class TrainScreen(StudioScreen):
     """Follows the attached (or newest) run: history first, then live events."""
 
