@@ -27,7 +27,9 @@ class ChatSession:
         self.path = path
         trained = _context_length(path)
         self.n_ctx = min(n_ctx, trained) if trained else n_ctx
-        self.llm = Llama(str(path), n_ctx=self.n_ctx, n_threads=n_threads, seed=seed, verbose=False)
+        from engine.export.checks import gpu_layers
+
+        self.llm = Llama(str(path), n_ctx=self.n_ctx, n_threads=n_threads, seed=seed, n_gpu_layers=gpu_layers(), verbose=False)
 
     @property
     def chat_template(self) -> str | None:
