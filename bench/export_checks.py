@@ -10,7 +10,9 @@ non-zero LoRA adapter (r=8, every linear layer; no training: an export costs the
 
 Each level exports a fresh copy of the run. ``checks_s`` is the checking stages (reference, parity, the
 verification of each file, HF task accuracy); ``bare_s`` is merge + convert + quantize inside the same export.
-Goal (issue 21): quick checks cost at most 2x the bare time, at both sizes.
+Goal (issue 21): quick checks cost at most 2x the bare time, at both sizes. On an NVIDIA machine (torch and
+llama-cpp-python built for CUDA: make install TORCH_SPEC=torch LLAMA_CMAKE_ARGS="-DGGML_CUDA=on") each level's
+``devices`` says both sides ran on cuda.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def summary(report: dict, seconds: float) -> dict:
         "parity_ok": (report.get("parity") or {}).get("ok"),
         "top1": {f["type"]: (f.get("fidelity") or {}).get("top1_agreement") for f in report["files"]},
         "scored_tokens": next((f["fidelity"]["tokens"] for f in report["files"] if f.get("fidelity")), 0),
+        "devices": checks.get("devices"),  # where the HF side and the GGUF side ran (cuda on a GPU box)
         "covered": checks["covered"],
         "not_covered": checks["not_covered"],
         "stages_s": report["seconds"],

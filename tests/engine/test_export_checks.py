@@ -26,3 +26,20 @@ def test_levels():
     assert not none.runs and set(LEVELS) == {"quick", "full", "none"}
     with pytest.raises(ValueError, match="quick, full, none"):
         plan("fast", 1)
+
+
+def test_where_the_checks_run_and_the_warning_when_llama_cpp_cannot_use_the_gpu():
+    """This machine's llama-cpp-python: a GPU build offloads every layer; a CPU build says so when torch has CUDA."""
+    import llama_cpp
+
+    from engine.export.checks import devices, gpu_layers
+
+    gpu = bool(llama_cpp.llama_supports_gpu_offload())
+    assert gpu_layers() == (-1 if gpu else 0)
+    where, warnings = devices("cpu")
+    assert where == {"reference": "cpu", "llama_cpp": "cuda" if gpu else "cpu"} and warnings == []
+    where, warnings = devices("cuda")
+    if gpu:
+        assert where["llama_cpp"] == "cuda" and warnings == []
+    else:
+        assert len(warnings) == 1 and "GGUF checks ran on the CPU" in warnings[0] and "GGML_CUDA=on" in warnings[0]
