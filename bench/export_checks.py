@@ -70,7 +70,7 @@ def summary(report: dict, seconds: float) -> dict:
         "checks_over_bare": round(checks["seconds"] / checks["bare_seconds"], 2) if checks["bare_seconds"] else None,
         "parity_ok": (report.get("parity") or {}).get("ok"),
         "top1": {f["type"]: (f.get("fidelity") or {}).get("top1_agreement") for f in report["files"]},
-        "scored_tokens": next((f["fidelity"]["tokens"] for f in report["files"] if f.get("fidelity")), 0),
+        "token_positions_per_file": next((f["fidelity"]["tokens"] for f in report["files"] if f.get("fidelity")), 0),
         "devices": checks.get("devices"),  # where the HF side and the GGUF side ran (cuda on a GPU box)
         "covered": checks["covered"],
         "not_covered": checks["not_covered"],
@@ -112,7 +112,8 @@ def main() -> None:
         out["goal"] = "quick checks_s <= 2 x bare_s (merge + convert + quantize)"
         out["goal_met"] = out["quick_checks_over_bare"] is not None and out["quick_checks_over_bare"] <= 2
     if "quick" in out and "full" in out:
-        out["top1_quick_minus_full"] = {q: round(out["quick"]["top1"][q] - out["full"]["top1"][q], 4) for q in out["quick"]["top1"]}
+        quick, full = out["quick"]["top1"], out["full"]["top1"]
+        out["top1_quick_minus_full"] = {q: round(quick[q] - full[q], 4) for q in quick if None not in (quick[q], full.get(q))}
     print(json.dumps(out, indent=2))
 
 

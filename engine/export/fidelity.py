@@ -82,8 +82,8 @@ class HFReference:
         else:
             try:
                 gen = GenerationConfig.from_pretrained(self.model_dir)
-            except OSError:  # no generation_config.json
-                gen = None
+            except OSError:  # no generation_config.json: what the model would derive from config.json
+                gen = GenerationConfig.from_model_config(self.config)
         for value in (self.tokenizer.eos_token_id, getattr(gen, "eos_token_id", None)):
             for i in value if isinstance(value, list) else [value]:
                 if i is not None and i not in ids:
@@ -182,7 +182,7 @@ class _Agreement:
 
     def result(self) -> dict:
         if not self.n_next:
-            return {"perplexity": None, "top1_agreement": None, "mean_kl": None, "tokens": 0}
+            return {"perplexity": None, "top1_agreement": None, "mean_kl": None, "tokens": 0, "scored_tokens": 0}
         return {
             "perplexity": round(math.exp(self.nll / self.n_next), 4),
             "top1_agreement": round(self.agree / self.n_pos, 4),
@@ -194,13 +194,10 @@ class _Agreement:
 
 def gguf_scores(path: Path, ref: HFReference, texts: list[Text], threads: int | None = None) -> dict:
     """Perplexity of the GGUF, top-1 agreement and mean KL(HF || GGUF) per token, on the same ids."""
-    from llama_cpp import Llama
-
-    from engine.export.checks import gpu_layers
+    from engine.chat import open_llama
 
     n_ctx = max((len(ids) for ids, _ in texts), default=8) + 8
-    llm = Llama(str(path), n_ctx=n_ctx, n_batch=min(n_ctx, 512), logits_all=True, n_threads=threads,
-                n_gpu_layers=gpu_layers(), verbose=False)  # fmt: skip
+    llm = open_llama(path, n_ctx=n_ctx, n_batch=min(n_ctx, 512), logits_all=True, n_threads=threads, verbose=False)
     acc = _Agreement()
     try:
         for i, (ids, start) in enumerate(texts):

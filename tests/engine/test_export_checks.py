@@ -32,14 +32,15 @@ def test_where_the_checks_run_and_the_warning_when_llama_cpp_cannot_use_the_gpu(
     """This machine's llama-cpp-python: a GPU build offloads every layer; a CPU build says so when torch has CUDA."""
     import llama_cpp
 
-    from engine.export.checks import devices, gpu_layers
+    from engine.chat import gpu_layers
+    from engine.export.checks import devices
 
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
     assert gpu_layers() == (-1 if gpu else 0)
     where, warnings = devices("cpu")
-    assert where == {"reference": "cpu", "llama_cpp": "cuda" if gpu else "cpu"} and warnings == []
+    assert where == {"reference": "cpu", "llama_cpp": "gpu" if gpu else "cpu"} and warnings == []
     where, warnings = devices("cuda")
     if gpu:
-        assert where["llama_cpp"] == "cuda" and warnings == []
+        assert where["llama_cpp"] == "gpu" and warnings == []
     else:
         assert len(warnings) == 1 and "GGUF checks ran on the CPU" in warnings[0] and "GGML_CUDA=on" in warnings[0]

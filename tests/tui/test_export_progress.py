@@ -59,7 +59,7 @@ def test_export_shows_each_stage_from_the_pipeline_then_sizes_and_fidelity(tmp_p
         row = [str(c) for c in files.get_row_at(0)]
         assert row[0] == "Q8_0" and row[1].endswith("MiB") and row[3].endswith("%")  # size and top-1 agreement
         assert report["checks"]["level"] == "quick"  # the picker's default, the recipe's export.checks
-        assert str(screen.query_one("#export-warnings").content).startswith("checks: quick, ")
+        assert str(screen.query_one("#export-checks-line").content).startswith("checks: quick, ")
 
         # The checks picker: none writes the file unchecked, and the stages say so before it starts
         seen.clear()
@@ -74,6 +74,6 @@ def test_export_shows_each_stage_from_the_pipeline_then_sizes_and_fidelity(tmp_p
         await settle(pilot)
         report = json.loads(list_runs(ws / "runs")[0].export_report.read_text())
         assert report["ok"] and report["checks"]["level"] == "none" and "verify" not in report["files"][0]
-        assert str(screen.query_one("#export-warnings").content).startswith("checks: none")
+        assert str(screen.query_one("#export-checks-line").content).startswith("checks: none")
 
     drive(app, steps)

@@ -88,6 +88,7 @@ class ExportScreen(StudioScreen):
                 yield Static(id="export-now", markup=False)
                 yield DataTable(id="export-stages", cursor_type="none", show_header=False)
         yield DataTable(id="export-files", cursor_type="row")
+        yield Static(id="export-checks-line", markup=False)
         yield Static(id="export-warnings", markup=False)
 
     def on_mount(self) -> None:
@@ -144,8 +145,12 @@ class ExportScreen(StudioScreen):
         warnings = list(report.get("warnings", []))
         if report.get("error"):
             warnings.insert(0, f"export failed: {report['error']}")
-        lines = [f"! {w}" for w in warnings] or ["no fallback or parity warnings"]
-        self.query_one("#export-warnings", Static).update("\n".join([checks_line(report), *lines]))
+        line = self.query_one("#export-checks-line", Static)
+        line.update(checks_line(report, brief=True))
+        line.display = bool(report.get("checks"))
+        self.query_one("#export-warnings", Static).update(
+            "\n".join(f"! {w}" for w in warnings) if warnings else "no fallback or parity warnings"
+        )
 
     def action_export(self) -> None:
         """Run the export pipeline in a thread on the selected types."""

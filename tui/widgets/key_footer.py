@@ -76,6 +76,7 @@ class KeyFooter(Footer):
         # screen switch) kept its keys alive: ~800 dead widgets after 20 switches, and gen-2 GC pauses that grew past
         # 140 ms (tests/tui/test_keys.py checks the keys are freed).
         key.set_reactive(FooterKey.compact, self.compact)
+        key.set_class(self.compact, "-compact")  # what FooterKey's watcher does, which set_reactive does not call
         return key
 
 
