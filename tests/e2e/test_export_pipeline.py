@@ -162,6 +162,15 @@ def test_fix_metadata_corrects_a_converter_that_writes_the_wrong_eos(demo_assets
     assert read_metadata(Path(report["files"][0]["path"]))["tokenizer.ggml.eos_token_id"] == 2
 
 
+def test_no_held_out_texts_still_exports_and_says_nothing_was_scored(demo_assets, tmp_path):
+    run = make_run(demo_assets, tmp_path, fidelity_texts=0, eval_rows=0)
+    tunedeck("export", run.name, "--quant", "Q8_0", "--no-adapter", cwd=tmp_path, check=True)
+    report = json.loads((run / "export-report.json").read_text())
+    (q8,) = report["files"]
+    assert report["ok"] and report["reference"]["texts"] == 0 and report["parity"]["ok"]
+    assert q8["fidelity"]["tokens"] == 0 and q8["fidelity"]["top1_agreement"] is None
+
+
 def test_quick_checks_fail_a_gguf_whose_chat_template_differs(demo_assets, tmp_path, monkeypatch):
     """The converter is made to write another chat template: the default (quick) export fails and names it."""
     import engine.export.gguf as gguf_mod
