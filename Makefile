@@ -58,7 +58,7 @@ run: $(STAMP)
 # Each writes bench/results/<name>.json (stdout); report.py then regenerates docs/benchmarks.md.
 # Every bench/*.py but the helpers runs; the GPU-only ones (after the listed ones) print
 # {"skipped": ...} without CUDA. About 10-15 minutes on 2 CPU cores.
-BENCH_FIRST := engine_overhead throughput_options tui_latency data_inspect chat_vs_llama export_vs_direct attach_history
+BENCH_FIRST := engine_overhead throughput_options tui_latency data_inspect chat_vs_llama export_checks attach_history
 BENCH_HELPERS := bare_trl_sft report
 # Long ones (demo_robustness: ~30 min of training) run on their own: make bench BENCHES=demo_robustness
 BENCH_LONG := demo_robustness

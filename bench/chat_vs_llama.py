@@ -86,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llama_cpp import Llama
 
-    from engine.chat import ChatSession
+    from engine.chat import ChatSession, gpu_layers
 
     path = demo_gguf()
     t = time.perf_counter()
     ours = ChatSession(path, seed=0)
     load_ours = time.perf_counter() - t
     t = time.perf_counter()
-    direct = Llama(str(path), n_ctx=ours.n_ctx, n_threads=None, seed=0, verbose=False)
+    direct = Llama(str(path), n_ctx=ours.n_ctx, n_threads=None, seed=0, n_gpu_layers=gpu_layers(), verbose=False)
     load_direct = time.perf_counter() - t
     params = dict(temperature=0.0, top_p=1.0, max_tokens=args.max_tokens)
     runners = {

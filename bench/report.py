@@ -28,7 +28,8 @@ BENCHES = {
     "on the machine, and the run's tokens/s with the UI open against closed.",
     "data_inspect": "Data: `tunedeck data inspect` of a 1M-row JSONL: first page, total, peak RSS.",
     "chat_vs_llama": "Chat: our chat path against llama-cpp-python called directly, same GGUF and parameters.",
-    "export_vs_direct": "Export: `export_run` (with fidelity and parity checks) against a bare convert + quantize.",
+    "export_checks": "Export: the cost of `--checks quick` and `full` beside merge + convert + quantize (`--checks none`), demo model.",
+    "export_checks_qwen2_0_5b": "Export: the same on a 0.5B-shaped Qwen2 (494M parameters, the real Qwen2 tokenizer, random weights).",
     "attach_history": "Attach: a 100,000-event history replayed by `tunedeck attach`.",
     "gpu_throughput": "GPU: LoRA and QLoRA SFT tokens/s, MFU, peak memory against the estimate (~0.5B).",
     "gpu_memory_check": "GPU: the memory estimate against torch.cuda.max_memory_allocated (~0.5B, LoRA/QLoRA).",
@@ -45,7 +46,8 @@ HEADLINES = {
     "tui_latency": ["key_to_frame_ms_p50", "key_to_frame_ms_p99", "train_speed_ratio_open_vs_closed", "goal_met", "cpu_model"],
     "data_inspect": ["max_first_page_s", "max_peak_rss_mb", "targets_met"],
     "chat_vs_llama": ["ratio_decode_tokens_per_s", "ratio_ttft", "goal_met"],
-    "export_vs_direct": ["ratio", "export_s", "direct_s", "ratio_convert_quantize"],
+    "export_checks": ["quick_checks_over_bare", "quick.checks_s", "quick.bare_s", "full.checks_over_bare", "goal_met", "cpu_model"],
+    "export_checks_qwen2_0_5b": ["quick_checks_over_bare", "quick.checks_s", "quick.bare_s", "goal_met", "cpu_model"],
     "attach_history": ["history_seconds_in_process", "attach_cli_seconds_total"],
 }
 SKIP_KEYS = {"name", "command", "measured", "stdout_tail", "stderr_tail", "sample_reply", "config", "file", "gguf"}

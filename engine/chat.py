@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger("tunedeck.chat")
+OFFLOAD_FAILED: list[str] = []  # GGUFs llama.cpp could not load onto the GPU in this process (they ran on the CPU)
+
+
+def gpu_layers() -> int:
+    """llama.cpp's n_gpu_layers: all of them where llama-cpp-python was built with GPU offload, else none."""
+    import llama_cpp
+
+    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
+
+
+def open_llama(path: Path, **kwargs):
+    """``llama_cpp.Llama`` on the GPU where the build can offload, else (or when loading there fails, e.g. the GPU is
+    full with a training run or the HF reference) on the CPU; a failed offload is logged and kept in OFFLOAD_FAILED."""
+    from llama_cpp import Llama
+
+    if gpu_layers():
+        try:
+            return Llama(str(path), n_gpu_layers=-1, **kwargs)
+        except ValueError as e:  # llama-cpp-python: "Failed to load model from file"
+            OFFLOAD_FAILED.append(Path(path).name)
+            log.warning("%s: loading onto the GPU failed (%s); using the CPU", Path(path).name, e)
+    return Llama(str(path), n_gpu_layers=0, **kwargs)
 
 
 def _context_length(path: Path) -> int | None:
@@ -22,12 +47,10 @@ class ChatSession:
         path = Path(gguf_path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such GGUF file")
-        from llama_cpp import Llama
-
         self.path = path
         trained = _context_length(path)
         self.n_ctx = min(n_ctx, trained) if trained else n_ctx
-        self.llm = Llama(str(path), n_ctx=self.n_ctx, n_threads=n_threads, seed=seed, verbose=False)
+        self.llm = open_llama(path, n_ctx=self.n_ctx, n_threads=n_threads, seed=seed, verbose=False)
 
     @property
     def chat_template(self) -> str | None:

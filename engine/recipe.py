@@ -276,6 +276,7 @@ class ExportArgs:
     adapter: bool = True  # also copy the PEFT adapter (safetensors + tokenizer) to export/adapter
     max_shard_size: str = "2GB"  # merged safetensors shard size (transformers' max_shard_size)
     modelfile: bool = True  # an Ollama Modelfile beside each GGUF
+    checks: Literal["quick", "full", "none"] = "quick"  # how much each file is verified (engine/export/checks.py)
     fidelity_texts: int = 32  # held-out texts for perplexity, top-1 agreement and KL against the HF model
     eval_rows: int = 100  # eval-set rows for task accuracy per file (0: skip)
     calibration_rows: int = 128  # training rows for the importance matrix and GPTQ/AWQ

@@ -195,8 +195,9 @@ def train_demo(workspace: Path, method: str, *sets: str):
     return run
 
 
-def make_lora_run(assets, workspace: Path, run_id: str = "20260101-000000-sft-test", **export) -> Path:
-    """A finished LoRA run without the training: a randomly initialised (non-zero) adapter on the demo base."""
+def make_lora_run(assets, workspace: Path, run_id: str = "20260101-000000-sft-test", base: Path | None = None, **export) -> Path:
+    """A finished LoRA run without the training: a randomly initialised (non-zero) adapter on the demo base
+    (or on ``base``, a model folder, with the demo's data)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -208,16 +209,18 @@ def make_lora_run(assets, workspace: Path, run_id: str = "20260101-000000-sft-te
     run.path.mkdir(parents=True)
     recipe = demo_recipe(assets)
     recipe.train.runs_dir = str(workspace / "runs")
+    base = Path(base or assets.base)
+    recipe.model.name_or_path = str(base)
     for key, value in export.items():
         setattr(recipe.export, key, value)
     recipe.save(run.recipe_path)
     (workspace / "eval.jsonl").write_text("".join(assets.eval.read_text().splitlines(keepends=True)[:20]))
     torch.manual_seed(0)
     model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(assets.base),
+        AutoModelForCausalLM.from_pretrained(base),
         LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False),
     )
     model.save_pretrained(run.adapter)
-    AutoTokenizer.from_pretrained(assets.base).save_pretrained(run.adapter)
+    AutoTokenizer.from_pretrained(base).save_pretrained(run.adapter)
     run.write_status(state="finished", step=1, max_steps=1)
     return run.path

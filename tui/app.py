@@ -110,6 +110,21 @@ class TunedeckApp(App[None]):
         for warning in self.theme_warnings:
             self.notify(warning, title="theme", severity="warning", markup=False)
         self.load_user_keymap()
+        self.call_after_refresh(self._build_ahead)  # once the first frame is out
+
+    def _build_ahead(self) -> None:
+        """Build the Train screen right after the app's first frame, so that the first switch to it is as quick
+        as later ones: Textual composes a mode's screen on its first ``switch_mode``, and that first switch was the
+        slowest key press while a run trains (bench/tui_latency.py). It is composed only: Train starts reading its
+        run on its first visit (TrainScreen.on_screen_resume). Only Train: the other screens' first visit loads a
+        tokenizer, a dataset or a GGUF, which must not happen unasked. Textual 8.2's ``App._init_mode`` without
+        making the screen current (textual is pinned to 8.2.x in pyproject.toml)."""
+        mode = "train"
+        if mode in self._screen_stacks or not self.is_running or self._exit:  # switched to already, or quitting
+            return
+        screen, _ = self._get_screen(self._modes[mode]())
+        self._load_screen_css(screen)
+        self._screen_stacks[mode] = [screen]
 
     def key_rows(self) -> list[KeyRow]:
         """The current screen's keys, then the app's, with tooltips and binding ids (for keymap.yaml)."""

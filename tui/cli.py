@@ -240,7 +240,7 @@ class StageBars:
 def cmd_export(args) -> int:
     from engine.export.errors import ExportError
     from engine.export.pipeline import export_run
-    from engine.export.report import COLUMNS, fidelity_rows, parity_line
+    from engine.export.report import COLUMNS, checks_line, fidelity_rows, parity_line
     from engine.export.stages import planned_stages
     from engine.recipe import load_recipe, normalize_quant
     from engine.runs import find_run
@@ -256,10 +256,13 @@ def cmd_export(args) -> int:
         overrides["adapter"] = False
     if args.imatrix:
         overrides["imatrix"] = args.imatrix
+    if args.checks:
+        overrides["checks"] = args.checks
     if args.hf_quant is not None:
         overrides["hf_quant"] = [m for m in args.hf_quant.split(",") if m.strip()]
-    planned = [normalize_quant(q, "--quant") for q in quants] if quants else load_recipe(run.recipe_path).export.quant
-    bars = StageBars(planned_stages(planned)) if sys.stderr.isatty() else None
+    recipe_export = load_recipe(run.recipe_path).export
+    planned = [normalize_quant(q, "--quant") for q in quants] if quants else recipe_export.quant
+    bars = StageBars(planned_stages(planned, args.checks or recipe_export.checks)) if sys.stderr.isatty() else None
     try:
         with bars or contextlib.nullcontext():
             report = export_run(run, quants, overrides=overrides, checkpoint=args.checkpoint,
@@ -282,8 +285,7 @@ def cmd_export(args) -> int:
             print("  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)).rstrip())
         else:
             print(f"{r[0]:<{widths[0]}}  {r[1]}")
-    ref = report.get("reference", {})
-    print(f"held-out: {ref.get('texts', 0)} texts from {ref.get('source')}; accuracy on {report['samples']['eval_rows']} eval rows")
+    print(checks_line(report))
     print(parity_line(report))
     print(f"weights: {report['weights']}" + ("" if report["checkpoint"] == "final" else f" (checkpoint {report['checkpoint']})"))
     for f in report["files"]:
@@ -463,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: the final weights of a finished run, else its newest complete checkpoint)")  # fmt: skip
     sp.add_argument("--fix-metadata", action="store_true", help="write the HF chat template/EOS into the GGUF instead of failing parity")
     sp.add_argument("--imatrix", choices=("auto", "always", "never"), help="importance matrix from the run's data (default: auto)")
+    sp.add_argument("--checks", choices=("quick", "full", "none"),
+                    help="how much each file is checked against the HF model: quick (default; samples sized to a token "
+                         "budget), full (every held-out text and eval row), none")  # fmt: skip
     sp.add_argument("--hf-quant", metavar="METHODS", help="comma-separated: gptq, awq (needs: pip install 'tunedeck[gptq]')")
     sp.add_argument("--max-shard-size", help="merged safetensors shard size, e.g. 500MB (default: 2GB)")
     sp.add_argument("--no-adapter", action="store_true", help="do not copy the PEFT adapter to export/adapter")

@@ -29,17 +29,28 @@ class HFReference:
 
     def __init__(self, model_dir: Path):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         self.model_dir = Path(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True).to(self.device)
-        self.model.eval()
-        trained = getattr(self.model.config, "max_position_embeddings", None) or MAX_TEXT_TOKENS
+        self.config = AutoConfig.from_pretrained(model_dir)
+        self._model = None
+        trained = getattr(self.config, "max_position_embeddings", None) or MAX_TEXT_TOKENS
         self.max_tokens = min(MAX_TEXT_TOKENS, trained)
         self._cache: dict[int, np.ndarray] = {}
         self._cached_bytes = 0
+
+    @property
+    def model(self):
+        """The model, loaded on first use (an export with --checks none and no importance matrix never needs it)."""
+        if self._model is None:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32, use_safetensors=True)
+            self._model = model.to(self.device).eval()
+        return self._model
 
     # ------------------------------------------------------------------ tokens and text
 
@@ -63,8 +74,16 @@ class HFReference:
 
     def stop_ids(self) -> list[int]:
         """Token ids the HF model ends a reply on: the tokenizer's EOS and generation_config's."""
+        from transformers import GenerationConfig
+
         ids: list[int] = []
-        gen = getattr(self.model, "generation_config", None)
+        if self._model is not None:
+            gen = self._model.generation_config
+        else:
+            try:
+                gen = GenerationConfig.from_pretrained(self.model_dir)
+            except OSError:  # no generation_config.json: what the model would derive from config.json
+                gen = GenerationConfig.from_model_config(self.config)
         for value in (self.tokenizer.eos_token_id, getattr(gen, "eos_token_id", None)):
             for i in value if isinstance(value, list) else [value]:
                 if i is not None and i not in ids:
@@ -123,7 +142,7 @@ class HFReference:
     def close(self) -> None:
         import gc
 
-        self.model = None
+        self._model = None
         self._cache.clear()
         gc.collect()
 
@@ -163,7 +182,7 @@ class _Agreement:
 
     def result(self) -> dict:
         if not self.n_next:
-            return {"perplexity": None, "top1_agreement": None, "mean_kl": None, "tokens": 0}
+            return {"perplexity": None, "top1_agreement": None, "mean_kl": None, "tokens": 0, "scored_tokens": 0}
         return {
             "perplexity": round(math.exp(self.nll / self.n_next), 4),
             "top1_agreement": round(self.agree / self.n_pos, 4),
@@ -175,10 +194,10 @@ class _Agreement:
 
 def gguf_scores(path: Path, ref: HFReference, texts: list[Text], threads: int | None = None) -> dict:
     """Perplexity of the GGUF, top-1 agreement and mean KL(HF || GGUF) per token, on the same ids."""
-    from llama_cpp import Llama
+    from engine.chat import open_llama
 
     n_ctx = max((len(ids) for ids, _ in texts), default=8) + 8
-    llm = Llama(str(path), n_ctx=n_ctx, n_batch=min(n_ctx, 512), logits_all=True, n_threads=threads, verbose=False)
+    llm = open_llama(path, n_ctx=n_ctx, n_batch=min(n_ctx, 512), logits_all=True, n_threads=threads, verbose=False)
     acc = _Agreement()
     try:
         for i, (ids, start) in enumerate(texts):
@@ -192,14 +211,17 @@ def gguf_scores(path: Path, ref: HFReference, texts: list[Text], threads: int | 
     return acc.result()
 
 
-def gguf_generation(path: Path, prompts: list[Conversation], eval_rows: list[dict], max_tokens: int = 64) -> dict:
-    """Load once through the chat path: replies to the probes (do they stop?) and task accuracy."""
+def gguf_generation(path: Path, prompts: list[tuple[Conversation, int]], eval_rows: list[dict]) -> dict:
+    """Load once through the chat path: replies to the probes (each up to its token limit: do they stop?) and task
+    accuracy. Nothing to generate: the file is not loaded."""
     from engine.chat import ChatSession
     from engine.evaluate import exact_match
 
+    if not prompts and not eval_rows:
+        return {"replies": [], "accuracy": None}
     with ChatSession(path, n_ctx=512) as chat:
         replies = []
-        for conv in prompts:
+        for conv, max_tokens in prompts:
             out = chat.llm.create_chat_completion(messages=conv, temperature=0.0, max_tokens=max_tokens)
             choice = out["choices"][0]
             replies.append({"text": choice["message"]["content"], "stopped": choice["finish_reason"] == "stop"})

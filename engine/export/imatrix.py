@@ -46,13 +46,12 @@ def collect_activations(model, batches: list[list[int]]) -> dict[str, tuple[np.n
 
 
 def gguf_tensor_rows(gguf_path: Path) -> tuple[str, int, dict[str, int]]:
-    """(architecture, block count, {tensor name: row length ne[0]}) of a GGUF file."""
-    from gguf import GGUFReader
+    """(architecture, block count, {tensor name: row length ne[0]}) of a GGUF file (its header alone)."""
+    from engine.export.gguf import read_header
 
-    reader = GGUFReader(gguf_path)
-    arch = reader.fields["general.architecture"].contents()
-    blocks = int(reader.fields[f"{arch}.block_count"].contents())
-    return arch, blocks, {t.name: int(t.shape[0]) for t in reader.tensors if len(t.shape) >= 2}
+    meta, tensors = read_header(gguf_path)
+    arch = meta["general.architecture"]
+    return arch, int(meta[f"{arch}.block_count"]), {name: int(dims[0]) for name, dims, _ in tensors if len(dims) >= 2}
 
 
 def to_gguf_names(activations: dict[str, tuple[np.ndarray, int]], gguf_path: Path) -> tuple[dict[str, np.ndarray], dict]:

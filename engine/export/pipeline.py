@@ -1,10 +1,11 @@
 """``export_run``: merge -> adapter copy -> reference -> convert (F32) + parity -> quantize each type
 -> fidelity of each file against the HF model -> Modelfiles -> GPTQ/AWQ -> export-report.json.
 
-Every file written is checked before the report calls it done: its chat template, EOS and
-end-of-turn tokens, rendering and tokenization equal the HF tokenizer's (``parity``), generation
-stops where the HF model stops, and its perplexity, top-1 agreement and KL against the HF model on
-held-out text, and task accuracy on the eval set, are measured (``fidelity``).
+Every file written is checked before the report calls it done, as much as ``export.checks`` says
+(``engine.export.checks``): its chat template, EOS and end-of-turn tokens, rendering and tokenization
+equal the HF tokenizer's (``parity``), generation stops where the HF model stops, and its perplexity,
+top-1 agreement and KL against the HF model on held-out text, and (full) task accuracy on the eval
+set, are measured (``fidelity``). ``report["checks"]`` says what was covered and what it cost.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ Progress = Callable[[str], None]
 # (stage, "start" | "done" | "failed", seconds once it ended); the stage ids: engine.export.stages
 Stage = Callable[[str, str, float | None], None]
 FLOAT_TYPES = ("F32", "F16", "BF16")
-STOP_TOKENS = 64  # generation limit of the stop checks
 ADAPTER_TOLERANCE = 1e-3  # max |logit difference| between the exported adapter and the merged model
 
 
@@ -104,11 +104,14 @@ def _write_report(run: RunDir, report: dict) -> None:
 
 
 def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: _Clock, source) -> None:
+    from engine.export.checks import plan as check_plan
+    from engine.export.checks import within_budget
     from engine.export.fidelity import HFReference, reference_scores
     from engine.export.merge import describe_model_dir, merge_run
     from engine.export.parity import expected_template
     from engine.export.samples import run_samples
 
+    plan = check_plan(args.checks, args.eval_rows)
     report["seconds"] = clock.seconds
     warnings: list[str] = []
     report["warnings"] = warnings
@@ -121,7 +124,7 @@ def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: 
     report["merged"] = describe_model_dir(model_dir)
 
     with clock.time("samples"):
-        samples = run_samples(recipe, args.fidelity_texts, args.eval_rows, args.calibration_rows)
+        samples = run_samples(recipe, args.fidelity_texts, plan.eval_rows, args.calibration_rows)
     warnings += samples.warnings
     report["samples"] = {
         "heldout": samples.heldout_source,
@@ -132,52 +135,83 @@ def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: 
         "probes": [conv[-1]["content"] for conv in samples.probes],
     }
 
-    adapter_logits = None
     if recipe.adapter.kind != "full" and args.adapter:
+        from engine.export.merge import export_adapter
+
         with clock.time("adapter"):
             progress("copying the adapter (PEFT safetensors)")
-            report["adapter"], adapter_logits = _export_adapter(run, recipe, export_dir / "adapter", samples, source)
+            report["adapter"] = export_adapter(run, export_dir / "adapter", source)
 
-    with clock.time("reference"):
-        progress("loading the merged model as the reference (transformers)")
-        ref = HFReference(model_dir)
-        report["merged"]["loads"] = True
-        texts = [ref.scored_text(c) for c in samples.heldout]
-        report["reference"] = {"source": samples.heldout_source, **reference_scores(ref, texts)}
-        if adapter_logits is not None:
-            report["adapter"]["verify"] = _compare_adapter(ref, adapter_logits, warnings)
-        samples.replied = _probes_that_fit(ref, samples.probes, warnings)
-        hf_replies = ref.generate(samples.replied, STOP_TOKENS)
-        report["reference"]["probes_stopped"] = sum(r["stopped"] for r in hf_replies)
-        template, stripped = expected_template(ref.tokenizer, samples.probes)
+    ref = HFReference(model_dir)  # the model itself loads on first use: never with --checks none and no imatrix
+    texts: list = []
+    hf_replies: list[dict] = []
+    if plan.runs:
+        with clock.time("reference"):
+            # base + the exported adapter first, freed before the merged model loads: one model in memory at a time
+            adapter = None
+            if report.get("adapter") and samples.heldout:
+                adapter = _adapter_logits(recipe, Path(report["adapter"]["path"]), samples.heldout[0])
+            progress("loading the merged model as the reference (transformers)")
+            ref.model  # noqa: B018 - load it here, so the stage's time says what it cost
+            report["merged"]["loads"] = True
+            every = [ref.scored_text(c) for c in samples.heldout]
+            texts = within_budget(every, plan.tokens)
+            report["reference"] = {"source": samples.heldout_source, **reference_scores(ref, texts)}
+            report["reference"]["cut_to_budget"] = sum(map(len, (i for i, _ in texts))) < sum(map(len, (i for i, _ in every)))
+            if adapter is not None:
+                report["adapter"]["verify"] = _compare_adapter(ref, adapter, warnings)
+            report["reference"]["probes"] = len(samples.probes)
+            samples.replied = _probes_that_fit(ref, samples.probes[: plan.probes], warnings, plan.stop_tokens)
+            hf_replies = ref.generate(samples.replied, plan.stop_tokens)
+            report["reference"]["probes_stopped"] = sum(r["stopped"] for r in hf_replies)
+    else:
+        report["reference"] = {"source": None, "texts": 0}
+    template, stripped = expected_template(ref.tokenizer, samples.probes)
     try:
-        _gguf_exports(run, args, report, progress, clock, ref, samples, texts, hf_replies, template, stripped)
+        _gguf_exports(run, args, plan, report, progress, clock, ref, samples, texts, hf_replies, template, stripped)
         if args.hf_quant:
-            _hf_exports(args, report, progress, clock, ref, samples, texts, export_dir, model_dir)
+            _hf_exports(args, plan, report, progress, clock, ref, samples, texts, export_dir, model_dir)
     finally:
         ref.close()
+    _report_checks(plan, report, ref)
+
+
+def _report_checks(plan, report: dict, ref) -> None:
+    """report["checks"]: the level, where the checks ran, what they covered and what they cost beside the bare
+    merge + convert + quantize work."""
+    from engine.export.checks import coverage, devices
+
+    seconds = report["seconds"]
+    bare = sum(v for k, v in seconds.items() if k in ("merge", "convert") or k.startswith("quantize_"))
+    spent = sum(v for k, v in seconds.items() if k in ("reference", "parity", "reference_accuracy") or k.startswith("verify_"))
+    covered, missing = coverage(plan, report)
+    checks: dict[str, Any] = {"level": plan.level, "covered": covered, "not_covered": missing,
+                              "seconds": round(spent, 3), "bare_seconds": round(bare, 3)}  # fmt: skip
+    if plan.runs:
+        checks["devices"], warnings = devices(ref.device)
+        report["warnings"] += warnings
+    else:
+        report["warnings"].append("export.checks is 'none': the files were written without checking them against the HF model")
+        if report["options"].get("fix_metadata"):
+            report["warnings"].append("export.fix_metadata did nothing: with export.checks 'none' nothing is compared to correct")
+    report["checks"] = checks
 
 
 # --------------------------------------------------------------------------- adapter
 
 
-def _export_adapter(run: RunDir, recipe, dest: Path, samples, source) -> tuple[dict, Any]:
-    """Copy the adapter, then load base + the copy (unmerged) for one text: the logits to compare."""
+def _adapter_logits(recipe, dest: Path, conv) -> tuple[list[int], Any]:
+    """Load base + the exported adapter (unmerged) for one text: its ids and logits, to compare with the merge."""
     from transformers import AutoTokenizer
 
-    from engine.export.merge import adapter_logits, export_adapter
+    from engine.export.merge import adapter_logits
 
-    info = export_adapter(run, dest, source)
-    if not samples.heldout:
-        return info, None
     tok = AutoTokenizer.from_pretrained(dest)
-    conv = samples.heldout[0]
     if not isinstance(conv, str) and not tok.chat_template:
         conv = "\n".join(m["content"] for m in conv)
     text = conv if isinstance(conv, str) else tok.apply_chat_template(conv, tokenize=False)
     ids = tok(text, add_special_tokens=False)["input_ids"][:64]
-    logits = adapter_logits(recipe.model.name_or_path, dest, ids, recipe.model.trust_remote_code, recipe.model.revision)
-    return info, (ids, logits)
+    return ids, adapter_logits(recipe.model.name_or_path, dest, ids, recipe.model.trust_remote_code, recipe.model.revision)
 
 
 def _compare_adapter(ref, adapter: tuple[list[int], Any], warnings: list[str]) -> dict:
@@ -197,7 +231,7 @@ def _compare_adapter(ref, adapter: tuple[list[int], Any], warnings: list[str]) -
 # --------------------------------------------------------------------------- GGUF
 
 
-def _gguf_exports(run, args, report, progress, clock, ref, samples, texts, hf_replies, template, stripped) -> None:
+def _gguf_exports(run, args, plan, report, progress, clock, ref, samples, texts, hf_replies, template, stripped) -> None:
     from engine.export.gguf import convert_to_gguf
 
     run.gguf.mkdir(exist_ok=True)
@@ -210,17 +244,18 @@ def _gguf_exports(run, args, report, progress, clock, ref, samples, texts, hf_re
     report["pre_tokenizer"] = conversion["pre_tokenizer"]
     report["warnings"] += conversion["warnings"]
 
-    with clock.time("parity"):
-        progress("checking template, EOS/EOT and stop parity against the HF tokenizer")
-        parity = _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata, progress)
-    parity["generation_markers_removed"] = stripped
-    report["parity"] = parity
-    stop = parity.get("stop", {})
-    if stop.get("diverged"):
-        report["warnings"].append(f"stop parity: {stop['diverged']} of {stop['hf_stopped']} replies took another path than the HF model's (not judged)")
-    elif stop.get("note"):
-        report["warnings"].append(f"stop parity {stop['note']}")
-    _reference_accuracy(report, ref, samples, progress, clock)  # after parity: a failing export fails fast
+    if plan.runs:
+        with clock.time("parity"):
+            progress("checking template, EOS/EOT and stop parity against the HF tokenizer")
+            parity = _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata, plan.stop_tokens, progress)
+        parity["generation_markers_removed"] = stripped
+        report["parity"] = parity
+        stop = parity.get("stop", {})
+        if stop.get("diverged"):
+            report["warnings"].append(f"stop parity: {stop['diverged']} of {stop['hf_stopped']} replies took another path than the HF model's (not judged)")
+        elif stop.get("note"):
+            report["warnings"].append(f"stop parity {stop['note']}")
+        _reference_accuracy(report, ref, samples, progress, clock)  # after parity: a failing export fails fast
 
     quants = list(args.quant)
     report["unavailable"] = []
@@ -234,7 +269,7 @@ def _gguf_exports(run, args, report, progress, clock, ref, samples, texts, hf_re
                 report["warnings"].append(f"{qtype}: not written (needs an importance matrix: {reason})")
                 continue
             use = imatrix if qtype not in FLOAT_TYPES and (qtype in GGUF_IMATRIX_TYPES or args.imatrix == "always") else None
-            entry = _export_file(run, qtype, source, use, args, report, progress, clock, ref, samples, texts, stops)
+            entry = _export_file(run, qtype, source, use, args, plan, report, progress, clock, ref, samples, texts, hf_replies, stops)
             report["files"].append(entry)
     finally:
         if "F32" not in quants:
@@ -271,7 +306,7 @@ def _importance_matrix(args, report, progress, clock, ref, samples, source) -> t
     return None, reason
 
 
-def _export_file(run, qtype, source, imatrix, args, report, progress, clock, ref, samples, texts, stops) -> dict:
+def _export_file(run, qtype, source, imatrix, args, plan, report, progress, clock, ref, samples, texts, hf_replies, stops) -> dict:
     """Quantize one type from the checked F32 file, then measure it and write its Modelfile."""
     from engine.export.gguf import read_metadata, tensor_stats
     from engine.export.parity import ParityError
@@ -291,9 +326,10 @@ def _export_file(run, qtype, source, imatrix, args, report, progress, clock, ref
     for key in ("tokenizer.chat_template", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"):
         if meta.get(key) != checked.get(key):
             raise ParityError(f"{out.name}: {key} differs from the parity-checked F32 conversion; the quantizer changed it")
-    with clock.time(f"verify_{qtype}"):
-        progress(f"measuring {out.name} against the HF model")
-        entry["verify"], entry["fidelity"] = _measure(out, ref, samples, texts, report["reference"])
+    if plan.runs:
+        with clock.time(f"verify_{qtype}"):
+            progress(f"measuring {out.name} against the HF model")
+            entry["verify"], entry["fidelity"] = _measure(out, plan, ref, samples, texts, hf_replies, report["reference"])
     if args.modelfile:
         from engine.export.modelfile import write_modelfile
 
@@ -302,8 +338,9 @@ def _export_file(run, qtype, source, imatrix, args, report, progress, clock, ref
             report["warnings"].append(f"{qtype}: the Ollama Modelfile template does not match the chat template ({mf.get('difference') or mf['template']})")
     if entry["fallback_tensors"]:
         report["warnings"].append(f"{qtype}: {len(entry['fallback_tensors'])} tensor(s) fell back to another type")
-    if not entry["verify"]["stopped"] and report["reference"].get("probes_stopped"):
-        report["warnings"].append(f"{qtype}: greedy generation did not stop on every probe ({entry['verify']['stop_rate']:.0%} did)")
+    if plan.runs and not entry["verify"]["stopped"] and report["reference"].get("probes_stopped"):
+        within = f"within {plan.stop_tokens} tokens" if plan.level == "full" else "within a few tokens of where the HF model stopped"
+        report["warnings"].append(f"{qtype}: greedy generation did not stop {within} on every probe ({entry['verify']['stop_rate']:.0%} did)")
     return entry
 
 
@@ -313,23 +350,23 @@ def _chunks(ref, texts: list) -> list[list[int]]:
     return [ids[i : i + ref.max_tokens] for i in range(0, len(ids), ref.max_tokens)]
 
 
-def _probes_that_fit(ref, probes: list, warnings: list[str]) -> list:
-    """The probe conversations whose prompt and a reply of STOP_TOKENS fit the context the GGUF is checked with
+def _probes_that_fit(ref, probes: list, warnings: list[str], reply_tokens: int) -> list:
+    """The probe conversations whose prompt and a reply of ``reply_tokens`` fit the context the GGUF is checked with
     (a template's long default system prompt can fill a small model's); the rest are named in a warning."""
     def tokens(conv) -> int:
         return len(ref.tokenizer(ref.render(conv, add_generation_prompt=True), add_special_tokens=False)["input_ids"])
 
-    fits = [c for c in probes if tokens(c) + STOP_TOKENS <= ref.max_tokens]
+    fits = [c for c in probes if tokens(c) + reply_tokens <= ref.max_tokens]
     if len(fits) < len(probes):
         warnings.append(
             f"{len(probes) - len(fits)} of {len(probes)} probe conversations do not fit the {ref.max_tokens}-token "
-            f"context with a {STOP_TOKENS}-token reply once the chat template renders them; "
+            f"context with a {reply_tokens}-token reply once the chat template renders them; "
             + ("the stop and reply checks ran on the rest" if fits else "the stop and reply checks did not run")
         )
     return fits
 
 
-def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata, progress) -> dict:
+def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata, stop_tokens, progress) -> dict:
     """Check parity; with export.fix_metadata, re-convert with corrected metadata and check again."""
     from engine.export.gguf import convert_to_gguf
     from engine.export.parity import check_metadata, check_stop, raise_for
@@ -337,7 +374,7 @@ def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata
     def check() -> tuple[dict, list]:
         meta_report, problems = check_metadata(source, ref.tokenizer, stop_ids, template, samples.probes)
         if not any(p.check in ("eos", "eog", "chat_template", "render") for p in problems):
-            meta_report["stop"], stop_problems = check_stop(source, ref.tokenizer, samples.replied, hf_replies, STOP_TOKENS)
+            meta_report["stop"], stop_problems = check_stop(source, ref.tokenizer, samples.replied, hf_replies, stop_tokens)
             problems += stop_problems
         return meta_report, problems
 
@@ -357,14 +394,22 @@ def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata
     return parity
 
 
-def _measure(path: Path, ref, samples, texts, reference: dict) -> tuple[dict, dict]:
+def _measure(path: Path, plan, ref, samples, texts, hf_replies: list[dict], reference: dict) -> tuple[dict, dict]:
+    """The file's replies to the probes, and its scores on the held-out texts. Full: every probe up to the plan's
+    limit, and the eval rows. Quick: only the probes the HF model ended, each a few tokens past where it did."""
+    from engine.export.checks import QUICK_REPLY_SLACK
     from engine.export.fidelity import gguf_generation, gguf_scores
 
-    gen = gguf_generation(path, samples.replied, samples.eval_rows, STOP_TOKENS)
+    if plan.level == "full":
+        prompts = [(c, plan.stop_tokens) for c in samples.replied]
+    else:
+        prompts = [(c, len(hf["tokens"]) + QUICK_REPLY_SLACK) for c, hf in zip(samples.replied, hf_replies, strict=True) if hf["stopped"]]
+    gen = gguf_generation(path, prompts, samples.eval_rows)
     replies = gen["replies"]
     stopped = sum(r["stopped"] for r in replies)
     verify = {
         "loaded": True,
+        "replies": len(replies),
         "sample_reply": replies[0]["text"] if replies else None,
         "stopped": bool(replies) and stopped == len(replies),
         "stop_rate": round(stopped / len(replies), 4) if replies else None,
@@ -386,7 +431,7 @@ def _measure(path: Path, ref, samples, texts, reference: dict) -> tuple[dict, di
 # --------------------------------------------------------------------------- GPTQ / AWQ
 
 
-def _hf_exports(args, report, progress, clock, ref, samples, texts, export_dir: Path, model_dir: Path) -> None:
+def _hf_exports(args, plan, report, progress, clock, ref, samples, texts, export_dir: Path, model_dir: Path) -> None:
     from engine.evaluate import hf_exact_match
     from engine.export.fidelity import torch_scores
     from engine.export.hfquant import availability, load_quantized, quantize_hf

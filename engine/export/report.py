@@ -52,3 +52,24 @@ def parity_line(report: dict) -> str:
     if p.get("fixed"):
         parts.append("corrected metadata: " + ", ".join(k for f in p["fixed"] for k in f["set"]))
     return "parity: " + "; ".join(parts)
+
+
+def checks_line(report: dict, brief: bool = False) -> str:
+    """How much was checked, on how many texts, at what cost beside merge + convert + quantize ('' for a report
+    without checks: a failed export). ``brief``: the level and the cost, and how many things were not covered."""
+    checks = report.get("checks")
+    if not checks:
+        return ""
+    if checks["level"] == "none":
+        return "checks: none (--checks quick or full to measure the files against the HF model)"
+    line = f"checks: {checks['level']}, {checks['seconds']:.1f} s beside {checks['bare_seconds']:.1f} s of merge, convert and quantize"
+    if brief:
+        missing = len(checks["not_covered"])
+        return line + (f"; {missing} not covered (export-report.json lists them)" if missing else "")
+    ref = report.get("reference", {})
+    line += f"; held-out: {ref.get('texts', 0)} texts from {ref.get('source')}"
+    if report["samples"]["eval_rows"]:
+        line += f"; accuracy on {report['samples']['eval_rows']} eval rows"
+    if checks["not_covered"]:
+        line += "; not covered: " + "; ".join(checks["not_covered"])
+    return line

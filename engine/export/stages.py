@@ -27,7 +27,9 @@ def stage_label(stage: str) -> str:
     return STAGE_LABELS.get(stage, stage.upper() if stage in ("gptq", "awq") else stage)
 
 
-def planned_stages(quants: list[str]) -> list[str]:
+def planned_stages(quants: list[str], checks: str = "quick") -> list[str]:
     """The stages every export of ``quants`` runs, in order (optional ones are added as they start)."""
+    if checks == "none":
+        return ["merge", "convert", *(f"quantize_{q}" for q in quants if q != "F32")]
     per_type = [s for q in quants for s in ((f"verify_{q}",) if q == "F32" else (f"quantize_{q}", f"verify_{q}"))]
     return ["merge", "reference", "convert", "parity", *per_type]

@@ -17,7 +17,7 @@ def exported(demo_assets, tmp_path_factory):
     run = make_run(demo_assets, workspace)
     proc = tunedeck(
         "export", run.name, "--quant", "F16,Q4_K_M,IQ2_XS", "--max-shard-size", "1MB", "--hf-quant", "gptq,awq",
-        cwd=workspace, check=True,
+        "--checks", "full", cwd=workspace, check=True,
     )  # fmt: skip
     return run, json.loads((run / "export-report.json").read_text()), proc
 
@@ -25,6 +25,8 @@ def exported(demo_assets, tmp_path_factory):
 def test_every_file_has_a_fidelity_report(exported):
     run, report, proc = exported
     assert report["ok"] and [f["type"] for f in report["files"]] == ["F16", "Q4_K_M", "IQ2_XS"]
+    assert report["checks"]["level"] == "full" and report["checks"]["not_covered"] == []
+    assert any("task accuracy on 20 eval rows" in c for c in report["checks"]["covered"])
     ref = report["reference"]
     assert ref["texts"] == 20 and ref["perplexity"] > 1 and ref["accuracy"] is not None
     assert "eval.jsonl" in ref["source"]
@@ -81,7 +83,42 @@ def test_cli_prints_the_fidelity_table(exported):
     assert proc.stdout.splitlines()[0].split()[:4] == ["type", "size", "bpw", "ppl"]
     assert "IQ2_XS" in proc.stdout and "parity: chat template equal" in proc.stdout
     assert "GPTQ" in proc.stdout and "unavailable" in proc.stdout
+    assert "checks: full, " in proc.stdout and "held-out: 20 texts" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_quick_checks_sample_to_a_budget_and_still_see_a_quant_lose_agreement(demo_assets, tmp_path):
+    """The default: the same kinds of check on fewer tokens; Q2_K's lower top-1 agreement still shows."""
+    from engine.export.checks import QUICK_TOKENS
+
+    run = make_run(demo_assets, tmp_path)
+    proc = tunedeck("export", run.name, "--quant", "F16,Q2_K", "--no-adapter", cwd=tmp_path, check=True)
+    report = json.loads((run / "export-report.json").read_text())
+    checks = report["checks"]
+    assert checks["level"] == "quick" and checks["devices"] == {"reference": "cpu", "llama_cpp": "cpu"}
+    assert report["parity"]["ok"] and report["parity"]["render"]["equal"] == report["parity"]["render"]["conversations"] > 0
+    assert report["parity"]["stop"]["hf_stopped"] == report["parity"]["stop"]["gguf_stopped"] > 0
+    assert any("task accuracy on the eval rows (--checks full)" in m for m in checks["not_covered"])
+    assert "accuracy" not in report["reference"]
+    f16, q2 = report["files"]
+    for f in (f16, q2):
+        assert 100 < f["fidelity"]["tokens"] <= QUICK_TOKENS and f["fidelity"]["accuracy"] is None
+        assert f["verify"]["replies"] > 0 and f["verify"]["stopped"] is not None
+    assert f16["fidelity"]["top1_agreement"] >= 0.99 and f16["verify"]["stopped"]
+    assert q2["fidelity"]["top1_agreement"] < f16["fidelity"]["top1_agreement"] and q2["fidelity"]["mean_kl"] > 10 * f16["fidelity"]["mean_kl"]
+    assert "checks: quick, " in proc.stdout and "not covered: task accuracy" in proc.stdout
+
+
+def test_no_checks_writes_the_files_and_says_nothing_was_checked(demo_assets, tmp_path):
+    run = make_run(demo_assets, tmp_path)
+    proc = tunedeck("export", run.name, "--quant", "Q8_0", "--checks", "none", "--no-adapter", cwd=tmp_path, check=True)
+    report = json.loads((run / "export-report.json").read_text())
+    assert report["ok"] and report["checks"]["level"] == "none" and report["checks"]["covered"] == []
+    assert "parity" not in report and set(report["seconds"]) == {"merge", "samples", "convert", "quantize_Q8_0"}
+    (q8,) = report["files"]
+    assert Path(q8["path"]).is_file() and "fidelity" not in q8 and q8["modelfile"]["stops"] == ["<|im_end|>"]
+    assert any("without checking them" in w for w in report["warnings"])
+    assert "checks: none" in proc.stdout and "parity: not checked" in proc.stdout
 
 
 def test_a_wrong_pre_tokenizer_fails_the_export_with_the_tokens(demo_assets, tmp_path):
@@ -123,6 +160,36 @@ def test_fix_metadata_corrects_a_converter_that_writes_the_wrong_eos(demo_assets
     report = export_run(run, ["Q8_0"], overrides={"fix_metadata": True})
     assert report["parity"]["fixed"][0]["set"] == ["tokenizer.ggml.eos_token_id"]
     assert read_metadata(Path(report["files"][0]["path"]))["tokenizer.ggml.eos_token_id"] == 2
+
+
+def test_no_held_out_texts_still_exports_and_says_nothing_was_scored(demo_assets, tmp_path):
+    run = make_run(demo_assets, tmp_path, fidelity_texts=0, eval_rows=0)
+    tunedeck("export", run.name, "--quant", "Q8_0", "--no-adapter", cwd=tmp_path, check=True)
+    report = json.loads((run / "export-report.json").read_text())
+    (q8,) = report["files"]
+    assert report["ok"] and report["reference"]["texts"] == 0 and report["parity"]["ok"]
+    assert q8["fidelity"]["tokens"] == 0 and q8["fidelity"]["top1_agreement"] is None
+
+
+def test_quick_checks_fail_a_gguf_whose_chat_template_differs(demo_assets, tmp_path, monkeypatch):
+    """The converter is made to write another chat template: the default (quick) export fails and names it."""
+    import engine.export.gguf as gguf_mod
+    from engine.export.errors import ExportError
+    from engine.export.pipeline import export_run
+    from engine.runs import RunDir
+
+    real = gguf_mod.convert_to_gguf
+    other = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+
+    def wrong_template(model_dir, out, outtype="f32", pre=None, metadata=None):
+        return real(model_dir, out, outtype, pre, {**(metadata or {}), "tokenizer.chat_template": other})
+
+    monkeypatch.setattr(gguf_mod, "convert_to_gguf", wrong_template)
+    run = RunDir(make_run(demo_assets, tmp_path, eval_rows=0, fidelity_texts=4))
+    with pytest.raises(ExportError, match="tokenizer.chat_template differs from the HF tokenizer's"):
+        export_run(run, ["Q8_0"])
+    report = json.loads(run.export_report.read_text())
+    assert report["options"]["checks"] == "quick" and not list(run.gguf.glob("*.gguf"))
 
 
 # Templates written for ChatML tokens, which the demo tokenizer has (SmolLM3's default system prompt

@@ -245,3 +245,30 @@ def test_no_color_is_honoured_by_textual(tmp_path: Path, monkeypatch: pytest.Mon
         assert app.theme == "tunedeck-dark"  # we do not fight it: the theme stays, Textual drains the colour
 
     drive(app, steps)
+
+
+def test_the_train_screen_is_built_while_idle_and_shown_at_once(tmp_path: Path) -> None:
+    """Train is composed right after the first frame without becoming current (the first switch to it was the slowest key
+    press while a run trains); the switch then shows the run. Pins Textual's ``_screen_stacks``
+    and ``_init_mode`` internals that tui/app.py ``_build_ahead`` uses: a textual that changes them fails here."""
+    from tui.screens.train import TrainScreen
+
+    make_run(tmp_path)
+    app = TunedeckApp(workspace=tmp_path)
+
+    async def steps(pilot: Pilot) -> None:
+        home, focused = app.screen, app.focused
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        (train,) = app._screen_stacks["train"]
+        assert isinstance(train, TrainScreen) and train.is_mounted
+        assert train.run is None  # composed only: it reads no run before its first visit
+        assert app.screen is home and app.focused is focused  # nothing changed for the user
+        await pilot.press("6")
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen is train and RUN_ID in str(train.query_one("#train-run", Static).content)
+        assert train.progress.step == 5 and train.progress.max_steps == 10  # its history was read on the visit
+
+    drive(app, steps)

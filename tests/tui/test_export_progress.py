@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import DataTable, ProgressBar, SelectionList
+from textual.widgets import DataTable, ProgressBar, Select, SelectionList
 
 from engine.runs import list_runs
 from tests.helpers import drive, settle, tunedeck
@@ -58,5 +58,22 @@ def test_export_shows_each_stage_from_the_pipeline_then_sizes_and_fidelity(tmp_p
         files = screen.query_one("#export-files", DataTable)
         row = [str(c) for c in files.get_row_at(0)]
         assert row[0] == "Q8_0" and row[1].endswith("MiB") and row[3].endswith("%")  # size and top-1 agreement
+        assert report["checks"]["level"] == "quick"  # the picker's default, the recipe's export.checks
+        assert str(screen.query_one("#export-checks-line").content).startswith("checks: quick, ")
+
+        # The checks picker: none writes the file unchecked, and the stages say so before it starts
+        seen.clear()
+        screen.query_one("#export-checks", Select).value = "none"
+        await pilot.press("x")
+        await pilot.pause()
+        assert [stage for stage, state in seen if state == "pending"] == ["merge", "convert", "quantize_Q8_0"]
+        for _ in range(600):
+            await pilot.pause(0.2)
+            if not screen.busy:
+                break
+        await settle(pilot)
+        report = json.loads(list_runs(ws / "runs")[0].export_report.read_text())
+        assert report["ok"] and report["checks"]["level"] == "none" and "verify" not in report["files"][0]
+        assert str(screen.query_one("#export-checks-line").content).startswith("checks: none")
 
     drive(app, steps)

@@ -22,6 +22,7 @@ from tui.workers import background, ml_turn
 
 STATE_TEXT = {"pending": "·", "start": "running", "done": "done", "failed": "FAILED"}
 FINAL = "final"
+CHECKS = [("checks: quick (sampled)", "quick"), ("checks: full", "full"), ("checks: none", "none")]
 
 
 def checkpoint_options(run: RunDir) -> tuple[list[tuple[str, str]], str | None]:
@@ -74,8 +75,12 @@ class ExportScreen(StudioScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="export-run", markup=False)
-        yield Select[str]([], prompt="no complete checkpoint yet", id="export-checkpoint", compact=True,
-                          tooltip="The weights to export: the final ones, or any complete checkpoint")  # fmt: skip
+        with Horizontal(id="export-pickers"):
+            yield Select[str]([], prompt="no complete checkpoint yet", id="export-checkpoint", compact=True,
+                              tooltip="The weights to export: the final ones, or any complete checkpoint")  # fmt: skip
+            yield Select[str](CHECKS, value="quick", allow_blank=False, id="export-checks", compact=True,
+                              tooltip="How much each file is checked against the HF model: quick samples to a token "
+                                      "budget, full uses every held-out text and eval row, none checks nothing")  # fmt: skip
         with Horizontal(id="export-top"):
             yield SelectionList[str](*((q, q, False) for q in GGUF_TYPES), id="export-quants")
             with Vertical(id="export-progress"):
@@ -83,11 +88,14 @@ class ExportScreen(StudioScreen):
                 yield Static(id="export-now", markup=False)
                 yield DataTable(id="export-stages", cursor_type="none", show_header=False)
         yield DataTable(id="export-files", cursor_type="row")
+        yield Static(id="export-checks-line", markup=False)
         yield Static(id="export-warnings", markup=False)
 
     def on_mount(self) -> None:
         quants = self.query_one("#export-quants", SelectionList)
         quants.border_title = "GGUF (space)"
+        if self.store.get("export.checks") in {v for _, v in CHECKS}:
+            self.query_one("#export-checks", Select).value = self.store.get("export.checks")
         for q in self.store.get("export.quant") or []:
             if str(q).upper() in GGUF_TYPES:
                 quants.select(str(q).upper())
@@ -132,9 +140,14 @@ class ExportScreen(StudioScreen):
         table.clear()
         for entry in report.get("files", []):
             table.add_row(*file_row(entry))
+        from engine.export.report import checks_line
+
         warnings = list(report.get("warnings", []))
         if report.get("error"):
             warnings.insert(0, f"export failed: {report['error']}")
+        line = self.query_one("#export-checks-line", Static)
+        line.update(checks_line(report, brief=True))
+        line.display = bool(report.get("checks"))
         self.query_one("#export-warnings", Static).update(
             "\n".join(f"! {w}" for w in warnings) if warnings else "no fallback or parity warnings"
         )
@@ -156,9 +169,10 @@ class ExportScreen(StudioScreen):
         if self.busy:
             self.notify("an export is already running", severity="warning")
             return
+        checks = str(self.query_one("#export-checks", Select).value)
         self.busy = True
-        self._reset_stages(planned_stages(quants))
-        self._export(self.run, quants, None if choice == FINAL else choice)
+        self._reset_stages(planned_stages(quants, checks))
+        self._export(self.run, quants, None if choice == FINAL else choice, checks)
 
     def _reset_stages(self, planned: list[str]) -> None:
         """Empty the stage table, then list ``planned`` as pending."""
@@ -187,7 +201,7 @@ class ExportScreen(StudioScreen):
         self.query_one("#export-now", Static).update(f"{time.time() - started:6.1f}s {message}")
 
     @background("export", exclusive=True)
-    def _export(self, run: RunDir, quants: list[str], checkpoint: str | None) -> None:
+    def _export(self, run: RunDir, quants: list[str], checkpoint: str | None, checks: str) -> None:
         from engine.export.errors import ExportError
         from engine.export.pipeline import export_run
 
@@ -195,7 +209,7 @@ class ExportScreen(StudioScreen):
         log = lambda m: self.app.call_from_thread(self._log, started, m)  # noqa: E731
         try:
             with ml_turn(self, "the export"):
-                report = export_run(run, quants, progress=log, checkpoint=checkpoint,
+                report = export_run(run, quants, progress=log, checkpoint=checkpoint, overrides={"checks": checks},
                                     stage=lambda *a: self.app.call_from_thread(self._stage, *a))  # fmt: skip
         except (ExportError, OSError, ValueError) as e:
             self.post_message(WorkFailed("export", str(e)))

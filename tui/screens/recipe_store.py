@@ -19,12 +19,13 @@ class RecipeStore:
         self.data: dict[str, Any] = {}
         self.error = ""
         self._saved: dict[str, Any] = {}  # the recipe as the file holds it
+        self._saved_effective: Any = None  # and its effective values (validated once per load or save)
         self.load()
 
     def load(self, path: Path | None = None) -> str:
         """Read ``path`` (default: the current file); returns the problem, or ''."""
         self.path = path or self.path
-        self._saved = {}
+        self._mark_saved({})
         try:
             data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
@@ -34,7 +35,7 @@ class RecipeStore:
             self.data, self.error = {}, f"{self.path}: cannot read it ({e})"
             return self.error
         self.data = data if isinstance(data, dict) else {}
-        self._saved = copy.deepcopy(self.data)
+        self._mark_saved(self.data)
         self.error = self.validate(self.data)
         return self.error
 
@@ -42,7 +43,13 @@ class RecipeStore:
     def dirty(self) -> bool:
         """True when some field's value differs from the file: visiting a screen, or setting a field to the value
         it already has (written or defaulted), is not an edit."""
-        return self._effective(self.data) != self._effective(self._saved)
+        if self.data == self._saved:
+            return False
+        return self._effective(self.data) != self._saved_effective
+
+    def _mark_saved(self, data: dict[str, Any]) -> None:
+        self._saved = copy.deepcopy(data)
+        self._saved_effective = self._effective(self._saved)
 
     @staticmethod
     def _effective(data: dict[str, Any]) -> Any:
@@ -109,5 +116,6 @@ class RecipeStore:
         """Write the YAML `tunedeck train` runs (Recipe.save); raises RecipeError when invalid."""
         target = path or self.path
         self.recipe().save(target)
-        self.path, self._saved = target, copy.deepcopy(self.data)
+        self.path = target
+        self._mark_saved(self.data)
         return target

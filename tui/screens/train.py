@@ -47,6 +47,7 @@ class TrainScreen(StudioScreen):
         self.progress = RunProgress()
         self.state = ""
         self._reading = False
+        self._poller = None  # the poll timer, from the first visit on
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="train-run", markup=False)
@@ -59,11 +60,13 @@ class TrainScreen(StudioScreen):
                 yield MetricChart(id="metric-chart")
             yield GpuPanel(id="gpu-panel", markup=False)
 
-    def on_mount(self) -> None:
-        self._follow(self.current_run())
-        self.set_interval(POLL_SECONDS, self._poll)
-
     def on_screen_resume(self) -> None:
+        """Start following on the first visit (the app may build this screen ahead of it), then keep up with the
+        attached run."""
+        if self._poller is None:
+            self._poller = self.set_interval(POLL_SECONDS, self._poll)
+            self._follow(self.current_run())
+            return
         run = self.current_run()
         if run is not None and (self.run is None or run.id != self.run.id):
             self._follow(run)

@@ -71,7 +71,13 @@ class KeyFooter(Footer):
     def _key(self, binding: Binding, enabled: bool, tooltip: str, description: str, classes: str = "") -> FooterKey:
         key = FooterKey(binding.key, self.app.get_key_display(binding), description, binding.action,
                         disabled=not enabled, tooltip=tooltip, classes=classes)  # fmt: skip
-        return key.data_bind(compact=Footer.compact)
+        # Set, not data_bind(compact=Footer.compact) as Textual's Footer does: a data binding leaves a watcher on this
+        # footer that Textual drops only when ``compact`` changes, which it never does here, so every recompose (each
+        # screen switch) kept its keys alive: ~800 dead widgets after 20 switches, and gen-2 GC pauses that grew past
+        # 140 ms (tests/tui/test_keys.py checks the keys are freed).
+        key.set_reactive(FooterKey.compact, self.compact)
+        key.set_class(self.compact, "-compact")  # what FooterKey's watcher does, which set_reactive does not call
+        return key
 
 
 class KeyBar(Vertical):
