@@ -170,7 +170,7 @@ def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: 
     try:
         _gguf_exports(run, args, plan, report, progress, clock, ref, samples, texts, hf_replies, template, stripped)
         if args.hf_quant:
-            _hf_exports(args, plan, report, progress, clock, ref, samples, texts, export_dir, model_dir)
+            _hf_exports(args, report, progress, clock, ref, samples, texts, export_dir, model_dir)
     finally:
         ref.close()
     _report_checks(plan, report, ref)
@@ -431,7 +431,7 @@ def _measure(path: Path, plan, ref, samples, texts, hf_replies: list[dict], refe
 # --------------------------------------------------------------------------- GPTQ / AWQ
 
 
-def _hf_exports(args, plan, report, progress, clock, ref, samples, texts, export_dir: Path, model_dir: Path) -> None:
+def _hf_exports(args, report, progress, clock, ref, samples, texts, export_dir: Path, model_dir: Path) -> None:
     from engine.evaluate import hf_exact_match
     from engine.export.fidelity import torch_scores
     from engine.export.hfquant import availability, load_quantized, quantize_hf
