@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--r", type=int, default=16)
     p.add_argument("--lora-alpha", type=int, default=32)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--cpu-compact", action="store_true", help="apply tunedeck's one TRL switch (engine/trl_compat.py: "
+                   "the fused LM head scores labelled positions only on the CPU, as it does on CUDA)")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -124,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     start = time.time()
     timer = LoopTimer()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.cpu_compact:
+        from engine.trl_compat import score_labelled_positions_only_on_cpu
+
+        score_labelled_positions_only_on_cpu()
     with tempfile.TemporaryDirectory(prefix="bare-trl-") as out:
         trainer = build_trainer(args, out, [timer.callback()])
         metrics = trainer.train().metrics

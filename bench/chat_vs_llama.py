@@ -82,13 +82,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=10, help="rounds over the prompts, each prompt A then B (or B then A)")
     p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--gguf", help="this GGUF instead of the demo base's (e.g. an export of the real-model demo)")
+    p.add_argument("--eval", help="with --gguf: a messages JSONL whose rows (up to their last reply) are the prompts")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llama_cpp import Llama
 
     from engine.chat import ChatSession, gpu_layers
 
-    path = demo_gguf()
+    path = Path(args.gguf) if args.gguf else demo_gguf()
+    if args.eval:
+        from engine.evaluate import load_eval_rows, split_prompt
+
+        conversations = [split_prompt(r)[0] for r in load_eval_rows(Path(args.eval))[: len(PROMPTS)]]
+    else:
+        conversations = [[{"role": "user", "content": prompt}] for prompt in PROMPTS]
     t = time.perf_counter()
     ours = ChatSession(path, seed=0)
     load_ours = time.perf_counter() - t
@@ -102,16 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         for run in runners.values():  # warm both once, untimed
-            run([{"role": "user", "content": PROMPTS[0]}])
+            run(conversations[0])
         trials: list[dict] = []
         i = 0
         for rnd in range(args.rounds):
-            for prompt in PROMPTS:
+            for conversation in conversations:
                 order = ("tunedeck", "llama_cpp") if i % 2 == 0 else ("llama_cpp", "tunedeck")
                 i += 1
                 for kind in order:
-                    r = runners[kind]([{"role": "user", "content": prompt}])
-                    trials.append({"kind": kind, "round": rnd, "prompt": prompt, **r})
+                    r = runners[kind](conversation)
+                    trials.append({"kind": kind, "round": rnd, "prompt": conversation[-1]["content"], **r})
     finally:
         ours.close()
         direct.close()
@@ -135,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     ttft_ratio = summary["llama_cpp"]["median_ttft_ms"] / summary["tunedeck"]["median_ttft_ms"]
     result = {
         "name": "chat_vs_llama",
-        "command": f"python bench/chat_vs_llama.py --rounds {args.rounds} --max-tokens {args.max_tokens}",
+        "command": f"python bench/chat_vs_llama.py --rounds {args.rounds} --max-tokens {args.max_tokens}"
+        + (f" --gguf {args.gguf}" if args.gguf else "") + (f" --eval {args.eval}" if args.eval else ""),
         "measured": "streamed chat replies, same GGUF and parameters; decode tokens/s = (chunks-1)/(last-first chunk)",
         "gguf": str(path),
         "params": {**params, "n_ctx": ours.n_ctx, "n_threads": "llama-cpp-python default", "seed": 0},

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GOAL = 0.97
 
 
-def run_tunedeck(ws: Path, steps: int, logging_steps: int, env: dict) -> dict:
+def run_tunedeck(ws: Path, steps: int, logging_steps: int, env: dict, threads: int = 0) -> dict:
     """One ``tunedeck train`` in the foreground; figures from the run's events.jsonl."""
     cmd = [
         sys.executable,
@@ -42,6 +42,7 @@ def run_tunedeck(ws: Path, steps: int, logging_steps: int, env: dict) -> dict:
         f"train.max_steps={steps}",
         "--set",
         f"train.logging_steps={logging_steps}",
+        *(["--set", f"train.torch_threads={threads}"] if threads else []),  # else the worker keeps a core for a UI
     ]
     t = time.time()
     proc = subprocess.run(cmd, cwd=ws, env=env, capture_output=True, text=True)
@@ -66,14 +67,18 @@ def run_tunedeck(ws: Path, steps: int, logging_steps: int, env: dict) -> dict:
     }
 
 
-def run_bare(recipe: dict, steps: int, logging_steps: int, env: dict) -> dict:
-    """One bench/bare_trl_sft.py with the recipe's settings."""
+def run_bare(recipe: dict, steps: int, logging_steps: int, env: dict, threads: int = 0, kind: str = "bare_trl") -> dict:
+    """One bench/bare_trl_sft.py with the recipe's settings (``bare_trl_compact``: with tunedeck's TRL switch)."""
+    from engine.gguf_import import resolve_model
+
     t, a = recipe["train"], recipe["adapter"]
     cmd = [
         sys.executable,
         str(ROOT / "bench" / "bare_trl_sft.py"),
+        *(["--threads", str(threads)] if threads else []),
+        *(["--cpu-compact"] if kind == "bare_trl_compact" else []),
         "--model",
-        recipe["model"]["name_or_path"],
+        resolve_model(recipe["model"]["name_or_path"]),  # a packaged GGUF: the folder tunedeck dequantized it into
         "--data",
         recipe["data"]["train"],
         "--max-steps",
@@ -102,7 +107,7 @@ def run_bare(recipe: dict, steps: int, logging_steps: int, env: dict) -> dict:
         raise RuntimeError(f"bare TRL script failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return {
-        "kind": "bare_trl",
+        "kind": kind,
         **{k: out[k] for k in ("steps", "loop_s", "tokens", "tokens_per_s", "final_loss", "log_s")},
         "process_wall_s": round(wall, 2),
     }
@@ -134,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--logging-steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS for both sides (0: torch's default)")
+    p.add_argument("--model", help="a packaged real model (gemma3-270m): its demo workspace instead of the toy's")
+    p.add_argument("--bare", default="bare_trl", help="comma-separated: bare_trl (TRL as a user runs it), "
+                   "bare_trl_compact (with tunedeck's one TRL switch, engine/trl_compat.py)")  # fmt: skip
     args = p.parse_args(argv)
+    bares = args.bare.split(",")
     if args.steps % args.logging_steps:
         p.error("--steps must be a multiple of --logging-steps (the last step must be logged)")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "TRL_EXPERIMENTAL_SILENCE": "1"}
@@ -144,37 +153,37 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tunedeck-overhead-") as tmp:
         ws = Path(tmp)
         subprocess.run(
-            [sys.executable, "-m", "tui.cli", "demo", "--init", str(ws)], env=env, check=True, capture_output=True
-        )
+            [sys.executable, "-m", "tui.cli", "demo", "--init", str(ws), *(["--model", args.model] if args.model else [])],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
         recipe = yaml.safe_load((ws / "recipe.yaml").read_text())
         check_same_settings(recipe)
         for i in range(args.pairs):
-            order = ("tunedeck", "bare_trl") if i % 2 == 0 else ("bare_trl", "tunedeck")
+            order = ("tunedeck", *bares) if i % 2 == 0 else (*bares, "tunedeck")
             for kind in order:
                 if kind == "tunedeck":
-                    trial = run_tunedeck(ws, args.steps, args.logging_steps, env)
+                    trial = run_tunedeck(ws, args.steps, args.logging_steps, env, args.threads)
                 else:
-                    trial = run_bare(recipe, args.steps, args.logging_steps, env)
+                    trial = run_bare(recipe, args.steps, args.logging_steps, env, args.threads, kind)
                 trials.append({"pair": i, **trial, "loadavg_1m": os.getloadavg()[0]})
                 print(json.dumps(trials[-1]), file=sys.stderr, flush=True)
+
+    def tps(kind: str, pair: int) -> float:
+        return next(t["tokens_per_s"] for t in trials if t["pair"] == pair and t["kind"] == kind)
+
     ours = [t["tokens_per_s"] for t in trials if t["kind"] == "tunedeck"]
-    bare = [t["tokens_per_s"] for t in trials if t["kind"] == "bare_trl"]
-    pair_ratios = [
-        round(
-            next(t["tokens_per_s"] for t in trials if t["pair"] == i and t["kind"] == "tunedeck")
-            / next(t["tokens_per_s"] for t in trials if t["pair"] == i and t["kind"] == "bare_trl"),
-            3,
-        )
-        for i in range(args.pairs)
-    ]
+    bare = [t["tokens_per_s"] for t in trials if t["kind"] == bares[0]]
+    ratios = {b: [round(tps("tunedeck", i) / tps(b, i), 3) for i in range(args.pairs)] for b in bares}
+    pair_ratios = ratios[bares[0]]
     ratio = statistics.median(pair_ratios)
     wall = {
-        k: statistics.median(t["process_wall_s"] for t in trials if t["kind"] == k) for k in ("tunedeck", "bare_trl")
+        k: statistics.median(t["process_wall_s"] for t in trials if t["kind"] == k) for k in ("tunedeck", *bares)
     }
     result = {
         "name": "engine_overhead",
         "command": f"python bench/engine_overhead.py --pairs {args.pairs} --steps {args.steps} "
-        f"--logging-steps {args.logging_steps} --threads {args.threads}",
+        f"--logging-steps {args.logging_steps} --threads {args.threads}"
+        + (f" --model {args.model}" if args.model else "") + (f" --bare {args.bare}" if args.bare != "bare_trl" else ""),
         "measured": "training-loop tokens/s: TRL num_tokens / (last step's on_log - on_train_begin), fresh process each",
         "settings": {
             "model": recipe["model"]["name_or_path"],
@@ -191,10 +200,12 @@ def main(argv: list[str] | None = None) -> int:
             "assistant_only_loss": True,
         },
         "trials": trials,
-        "median_tokens_per_s": {"tunedeck": statistics.median(ours), "bare_trl": statistics.median(bare)},
+        "median_tokens_per_s": {k: statistics.median(t["tokens_per_s"] for t in trials if t["kind"] == k)
+                                for k in ("tunedeck", *bares)},  # fmt: skip
         "ratio": round(ratio, 3),
         "pair_ratios": pair_ratios,
         "ratio_of_medians": round(statistics.median(ours) / statistics.median(bare), 3),
+        "ratios": {b: statistics.median(r) for b, r in ratios.items()},
         "goal": f"ratio >= {GOAL}",
         "goal_met": ratio >= GOAL,
         "same_work": len({(t["tokens"], round(t["final_loss"], 3)) for t in trials}) == 1,

@@ -1,56 +1,110 @@
-"""The headless demo: base -> SFT -> export -> chat, with held-out accuracy at every stage."""
+"""The headless demo: base -> SFT -> export -> chat, with held-out accuracy at every stage.
+
+Two demos share it: the embedded toy (the tiny home-pretrained Llama learning a house answer) and the real one
+(``--model gemma3-270m``: Gemma 3 270M from its GGUF learning an extraction into JSON, engine.demo_real). Each has
+its goals; the result says whether they were met.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.demo import ensure_demo_assets, init_workspace
 from engine.runs import RunDir
 
 Progress = Callable[[str], None]
 
 
-# The demo passes when the tuned model clears TUNED_BAR on held-out prompts and no GGUF falls more
-# than GGUF_SLACK below it (bench/demo_robustness.py measures how often it does).
-TUNED_BAR = 0.80
-GGUF_SLACK = 0.05
+@dataclass(frozen=True)
+class DemoGoals:
+    """When a demo passes: the tuned model clears ``tuned``, beats the base by ``over_base``, and each GGUF type is
+    within its slack of the tuned model (``gguf_floor``: an absolute floor for every type instead)."""
+
+    tuned: float
+    over_base: float = 0.0
+    gguf_slack: dict[str, float] = field(default_factory=dict)
+    gguf_floor: float | None = None
+
+
+# The toy passes when the tuned model clears 0.80 on held-out prompts and no GGUF falls under 0.75
+# (bench/demo_robustness.py measures how often it does).
+TOY_GOALS = DemoGoals(tuned=0.80, gguf_floor=0.75)
+# The real model (issue-set goals): tuned >= 0.90 and 0.5 above the base; Q8_0 within 0.02 and Q4_K_M within 0.05.
+REAL_GOALS = DemoGoals(tuned=0.90, over_base=0.5, gguf_slack={"F16": 0.02, "Q8_0": 0.02, "Q6_K": 0.05, "Q4_K_M": 0.05})
 
 
 class StageFailed(RuntimeError):
     pass
 
 
-def demo_failure(accuracy: dict, run_dir: str) -> str | None:
+def demo_failure(accuracy: dict, run_dir: str, goals: DemoGoals = TOY_GOALS) -> str | None:
     """One plain line saying why the demo did not pass, or None when it did."""
-    misses = [f"tuned {accuracy['tuned']:.2f} < {TUNED_BAR:.2f}"] if accuracy["tuned"] < TUNED_BAR else []
-    misses += [
-        f"GGUF {qtype} {a:.2f} < {TUNED_BAR - GGUF_SLACK:.2f}"
-        for qtype, a in accuracy["gguf"].items()
-        if a < TUNED_BAR - GGUF_SLACK
-    ]
+    tuned = accuracy["tuned"]
+    misses = [f"tuned {tuned:.2f} < {goals.tuned:.2f}"] if tuned < goals.tuned else []
+    if goals.over_base and tuned - accuracy["base"] < goals.over_base:
+        misses.append(f"tuned {tuned:.2f} is not {goals.over_base:.2f} above the base ({accuracy['base']:.2f})")
+    for qtype, a in accuracy["gguf"].items():
+        floor = goals.gguf_floor if goals.gguf_floor is not None else tuned - goals.gguf_slack.get(qtype, 1.0)
+        if a < floor - 1e-9:
+            misses.append(f"GGUF {qtype} {a:.2f} < {floor:.2f}")
     if not misses:
         return None
     return f"the demo did not learn its task: {'; '.join(misses)}; see {Path(run_dir) / 'worker.log'}"
 
 
-def _hf_accuracy(model_dir: Path, rows: list[dict]) -> float:
+@dataclass(frozen=True)
+class Demo:
+    """What differs between the demos: the base, the workspace, the held-out rows, the goals and the reply length."""
+
+    name: str
+    base: Callable[[Progress], Path]
+    init_workspace: Callable[[Path, Progress], Path]
+    eval_rows: Callable[[], list[dict]]
+    goals: DemoGoals
+    max_new_tokens: int = 24
+    chat_type: str | None = None  # the GGUF type the chat stage talks to (None: the smallest)
+
+
+def toy_demo() -> Demo:
+    from engine.demo import ensure_demo_assets, init_workspace
+    from engine.evaluate import load_eval_rows
+
+    return Demo(
+        "toy", lambda p: ensure_demo_assets(p).base, lambda ws, p: init_workspace(ws, p),
+        lambda: load_eval_rows(ensure_demo_assets().eval), TOY_GOALS,
+    )  # fmt: skip
+
+
+def real_demo(model: str) -> Demo:
+    from engine import demo_real
+    from engine.gguf_import import PACKAGED, import_gguf
+
+    if model not in PACKAGED:
+        raise ValueError(f"--model: no packaged model {model!r}; choose from {', '.join(PACKAGED)}")
+    return Demo(
+        model, lambda p: import_gguf(model, p), lambda ws, p: demo_real.init_real_workspace(ws, p, model),
+        demo_real.eval_rows, REAL_GOALS, max_new_tokens=40, chat_type="Q4_K_M",
+    )  # fmt: skip
+
+
+def _hf_accuracy(model_dir: Path, rows: list[dict], max_new_tokens: int = 24) -> float:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from engine.evaluate import hf_exact_match
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return hf_exact_match(model, tokenizer, rows)
+    return hf_exact_match(model, tokenizer, rows, max_new_tokens=max_new_tokens)
 
 
-def _gguf_accuracy(path: Path, rows: list[dict]) -> float:
+def _gguf_accuracy(path: Path, rows: list[dict], max_new_tokens: int = 24) -> float:
     from engine.chat import ChatSession
     from engine.evaluate import exact_match
 
     with ChatSession(path, n_ctx=256) as chat:
-        return exact_match(lambda msgs: chat.reply(msgs, temperature=0.0, max_tokens=24), rows)
+        return exact_match(lambda msgs: chat.reply(msgs, temperature=0.0, max_tokens=max_new_tokens), rows)
 
 
 def run_demo(
@@ -58,27 +112,33 @@ def run_demo(
     follow: Callable[[RunDir], str],
     progress: Progress = print,
     chat_out: Callable[[str], None] | None = None,
+    demo: Demo | None = None,
 ) -> dict:
     """Run every stage; ``follow(run)`` waits for the training worker and returns its final state."""
-    from engine.evaluate import load_eval_rows, split_prompt
+    import os
+
+    from engine.evaluate import split_prompt
     from engine.export.pipeline import export_run
     from engine.launch import start_run
     from engine.recipe import load_recipe
 
+    demo = demo or toy_demo()
     seconds: dict[str, float] = {}
     t0 = t = time.time()
-    assets = ensure_demo_assets(progress)
-    recipe_path = init_workspace(workspace, progress)
-    rows = load_eval_rows(assets.eval)
+    base = demo.base(progress)
+    recipe_path = demo.init_workspace(workspace, progress)
+    rows = demo.eval_rows()
     seconds["base"] = time.time() - t
 
     t = time.time()
     progress(f"evaluating the base on {len(rows)} held-out prompts")
-    accuracy: dict = {"base": _hf_accuracy(assets.base, rows)}
+    accuracy: dict = {"base": _hf_accuracy(base, rows, demo.max_new_tokens)}
     seconds["eval_base"] = time.time() - t
 
     t = time.time()
-    run = start_run(load_recipe(recipe_path))
+    # No UI shares this machine with the headless demo: the worker may take every core.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    run = start_run(load_recipe(recipe_path, [f"train.torch_threads={cores}"]))
     progress(f"training run {run.id} (LoRA SFT) in {run.path}")
     state = follow(run)
     if state != "finished":
@@ -91,14 +151,14 @@ def run_demo(
 
     t = time.time()
     progress("evaluating the tuned model (transformers)")
-    accuracy["tuned"] = _hf_accuracy(run.merged, rows)
+    accuracy["tuned"] = _hf_accuracy(run.merged, rows, demo.max_new_tokens)
     seconds["eval_tuned"] = time.time() - t
 
     t = time.time()
     accuracy["gguf"] = {}
     for f in report["files"]:
-        progress(f"evaluating {Path(f['path']).name} (llama.cpp)")
-        accuracy["gguf"][f["type"]] = _gguf_accuracy(Path(f["path"]), rows)
+        progress(f"evaluating {Path(f['path']).name} on {len(rows)} held-out prompts (llama.cpp)")
+        accuracy["gguf"][f["type"]] = _gguf_accuracy(Path(f["path"]), rows, demo.max_new_tokens)
     seconds["eval_gguf"] = time.time() - t
 
     t = time.time()
@@ -106,18 +166,22 @@ def run_demo(
         from engine.chat import ChatSession
 
         prompt, _ = split_prompt(rows[0])
-        smallest = report["files"][-1]["path"]
-        chat_out(f"chat with {Path(smallest).name}\n> {prompt[-1]['content']}\n")
-        with ChatSession(smallest, n_ctx=256) as chat:
-            for chunk in chat.stream(prompt, max_tokens=32):
+        files = {f["type"]: f["path"] for f in report["files"]}
+        chosen = files.get(demo.chat_type or "", report["files"][-1]["path"])
+        chat_out(f"chat with {Path(chosen).name}\n> {prompt[-1]['content']}\n")
+        with ChatSession(chosen, n_ctx=256) as chat:
+            for chunk in chat.stream(prompt, max_tokens=demo.max_new_tokens):
                 chat_out(chunk)
         chat_out("\n")
     seconds["chat"] = time.time() - t
     seconds["total"] = time.time() - t0
+    failure = demo_failure(accuracy, str(run.path), demo.goals)
     return {
+        "model": demo.name,
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
         "accuracy": accuracy,
         "run_dir": str(run.path),
         "gguf_files": {f["type"]: f["path"] for f in report["files"]},
-        "passed": demo_failure(accuracy, str(run.path)) is None,
+        "passed": failure is None,
+        "failure": failure,
     }

@@ -62,7 +62,8 @@ def hf_answers(model, tokenizer, rows: list[dict], max_new_tokens: int = 16, bat
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
+                # the model's own stops (EOS and the template's end of turn, as instruct configs list them)
+                eos_token_id=model.generation_config.eos_token_id or tokenizer.eos_token_id,
             )
         answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     return answers

@@ -108,17 +108,9 @@ def load_vocab_tokenizer(gguf: Path, sentencepiece: bool = False):
     leading space into the prefix (" Hello" -> "▁Hello" where SentencePiece gives "▁", "▁Hello")."""
     from tokenizers import normalizers
     from transformers import PreTrainedTokenizerFast
-    from transformers.integrations.gguf.reader import read_gguf_metadata
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    # The file's control tokens (chat markers such as Gemma's <|turn>) are special, as in the real tokenizer_config:
-    # llama.cpp's converter types a token CONTROL only when the tokenizer lists it among its special tokens.
-    keys = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type")
-    meta, _ = read_gguf_metadata(str(gguf), keys)
-    control = [t for t, kind in zip(*(meta[k] for k in keys), strict=True) if kind == 3]  # llama.cpp's CONTROL
-    missing = [t for t in control if t not in tokenizer.all_special_tokens]
-    if missing:
-        tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
+    mark_control_tokens(tokenizer, gguf)
     if sentencepiece:
         backend = tokenizer.backend_tokenizer
         backend.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
@@ -134,7 +126,22 @@ def load_vocab_tokenizer(gguf: Path, sentencepiece: bool = False):
     return tokenizer
 
 
-def write_sentencepiece_model(gguf: Path, out: Path, pieces: int | None = None) -> None:
+def mark_control_tokens(tokenizer, gguf: Path) -> None:
+    """The file's control tokens (chat markers such as Gemma's <|turn>) become special, as in the real
+    tokenizer_config: llama.cpp's converter types a token CONTROL only when the tokenizer lists it as special."""
+    from transformers.integrations.gguf.reader import read_gguf_metadata
+
+    keys = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type")
+    meta, _ = read_gguf_metadata(str(gguf), keys)
+    control = [t for t, kind in zip(*(meta[k] for k in keys), strict=True) if kind == 3]  # llama.cpp's CONTROL
+    missing = [t for t in control if t not in tokenizer.all_special_tokens]
+    if missing:
+        tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
+
+
+def write_sentencepiece_model(
+    gguf: Path, out: Path, pieces: int | None = None, add_dummy_prefix: bool = True, special_ids: dict | None = None
+) -> None:
     """The ``tokenizer.model`` a SentencePiece checkpoint ships, rebuilt from a vocabulary GGUF: its pieces, scores
     and types (llama.cpp keeps SentencePiece's type numbers), BPE with byte fallback as Llama 2, Mistral and Phi-3
     use. ``pieces``: how many of the file's tokens are SentencePiece's own (the rest are added tokens, which the
@@ -151,8 +158,11 @@ def write_sentencepiece_model(gguf: Path, out: Path, pieces: int | None = None) 
     spec.vocab_size = pieces or len(tokens)
     spec.byte_fallback = True
     spec.unk_id, spec.bos_id, spec.eos_id, spec.pad_id = 0, 1, 2, -1
+    if special_ids:  # the file's own ids (Gemma: pad 0, eos 1, bos 2, unk 3)
+        spec.unk_id, spec.bos_id, spec.eos_id = (int(special_ids[f"tokenizer.ggml.{k}_token_id"]) for k in ("unknown", "bos", "eos"))
+        spec.pad_id = int(special_ids.get("tokenizer.ggml.padding_token_id", -1))
     norm = model.normalizer_spec
-    norm.name, norm.add_dummy_prefix, norm.remove_extra_whitespaces, norm.escape_whitespaces = "identity", True, False, True
+    norm.name, norm.add_dummy_prefix, norm.remove_extra_whitespaces, norm.escape_whitespaces = "identity", add_dummy_prefix, False, True
     for token, score, kind in list(zip(tokens, scores, types, strict=True))[: spec.vocab_size]:
         piece = model.pieces.add()
         piece.piece, piece.score, piece.type = token, score, kind

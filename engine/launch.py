@@ -51,7 +51,16 @@ def create_run(recipe: Recipe) -> RunDir:
 
 
 def start_run(recipe: Recipe) -> RunDir:
-    """Create runs/<id>/ and start its worker; many processes go through ``accelerate launch``."""
+    """Create runs/<id>/ and start its worker; many processes go through ``accelerate launch``.
+
+    A GGUF model source is resolved to its dequantized folder first, so the run's recipe.yaml names what it loads."""
+    import dataclasses
+
+    from engine.models import model_path
+
+    folder = model_path(recipe.model.name_or_path)
+    if folder != recipe.model.name_or_path:
+        recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, name_or_path=folder))
     if recipe.launch.distributed:
         check_launchable(recipe)
     run = create_run(recipe)

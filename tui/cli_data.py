@@ -71,7 +71,10 @@ def _recipe_defaults(args) -> None:
     data = recipe.data
     base = Path(args.recipe).resolve().parent
     args.path = args.path or data.train
-    if not args.model and Path(recipe.model.name_or_path).is_dir():  # a Hub id would need the network
+    from engine.gguf_import import is_gguf_source
+
+    name = recipe.model.name_or_path
+    if not args.model and (Path(name).is_dir() or is_gguf_source(name)):  # a Hub id would need the network
         args.model = recipe.model.name_or_path
     args.template = args.template or recipe.template.name
     args.max_length = args.max_length or recipe.train.max_length
@@ -410,10 +413,12 @@ def cmd_template_render(args) -> int:
 
 
 def cmd_template_list(args) -> int:
-    from engine.templates import BUILTIN_END_OF_TURN, BUILTIN_TEMPLATES, FAMILY_TEMPLATES
+    from engine.templates import BUILTIN_END_OF_TURN, BUILTIN_TEMPLATES, DOCUMENTED_TEMPLATES, FAMILY_TEMPLATES
 
     for name in BUILTIN_TEMPLATES:
-        source = f"{FAMILY_TEMPLATES[name]}'s own template" if name in FAMILY_TEMPLATES else "a format (no model's own)"
+        source = (f"{FAMILY_TEMPLATES[name]}'s own template" if name in FAMILY_TEMPLATES
+                  else f"written from {DOCUMENTED_TEMPLATES[name]}" if name in DOCUMENTED_TEMPLATES
+                  else "a format (no model's own)")  # fmt: skip
         print(f"{name:<13} {source}; ends turns with {BUILTIN_END_OF_TURN[name] or 'the eos_token'}")
     print("model         the tokenizer's own chat template (the default);  PATH.jinja  a custom template file")
     return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -131,9 +132,10 @@ _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<
 _STRING, _ARRAY = 8, 9
 
 
-def read_header(path: Path) -> tuple[dict[str, Any], list[tuple[str, tuple[int, ...], int]]]:
+def read_header(path: Path, layout: dict[str, int] | None = None) -> tuple[dict[str, Any], list[tuple[str, tuple[int, ...], int]]]:
     """A GGUF's scalar and string metadata (arrays such as the vocabulary are left out) and its tensor table
-    ``(name, dims in ggml order, ggml type)``, without the tensor data.
+    ``(name, dims in ggml order, ggml type)``, without the tensor data. ``layout``, when given, gets the file's
+    ``size`` and the ``data_end`` its tensor table implies (a shorter file is truncated).
 
     gguf-py's GGUFReader builds a numpy view per array element: 27 s on 2 cores for a 262k-token vocabulary with
     515k merges (Gemma 4), read several times per export. This walks the header once, well under a second."""
@@ -175,14 +177,22 @@ def read_header(path: Path) -> tuple[dict[str, Any], list[tuple[str, tuple[int, 
                 pos = skip(kind, pos)
             else:
                 pos = skip(kind, pos)
-        tensors = []
+        tensors, end = [], 0
         for _ in range(n_tensors):
             name, pos = string(pos)
             (n_dims,) = struct.unpack_from("<I", blob, pos)
             dims = struct.unpack_from(f"<{n_dims}Q", blob, pos + 4)
-            (ggml_type,) = struct.unpack_from("<I", blob, pos + 4 + 8 * n_dims)
+            ggml_type, offset = struct.unpack_from("<IQ", blob, pos + 4 + 8 * n_dims)
             pos += 4 + 8 * n_dims + 12
             tensors.append((name, tuple(dims), ggml_type))
+            if layout is not None:
+                from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+                block, size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
+                end = max(end, offset + math.prod(dims) // block * size)
+        if layout is not None:
+            align = int(meta.get("general.alignment", 32))
+            layout.update(size=len(blob), data_end=-(-pos // align) * align + end)
     return meta, tensors
 
 

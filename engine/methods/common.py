@@ -90,8 +90,11 @@ def build_trainer(recipe: Recipe, run, callbacks: list):
     from transformers import set_seed
 
     from engine.methods import method_spec
+    from engine.trl_compat import score_labelled_positions_only_on_cpu
 
     spec = method_spec(recipe.method.name)
+    if not score_labelled_positions_only_on_cpu():
+        run.append_event("warning", message="TRL's fused LM head changed: on the CPU it scores every position (slower)")
     # Before any model is built: new weights (adapters, score and value heads) start the same in a
     # repeated or resumed run; the Trainer seeds again only once the model already exists.
     set_seed(recipe.train.seed)

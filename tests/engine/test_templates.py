@@ -265,3 +265,45 @@ def test_repeated_replies_are_all_trained_when_the_template_moves_the_system_pro
                 {"role": "assistant", "content": "No."}]  # fmt: skip
     spans = assistant_spans(chat_render(plain_tokenizer, template), messages)
     assert [spans.text[a:b] for a, b in spans.spans] == ["Yes.</s>", "Yes.</s>", "No.</s>"]
+
+
+# Google's Gemma formatting page (ai.google.dev/gemma/docs/core/prompt-structure), its three examples as printed
+# there; the template writes the tokenizer's BOS first, which the page leaves out.
+GEMMA_DOC_DIALOGUE = (
+    "<start_of_turn>user\nknock knock<end_of_turn>\n<start_of_turn>model\nwho is there<end_of_turn>\n"
+    "<start_of_turn>user\nGemma<end_of_turn>\n<start_of_turn>model\nGemma who?<end_of_turn>\n"
+)
+GEMMA_DOC_PROMPT = "<start_of_turn>user\nWhat is Cramer's Rule?<end_of_turn>\n<start_of_turn>model\n"
+GEMMA_DOC_SYSTEM = (
+    "<start_of_turn>user\nOnly reply like a pirate.\n\nWhat is the answer to life the universe and everything?"
+    "<end_of_turn>\n<start_of_turn>model\nArrr, 'tis 42,<end_of_turn>\n"
+)
+
+
+def test_gemma3_renders_googles_documented_examples_byte_for_byte(tokenizer):
+    def render(messages, generation_prompt=False):
+        return tokenizer.apply_chat_template(messages, tokenize=False, chat_template=BUILTIN_TEMPLATES["gemma3"],
+                                             add_generation_prompt=generation_prompt)  # fmt: skip
+
+    bos = tokenizer.bos_token
+    turns = ["knock knock", "who is there", "Gemma", "Gemma who?"]
+    dialogue = [{"role": ("user", "assistant")[i % 2], "content": text} for i, text in enumerate(turns)]
+    assert render(dialogue) == bos + GEMMA_DOC_DIALOGUE
+    assert render([{"role": "user", "content": "What is Cramer's Rule?"}], generation_prompt=True) == bos + GEMMA_DOC_PROMPT
+    pirate = [
+        {"role": "system", "content": "Only reply like a pirate."},
+        {"role": "user", "content": "What is the answer to life the universe and everything?"},
+        {"role": "assistant", "content": "Arrr, 'tis 42,"},
+    ]
+    assert render(pirate) == bos + GEMMA_DOC_SYSTEM
+    # Parts lists render as their text, and roles must alternate as Gemma's own template demands.
+    assert render([{"role": "user", "content": [{"type": "text", "text": "knock knock"}]}]) == bos + GEMMA_DOC_DIALOGUE[:45]
+    with pytest.raises(Exception, match="alternate"):
+        render([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
+
+
+def test_gemma3_is_the_template_gemma3_checkpoints_ship():
+    """TRL vendors google/gemma-3-*'s own template (and recognises it to swap in its training template)."""
+    from importlib.resources import files
+
+    assert BUILTIN_TEMPLATES["gemma3"] == files("trl").joinpath("chat_templates/gemma3.jinja").read_text(encoding="utf-8")
