@@ -61,7 +61,8 @@ run: $(STAMP)
 BENCH_FIRST := engine_overhead throughput_options tui_latency data_inspect chat_vs_llama export_checks attach_history
 BENCH_HELPERS := bare_trl_sft report
 # Long ones (demo_robustness: ~30 min of training) run on their own: make bench BENCHES=demo_robustness
-BENCH_LONG := demo_robustness
+# real_demo and real_model (Gemma 3 270M: about 15 and 20 minutes) too: make bench BENCHES="real_demo real_model"
+BENCH_LONG := demo_robustness real_demo real_model
 BENCHES ?= $(BENCH_FIRST) $(sort $(filter-out $(BENCH_FIRST) $(BENCH_HELPERS) $(BENCH_LONG),$(basename $(notdir $(wildcard bench/*.py)))))
 
 bench: $(STAMP)

@@ -22,6 +22,10 @@ BENCHES = {
     "demo_robustness": "Demo: held-out accuracy of the demo SFT over base seeds x SFT seeds x threads x float32 matmul precision.",
     "demo_time": "Demo: `tunedeck demo --headless` from an empty cache, then with the base cached.",
     "template_coverage": "Chat templates: llama.cpp's vendored templates whose assistant-only mask is right (tools and reasoning included).",
+    "real_demo": "A real model: Gemma 3 270M from its GGUF, LoRA SFT on an extraction task, held-out accuracy per stage, "
+    "then F16 to Q2_K exports measured against the tuned model (`--checks full`).",
+    "real_model": "A real model: training tokens/s against bare TRL, chat decode against llama-cpp-python, the memory "
+    "estimate against measured peaks (LoRA, QLoRA), on Gemma 3 270M.",
     "engine_overhead": "Engine overhead: `tunedeck train` against a bare TRL script, same settings, alternated.",
     "throughput_options": "Throughput options: packing and padding-free against the default on the demo data.",
     "tui_latency": "TUI: startup to first frame; key-to-frame latency (to the new screen's first frame) while a run trains "
@@ -41,6 +45,10 @@ HEADLINES = {
     "demo_robustness": ["min", "median", "goal_met"],
     "demo_time": ["empty_cache_s", "base_cached_s", "goal_met"],
     "template_coverage": ["handled", "total", "share", "goal_met"],
+    "real_demo": ["demo.accuracy.base", "demo.accuracy.tuned", "demo.accuracy.gguf.Q8_0", "demo.accuracy.gguf.Q4_K_M",
+                  "demo.seconds.total", "demo.passed", "cpu"],
+    "real_model": ["training.ratio_vs_bare_trl_with_the_switch", "training.ratio_vs_bare_trl_as_is", "chat.ratio_decode_tokens_per_s",
+                   "memory.lora.ratio", "memory.qlora.ratio", "goals_met", "cpu"],
     "engine_overhead": ["ratio", "median_tokens_per_s.tunedeck", "median_tokens_per_s.bare_trl", "goal_met"],
     "throughput_options": ["summary.packing.vs_default", "summary.padding_free.vs_default", "summary.liger.skipped"],
     "tui_latency": ["key_to_frame_ms_p50", "key_to_frame_ms_p99", "train_speed_ratio_open_vs_closed", "goal_met", "cpu_model"],

@@ -276,12 +276,16 @@ def yield_to_the_ui(train, world: int) -> dict:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     niceness = os.nice(train.nice) if train.nice else os.nice(0)
     threads = torch.get_num_threads()
+    headless = int(os.environ.get("TUNEDECK_TORCH_THREADS") or 0)  # a machine with no UI to leave a core for (CI)
     if train.torch_threads:
         threads = train.torch_threads
+    elif world == 1 and headless:
+        threads = headless
     elif world == 1:  # under accelerate every rank shares the cores already (OMP_NUM_THREADS)
         threads = max(1, cores - 1)
     torch.set_num_threads(threads)
-    why = "train.torch_threads" if train.torch_threads else "all cores but one, for the UI" if world == 1 else "the launcher's"
+    why = ("train.torch_threads" if train.torch_threads else "TUNEDECK_TORCH_THREADS" if world == 1 and headless
+           else "all cores but one, for the UI" if world == 1 else "the launcher's")  # fmt: skip
     print(f"tunedeck worker: nice {niceness} (train.nice), torch threads {threads} of {cores} cores ({why})", flush=True)
     return {"nice": niceness, "threads": threads, "cores": cores}
 

@@ -11,6 +11,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No UI shares the machine with the tests: training workers take every core (a worker leaves one for the UI otherwise).
+os.environ.setdefault("TUNEDECK_TORCH_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:

@@ -84,9 +84,25 @@ def merge_run(run: RunDir, max_shard_size: str = "2GB", source: WeightsSource | 
     merged.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
     AutoTokenizer.from_pretrained(adapter).save_pretrained(tmp)
     _carry_sentencepiece_model(recipe, adapter, tmp)
+    _carry_added_tokens_decoder(Path(recipe.model.name_or_path).expanduser(), tmp)
     shutil.rmtree(run.merged, ignore_errors=True)
     os.replace(tmp, run.merged)
     return run.merged
+
+
+def _carry_added_tokens_decoder(base: Path, dest: Path) -> None:
+    """Keep the base folder's ``added_tokens_decoder`` declarations that the saved tokenizer_config.json dropped
+    (transformers 5 does not write them): llama.cpp's converter types a SentencePiece token USER_DEFINED only from
+    there, and a model folder made from a GGUF (engine.gguf_import) declares its user-defined tokens in it."""
+    source, target = base / "tokenizer_config.json", dest / "tokenizer_config.json"
+    if not (source.is_file() and target.is_file()):
+        return
+    declared = json.loads(source.read_text(encoding="utf-8")).get("added_tokens_decoder") or {}
+    config = json.loads(target.read_text(encoding="utf-8"))
+    missing = {k: v for k, v in declared.items() if k not in (config.get("added_tokens_decoder") or {})}
+    if missing:
+        config["added_tokens_decoder"] = {**missing, **(config.get("added_tokens_decoder") or {})}
+        target.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def _carry_sentencepiece_model(recipe, adapter: Path, dest: Path) -> None:

@@ -36,10 +36,27 @@ def test_workspace_recipe_trains_into_workspace_runs(short_run):
     assert all((p / "COMPLETE").exists() for p in (run / "checkpoints").glob("step-*"))
     assert not list((run / "checkpoints").glob("checkpoint-*"))
 
-    # the worker yields to the UI: lower priority, and a core left free where there is more than one
+    # the worker yields to the UI with a lower priority; the tests have no UI, so it takes every core (conftest)
     cores = len(os.sched_getaffinity(0))
     log = (run / "worker.log").read_text()
-    assert f"nice {os.nice(0) + 10} (train.nice), torch threads {max(1, cores - 1)} of {cores} cores" in log
+    assert f"nice {os.nice(0) + 10} (train.nice), torch threads {cores} of {cores} cores (TUNEDECK_TORCH_THREADS)" in log
+
+
+def test_the_worker_leaves_a_core_for_the_ui_unless_told_otherwise(monkeypatch):
+    import torch
+
+    from engine.recipe import TrainArgs
+    from engine.worker import yield_to_the_ui
+
+    cores, before = len(os.sched_getaffinity(0)), torch.get_num_threads()
+    try:
+        monkeypatch.delenv("TUNEDECK_TORCH_THREADS", raising=False)
+        assert yield_to_the_ui(TrainArgs(nice=0), world=1)["threads"] == max(1, cores - 1)
+        assert yield_to_the_ui(TrainArgs(nice=0, torch_threads=3), world=1)["threads"] == 3
+        monkeypatch.setenv("TUNEDECK_TORCH_THREADS", "5")
+        assert yield_to_the_ui(TrainArgs(nice=0), world=1)["threads"] == 5
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_runs_lists_the_run(short_run):
