@@ -56,14 +56,13 @@ def demo_failure(accuracy: dict, run_dir: str, goals: DemoGoals = TOY_GOALS) -> 
 
 @dataclass(frozen=True)
 class Demo:
-    """What differs between the demos: the base, the workspace, the held-out rows, the goals and the reply length."""
+    """What differs between the demos: the base, the workspace, the held-out rows and the goals."""
 
     name: str
     base: Callable[[Progress], Path]
     init_workspace: Callable[[Path, Progress], Path]
     eval_rows: Callable[[], list[dict]]
     goals: DemoGoals
-    max_new_tokens: int = 24
     chat_type: str | None = None  # the GGUF type the chat stage talks to (None: the smallest)
 
 
@@ -85,26 +84,26 @@ def real_demo(model: str) -> Demo:
         raise ValueError(f"--model: no packaged model {model!r}; choose from {', '.join(PACKAGED)}")
     return Demo(
         model, lambda p: import_gguf(model, p), lambda ws, p: demo_real.init_real_workspace(ws, p, model),
-        demo_real.eval_rows, REAL_GOALS, max_new_tokens=40, chat_type="Q4_K_M",
+        demo_real.eval_rows, REAL_GOALS, chat_type="Q4_K_M",
     )  # fmt: skip
 
 
-def _hf_accuracy(model_dir: Path, rows: list[dict], max_new_tokens: int = 24) -> float:
+def _hf_accuracy(model_dir: Path, rows: list[dict]) -> float:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.evaluate import hf_exact_match
+    from engine.evaluate import hf_exact_match, reply_budget
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return hf_exact_match(model, tokenizer, rows, max_new_tokens=max_new_tokens)
+    return hf_exact_match(model, tokenizer, rows, max_new_tokens=reply_budget(tokenizer, rows))
 
 
-def _gguf_accuracy(path: Path, rows: list[dict], max_new_tokens: int = 24) -> float:
+def _gguf_accuracy(path: Path, rows: list[dict], max_tokens: int) -> float:
     from engine.chat import ChatSession
     from engine.evaluate import exact_match
 
     with ChatSession(path, n_ctx=256) as chat:
-        return exact_match(lambda msgs: chat.reply(msgs, temperature=0.0, max_tokens=max_new_tokens), rows)
+        return exact_match(lambda msgs: chat.reply(msgs, temperature=0.0, max_tokens=max_tokens), rows)
 
 
 def run_demo(
@@ -132,7 +131,7 @@ def run_demo(
 
     t = time.time()
     progress(f"evaluating the base on {len(rows)} held-out prompts")
-    accuracy: dict = {"base": _hf_accuracy(base, rows, demo.max_new_tokens)}
+    accuracy: dict = {"base": _hf_accuracy(base, rows)}
     seconds["eval_base"] = time.time() - t
 
     t = time.time()
@@ -151,14 +150,19 @@ def run_demo(
 
     t = time.time()
     progress("evaluating the tuned model (transformers)")
-    accuracy["tuned"] = _hf_accuracy(run.merged, rows, demo.max_new_tokens)
+    accuracy["tuned"] = _hf_accuracy(run.merged, rows)
     seconds["eval_tuned"] = time.time() - t
 
     t = time.time()
+    from transformers import AutoTokenizer
+
+    from engine.evaluate import reply_budget
+
+    budget = reply_budget(AutoTokenizer.from_pretrained(run.merged), rows)  # the HF side's, for every GGUF
     accuracy["gguf"] = {}
     for f in report["files"]:
         progress(f"evaluating {Path(f['path']).name} on {len(rows)} held-out prompts (llama.cpp)")
-        accuracy["gguf"][f["type"]] = _gguf_accuracy(Path(f["path"]), rows, demo.max_new_tokens)
+        accuracy["gguf"][f["type"]] = _gguf_accuracy(Path(f["path"]), rows, budget)
     seconds["eval_gguf"] = time.time() - t
 
     t = time.time()
@@ -170,7 +174,7 @@ def run_demo(
         chosen = files.get(demo.chat_type or "", report["files"][-1]["path"])
         chat_out(f"chat with {Path(chosen).name}\n> {prompt[-1]['content']}\n")
         with ChatSession(chosen, n_ctx=256) as chat:
-            for chunk in chat.stream(prompt, max_tokens=demo.max_new_tokens):
+            for chunk in chat.stream(prompt, max_tokens=budget):
                 chat_out(chunk)
         chat_out("\n")
     seconds["chat"] = time.time() - t

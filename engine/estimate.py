@@ -23,10 +23,11 @@ TRL 1.16 SFTTrainer with its chunked LM head, fused AdamW), in bytes:
   With gradient checkpointing only each layer's input (hR per token) stays, plus one layer's worth
   during its recomputation. Beyond the layers: the final norm (4h + 4), the hidden states the head
   reads (hR), and the attention mask (batch x seq^2 bytes).
-* loss head: TRL 1.16 never materialises batch x seq x vocab logits. Its chunked log-prob buffer
-  is min(tokens, 4096) x 32768 at compute bytes, whatever the vocabulary (seven fp32 tiles of
-  min(tokens, 4096) x min(vocab, 32768) more in the torch fallback off CUDA), and its backward
-  holds an fp32 gradient of the hidden states (4h per token).
+* loss head: TRL 1.16 never materialises batch x seq x vocab logits, and projects only the tokens that
+  carry a label (on the CPU too: engine/trl_compat.py). Its chunked log-prob buffer is min(labelled,
+  4096) x 32768 at compute bytes, whatever the vocabulary (seven fp32 tiles of min(labelled, 4096) x
+  min(vocab, 32768) more in the torch fallback off CUDA), and its backward holds an fp32 gradient of
+  the hidden states (4h per labelled token). Without a labelled count every token is assumed.
 * peak = weights + optimizer + max(activations + head + the head's own gradients, gradients):
   gradients are allocated while activations are freed. With checkpointing, a layer's activations
   return only when backward reaches it, after the head's buffers are freed, so the larger of the two
@@ -410,8 +411,12 @@ def estimate(
     overhead_gib: float | None = None,
     model=None,
     source: str = "",
+    labelled: int | None = None,
 ) -> Estimate:
-    """Memory per device for this recipe, from the config alone (no weights are loaded)."""
+    """Memory per device for this recipe, from the config alone (no weights are loaded).
+
+    ``labelled``: the tokens of a step that carry a label (the loss head projects only those onto the vocabulary;
+    default: every token, an upper bound when prompts are masked). ``tunedeck estimate --probe`` passes the count."""
     from engine.adapters import parameter_math
     from engine.models import meta_model, trainable_after_freeze
 
@@ -466,7 +471,7 @@ def estimate(
     acts = acts_ckpt if t.gradient_checkpointing else acts_plain
 
     head_trains = a.kind == "full" and not arch.tied or bool(a.modules_to_save and "lm_head" in a.modules_to_save)
-    head = _head_bytes(arch, prec, tokens, head_trains)
+    head = _head_bytes(arch, prec, tokens if labelled is None else min(labelled, tokens), head_trains)
     grads_first = 0.0
     if a.kind == "full":
         grads_first = (arch.head_params + arch.final_norm_params) * prec.weight

@@ -37,6 +37,13 @@ def exact_match(answer: Answer, rows: Iterable[dict]) -> float:
     return hits / max(len(rows), 1)
 
 
+def reply_budget(tokenizer, rows: list[dict]) -> int:
+    """New tokens enough for every reference reply: its longest, plus the end of turn and some slack (at least 16).
+    One budget for the HF model and each GGUF, so a long reply is not cut on one side only."""
+    longest = max((len(tokenizer(split_prompt(r)[1], add_special_tokens=False)["input_ids"]) for r in rows), default=0)
+    return max(16, longest + 8)
+
+
 def hf_exact_match(model, tokenizer, rows: list[dict], max_new_tokens: int = 16, batch_size: int = 50) -> float:
     """Fraction of rows a transformers model answers exactly as the reference (greedy)."""
     answers = hf_answers(model, tokenizer, rows, max_new_tokens, batch_size)

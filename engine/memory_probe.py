@@ -144,6 +144,14 @@ def _run_steps(recipe: Recipe, workdir: Path, device: str) -> dict[str, Any]:
         trainer.remove_callback(ProgressCallback)
         embeddings = trainer.model.get_input_embeddings()
         hook = embeddings.register_forward_hook(lambda m, args, out: shapes.append(tuple(args[0].shape)))
+
+        def count_labelled(module, args, kwargs) -> None:  # next-token labels the loss head projects
+            labels = kwargs.get("labels")
+            if labels is not None and labels.dim() == 2:
+                labelled.append(int((labels[:, 1:] != -100).sum()))
+
+        labelled: list[int] = []
+        label_hook = trainer.model.register_forward_pre_hook(count_labelled, with_kwargs=True)
         t0 = time.time()
         if cuda:
             weights = torch.cuda.memory_allocated() - start
@@ -163,6 +171,7 @@ def _run_steps(recipe: Recipe, workdir: Path, device: str) -> dict[str, Any]:
             peak, rss_peak, reserved = meter.peak, _hwm() - start, None
         seconds = time.time() - t0
         hook.remove()
+        label_hook.remove()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     finally:
         del trainer
@@ -177,6 +186,7 @@ def _run_steps(recipe: Recipe, workdir: Path, device: str) -> dict[str, Any]:
         "reserved_peak": reserved,
         "seconds": round(seconds, 2),
         "max_seq": max((s[1] for s in train_shapes), default=0),
+        "max_labelled": max(labelled, default=None),
         "losses": losses,
     }
 
@@ -225,10 +235,11 @@ def probe(
                 runs.append({"batch": b, "fits": False, "error": "out of memory"})
                 break
             fits = m["rss_peak"] is None or m["rss_peak"] < budget
-            est = estimate(recipe, device=device, batch=b, seq=m["max_seq"] or None)
+            est = estimate(recipe, device=device, batch=b, seq=m["max_seq"] or None, labelled=m["max_labelled"])
             row = {
                 "batch": b,
                 "seq": m["max_seq"],
+                "labelled": m["max_labelled"],
                 "fits": fits,
                 "measured_peak": m["peak"],
                 "estimate_peak": round(est.breakdown.peak),

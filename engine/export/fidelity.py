@@ -131,11 +131,11 @@ class HFReference:
         return out
 
     def accuracy(self, rows: list[dict]) -> float:
-        from engine.evaluate import hf_exact_match
+        from engine.evaluate import hf_exact_match, reply_budget
 
         side = self.tokenizer.padding_side
         try:
-            return hf_exact_match(self.model, self.tokenizer, rows)
+            return hf_exact_match(self.model, self.tokenizer, rows, max_new_tokens=reply_budget(self.tokenizer, rows))
         finally:
             self.tokenizer.padding_side = side
 
@@ -211,9 +211,9 @@ def gguf_scores(path: Path, ref: HFReference, texts: list[Text], threads: int | 
     return acc.result()
 
 
-def gguf_generation(path: Path, prompts: list[tuple[Conversation, int]], eval_rows: list[dict]) -> dict:
+def gguf_generation(path: Path, prompts: list[tuple[Conversation, int]], eval_rows: list[dict], reply_tokens: int = 24) -> dict:
     """Load once through the chat path: replies to the probes (each up to its token limit: do they stop?) and task
-    accuracy. Nothing to generate: the file is not loaded."""
+    accuracy (replies up to ``reply_tokens``, the HF side's budget). Nothing to generate: the file is not loaded."""
     from engine.chat import ChatSession
     from engine.evaluate import exact_match
 
@@ -227,7 +227,7 @@ def gguf_generation(path: Path, prompts: list[tuple[Conversation, int]], eval_ro
             replies.append({"text": choice["message"]["content"], "stopped": choice["finish_reason"] == "stop"})
         accuracy = None
         if eval_rows:
-            accuracy = exact_match(lambda msgs: chat.reply(msgs, temperature=0.0, max_tokens=24), eval_rows)
+            accuracy = exact_match(lambda msgs: chat.reply(msgs, temperature=0.0, max_tokens=reply_tokens), eval_rows)
     return {"replies": replies, "accuracy": accuracy}
 
 

@@ -397,6 +397,7 @@ def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata
 def _measure(path: Path, plan, ref, samples, texts, hf_replies: list[dict], reference: dict) -> tuple[dict, dict]:
     """The file's replies to the probes, and its scores on the held-out texts. Full: every probe up to the plan's
     limit, and the eval rows. Quick: only the probes the HF model ended, each a few tokens past where it did."""
+    from engine.evaluate import reply_budget
     from engine.export.checks import QUICK_REPLY_SLACK
     from engine.export.fidelity import gguf_generation, gguf_scores
 
@@ -404,7 +405,7 @@ def _measure(path: Path, plan, ref, samples, texts, hf_replies: list[dict], refe
         prompts = [(c, plan.stop_tokens) for c in samples.replied]
     else:
         prompts = [(c, len(hf["tokens"]) + QUICK_REPLY_SLACK) for c, hf in zip(samples.replied, hf_replies, strict=True) if hf["stopped"]]
-    gen = gguf_generation(path, prompts, samples.eval_rows)
+    gen = gguf_generation(path, prompts, samples.eval_rows, reply_budget(ref.tokenizer, samples.eval_rows))
     replies = gen["replies"]
     stopped = sum(r["stopped"] for r in replies)
     verify = {
@@ -432,7 +433,7 @@ def _measure(path: Path, plan, ref, samples, texts, hf_replies: list[dict], refe
 
 
 def _hf_exports(args, report, progress, clock, ref, samples, texts, export_dir: Path, model_dir: Path) -> None:
-    from engine.evaluate import hf_exact_match
+    from engine.evaluate import hf_exact_match, reply_budget
     from engine.export.fidelity import torch_scores
     from engine.export.hfquant import availability, load_quantized, quantize_hf
 
@@ -455,7 +456,8 @@ def _hf_exports(args, report, progress, clock, ref, samples, texts, export_dir: 
             accuracy = None
             if samples.eval_rows:
                 side = ref.tokenizer.padding_side
-                accuracy = round(hf_exact_match(model, ref.tokenizer, samples.eval_rows), 4)
+                budget = reply_budget(ref.tokenizer, samples.eval_rows)
+                accuracy = round(hf_exact_match(model, ref.tokenizer, samples.eval_rows, max_new_tokens=budget), 4)
                 ref.tokenizer.padding_side = side
             del model
         entry["size_bytes"] = sum(p.stat().st_size for p in dest.glob("*.safetensors"))

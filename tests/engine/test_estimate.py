@@ -199,7 +199,15 @@ def test_probe_measures_within_15_percent_on_cpu(demo_assets):
     result = probe(recipe, steps=3, search=False)
     run = result["recipe_batch"]
     assert run["fits"] and len(run["losses"]) == 3 and run["seq"] > 0
+    assert 0 < run["labelled"] < 8 * run["seq"]  # the prompts are masked: the loss head projects the replies only
     assert 0.85 <= run["ratio"] <= 1.15, run
+
+
+def test_the_loss_head_counts_only_labelled_tokens(demo_assets):
+    recipe = recipe_for(demo_assets.base)
+    every, some = (estimate(recipe, device="cpu", batch=8, seq=64, labelled=n).breakdown for n in (None, 100))
+    assert some.loss_head < every.loss_head and some.peak < every.peak
+    assert estimate(recipe, device="cpu", batch=8, seq=64, labelled=10**6).breakdown.loss_head == every.loss_head  # at most every token
 
 
 # --------------------------------------------------------------------------- the commands
