@@ -106,6 +106,35 @@ def _gguf_accuracy(path: Path, rows: list[dict], max_tokens: int) -> float:
         return exact_match(lambda msgs: chat.reply(msgs, temperature=0.0, max_tokens=max_tokens), rows)
 
 
+class Heartbeat:
+    """Wraps ``progress``: when nothing was said for ``every`` seconds, says which stage is still running and for how
+    long, so no stage sits silent (a model load, a batched generation, a merge)."""
+
+    def __init__(self, progress: Progress, every: float = 10.0) -> None:
+        import threading
+
+        self._progress, self._every = progress, every
+        self._last, self._said, self._started = "", time.time(), time.time()
+        self.paused = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+
+    def __call__(self, message: str) -> None:
+        self._last, self._said, self._started = message, time.time(), time.time()
+        self._progress(message)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(1.0):
+            if not self.paused and self._last and time.time() - self._said >= self._every:
+                self._said = time.time()
+                self._progress(f"  ... still {self._last[0].lower()}{self._last[1:]} ({time.time() - self._started:.0f} s)")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_demo(
     workspace: Path,
     follow: Callable[[RunDir], str],
@@ -114,6 +143,14 @@ def run_demo(
     demo: Demo | None = None,
 ) -> dict:
     """Run every stage; ``follow(run)`` waits for the training worker and returns its final state."""
+    heartbeat = Heartbeat(progress)
+    try:
+        return _run_demo(workspace, follow, heartbeat, chat_out, demo or toy_demo())
+    finally:
+        heartbeat.close()
+
+
+def _run_demo(workspace: Path, follow, progress: Heartbeat, chat_out, demo: Demo) -> dict:
     import os
 
     from engine.evaluate import split_prompt
@@ -121,7 +158,6 @@ def run_demo(
     from engine.launch import start_run
     from engine.recipe import load_recipe
 
-    demo = demo or toy_demo()
     seconds: dict[str, float] = {}
     t0 = t = time.time()
     base = demo.base(progress)
@@ -139,7 +175,9 @@ def run_demo(
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     run = start_run(load_recipe(recipe_path, [f"train.torch_threads={cores}"]))
     progress(f"training run {run.id} (LoRA SFT) in {run.path}")
+    progress.paused = True  # the run's own events follow (a step line every few seconds)
     state = follow(run)
+    progress.paused = False
     if state != "finished":
         raise StageFailed(f"training ended {state}: see {run.log_path}")
     seconds["train"] = time.time() - t
@@ -169,6 +207,7 @@ def run_demo(
     if chat_out is not None:
         from engine.chat import ChatSession
 
+        progress.paused = True  # the reply streams
         prompt, _ = split_prompt(rows[0])
         files = {f["type"]: f["path"] for f in report["files"]}
         chosen = files.get(demo.chat_type or "", report["files"][-1]["path"])

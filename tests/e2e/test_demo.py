@@ -41,6 +41,36 @@ def test_a_demo_that_did_not_learn_says_so_in_one_line():
     assert "GGUF Q4_K_M 0.70 < 0.75" in demo_failure(one_quant, "runs/x") and "tuned" not in demo_failure(one_quant, "r")
 
 
+def test_the_real_model_goals_say_which_one_was_missed():
+    from engine.demo_pipeline import REAL_GOALS
+
+    met = {"base": 0.0, "tuned": 0.96, "gguf": {"F16": 0.96, "Q8_0": 0.94, "Q4_K_M": 0.92, "Q2_K": 0.0}}
+    assert demo_failure(met, "r", REAL_GOALS) is None  # Q2_K has no goal: it is there to show its cost
+    missed = {"base": 0.5, "tuned": 0.92, "gguf": {"Q8_0": 0.89, "Q4_K_M": 0.86}}
+    line = demo_failure(missed, "r", REAL_GOALS)
+    assert "tuned 0.92 is not 0.50 above the base (0.50)" in line
+    assert "GGUF Q8_0 0.89 < 0.90" in line and "GGUF Q4_K_M 0.86 < 0.87" in line
+
+
+def test_a_long_stage_is_never_silent():
+    import time
+
+    from engine.demo_pipeline import Heartbeat
+
+    said: list[str] = []
+    beat = Heartbeat(said.append, every=0.3)
+    try:
+        beat("Loading the model")
+        time.sleep(1.5)
+        beat.paused = True
+        n = len(said)
+        time.sleep(1.2)
+        assert len(said) == n  # paused while a run's own events follow
+    finally:
+        beat.close()
+    assert said[0] == "Loading the model" and said[1].startswith("  ... still loading the model (")
+
+
 def test_json_shape_and_stage_timings(demo_result):
     result, _ = demo_result
     assert set(result) == {"seconds", "accuracy", "run_dir", "gguf_files", "passed"}
