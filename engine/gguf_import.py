@@ -97,7 +97,7 @@ def _packaged_file(model: PackagedModel, into: Path, progress: Progress) -> Path
     return target
 
 
-def sha256_file(path: Path, progress: Progress = lambda m: None) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(1 << 22):
@@ -160,9 +160,11 @@ def _folder(sha: str) -> Path:
     """The cached folder for a GGUF: keyed by its sha256 and by the code and templates that build it."""
     import inspect
 
+    from engine.families import mark_control_tokens, write_sentencepiece_model
     from engine.templates import BUILTIN_TEMPLATES
 
-    spec = json.dumps([inspect.getsource(_dequantize), [BUILTIN_TEMPLATES[m.template] for m in PACKAGED.values()]])
+    code = [inspect.getsource(f) for f in (_dequantize, _declare_user_defined, mark_control_tokens, write_sentencepiece_model)]
+    spec = json.dumps([code, [BUILTIN_TEMPLATES[m.template] for m in PACKAGED.values()]])
     return cache_root() / f"gguf-{sha[:16]}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
 
 

@@ -29,6 +29,7 @@ class Affixes:
     generation: str = ""
     roles: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (prefix, suffix)
     head_system: str | None = None  # before the first message when it is a system turn, if different
+    system_fold: str | None = None  # the system prompt goes into the first user turn, followed by this (Gemma 3)
 
 
 class TemplateShapeError(ValueError):
@@ -71,6 +72,11 @@ def derive_affixes(render: Render) -> Affixes:
         head_pre_s, between_su, _ = _split(render([{"role": "system", "content": s}, conversation[0]], False), s, u)
     except Exception:  # the template has no system role (or raises on it): Ollama's system turns are dropped
         return Affixes(head, generation, roles)
+    if head_pre_s == head + pre_u:  # no turn of its own: the system text opens the first user turn (Gemma 3)
+        system, rest = {"role": "system", "content": s}, conversation[1:]
+        folded = [{"role": "user", "content": s + between_su + u}, *rest]
+        if render([system, conversation[0], *rest], True) == render(folded, True):  # the first turn, not the last
+            return Affixes(head, generation, roles, system_fold=between_su)
     if between_su.endswith(pre_u):
         suf_s = between_su[: len(between_su) - len(pre_u)]
         # The system prefix is the user's with the role renamed (ChatML, Llama 3, ...) when that fits;
@@ -94,14 +100,22 @@ def _go_literal(text: str) -> str:
 def go_template(aff: Affixes) -> str:
     """One line (whitespace inside the literals matters; no ``{{-`` trimming is used)."""
     branches = []
-    for i, (role, (pre, suf)) in enumerate(aff.roles.items()):
+    roles = {"system": None, **aff.roles} if aff.system_fold is not None else aff.roles
+    for i, (role, affixes) in enumerate(roles.items()):
         kw = "if" if i == 0 else "else if"
-        if role == "assistant":
-            body = f"{_go_literal(pre)}{{{{ .Content }}}}{{{{ if not $last }}}}{_go_literal(suf)}{{{{ end }}}}"
+        if affixes is None:  # a folded system prompt waits for the first user turn
+            body = "{{ $system = .Content }}"
+        elif role == "assistant":
+            body = f"{_go_literal(affixes[0])}{{{{ .Content }}}}{{{{ if not $last }}}}{_go_literal(affixes[1])}{{{{ end }}}}"
+        elif role == "user" and aff.system_fold is not None:
+            fold = f'{{{{ if $system }}}}{{{{ $system }}}}{_go_literal(aff.system_fold)}{{{{ $system = "" }}}}{{{{ end }}}}'
+            body = f"{_go_literal(affixes[0])}{fold}{{{{ .Content }}}}{_go_literal(affixes[1])}"
         else:
-            body = f"{_go_literal(pre)}{{{{ .Content }}}}{_go_literal(suf)}"
+            body = f"{_go_literal(affixes[0])}{{{{ .Content }}}}{_go_literal(affixes[1])}"
         branches.append(f'{{{{ {kw} eq .Role "{role}" }}}}{body}')
     head, opening = _go_literal(aff.head), ""
+    if aff.system_fold is not None:
+        head = '{{ $system := "" }}' + head
     if aff.head_system is not None:
         head = ""
         opening = f'{{{{ if eq $i 0 }}}}{{{{ if eq .Role "system" }}}}{_go_literal(aff.head_system)}{{{{ else }}}}{_go_literal(aff.head)}{{{{ end }}}}{{{{ end }}}}'
@@ -201,9 +215,11 @@ def render_go_template(template: str, messages: Conversation) -> str:
                 items = _eval(_parse_expr(_TOKEN.findall(expr.strip())), scope) if emit else []
                 start = i + 1
                 end = start
-                for n, item in enumerate(items):
-                    inner = {**scope, ".": item, names[0]: n, names[-1]: item}
-                    end, _ = block(start, inner, out, True)
+                saved = {k: scope[k] for k in (".", *names) if k in scope}
+                for n, item in enumerate(items):  # one scope: an assignment in the body outlives the iteration
+                    scope.update({".": item, names[0]: n, names[-1]: item})
+                    end, _ = block(start, scope, out, True)
+                scope.update(saved)
                 if not items:
                     end, _ = block(start, scope, out, False)
                 i = end + 1
@@ -222,10 +238,10 @@ def render_go_template(template: str, messages: Conversation) -> str:
                     cond = term[len("else if ") :] if term.startswith("else if ") else "true"
                     i += 1
                 continue
-            if ":=" in body:
-                name, _, expr = body.partition(":=")
+            assign = re.match(r"(\$\w+)\s*:?=\s*(.*)", body, re.S)
+            if assign:  # declaration (:=) or assignment (=)
                 if emit:
-                    scope[name.strip()] = _eval(_parse_expr(_TOKEN.findall(expr.strip())), scope)
+                    scope[assign.group(1)] = _eval(_parse_expr(_TOKEN.findall(assign.group(2).strip())), scope)
                 i += 1
                 continue
             if emit:

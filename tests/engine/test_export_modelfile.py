@@ -93,3 +93,19 @@ def test_modelfile_lines():
     assert lines[0] == "FROM ./run.Q8_0.gguf"
     assert text.count('TEMPLATE """') == 1
     assert lines[-2:] == ['PARAMETER stop "<|im_end|>"', 'PARAMETER stop "say \\"bye\\""']
+
+
+def test_a_system_prompt_folded_into_the_first_user_turn_gemma3():
+    """Gemma 3's own template has no system turn: it writes the system prompt, a blank line, then the first user message.
+    The Go template keeps it in a variable until that turn (Go's text/template assignment), so Ollama renders alike."""
+    from engine.templates import BUILTIN_TEMPLATES
+
+    render = hf_renderer(BUILTIN_TEMPLATES["gemma3"], bos="<bos>")
+    aff = derive_affixes(render)
+    assert aff.system_fold == "\n\n" and "system" not in aff.roles
+    template = go_template(aff)
+    two_turns = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                 {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Again"}]  # fmt: skip
+    for conv in [*CONVERSATIONS, two_turns]:
+        assert render_go_template(template, conv) == render(conv, True), conv
+    assert render_go_template(template, two_turns).count("Be brief.") == 1
