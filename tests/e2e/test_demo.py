@@ -73,7 +73,9 @@ def test_a_long_stage_is_never_silent():
 
 def test_json_shape_and_stage_timings(demo_result):
     result, _ = demo_result
-    assert set(result) == {"seconds", "accuracy", "run_dir", "gguf_files", "passed"}
+    # the same keys for every demo (the toy, --model gemma3-270m): which one, and the verdict's reason when it failed
+    assert set(result) == {"model", "seconds", "accuracy", "run_dir", "gguf_files", "passed", "failure"}
+    assert result["model"] == "toy" and result["failure"] is None
     for stage in ("base", "eval_base", "train", "export", "eval_tuned", "eval_gguf", "chat", "total"):
         assert result["seconds"][stage] >= 0
     assert result["seconds"]["total"] >= result["seconds"]["train"]
