@@ -78,10 +78,10 @@ def toy_demo() -> Demo:
 
 def real_demo(model: str) -> Demo:
     from engine import demo_real
-    from engine.gguf_import import PACKAGED, import_gguf
+    from engine.gguf_import import PACKAGED, GGUFImportError, import_gguf
 
     if model not in PACKAGED:
-        raise ValueError(f"--model: no packaged model {model!r}; choose from {', '.join(PACKAGED)}")
+        raise GGUFImportError(f"--model: no packaged model {model!r}; choose from {', '.join(PACKAGED)}")
     return Demo(
         model, lambda p: import_gguf(model, p), lambda ws, p: demo_real.init_real_workspace(ws, p, model),
         demo_real.eval_rows, REAL_GOALS, chat_type="Q4_K_M",

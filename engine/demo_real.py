@@ -70,9 +70,11 @@ REAL_TRAIN = dict(max_steps=60, per_device_train_batch_size=8, learning_rate=1e-
 
 def init_real_workspace(directory: Path, progress: Progress = lambda m: None, model: str = MODEL) -> Path:
     """recipe.yaml for a LoRA SFT of the real base on the extraction task, with train.jsonl and eval.jsonl beside it."""
-    from engine.gguf_import import resolve_model
+    from engine.gguf_import import PACKAGED, GGUFImportError, resolve_model
     from engine.recipe import recipe_from_dict
 
+    if model not in PACKAGED:
+        raise GGUFImportError(f"--model: no packaged model {model!r}; choose from {', '.join(PACKAGED)}")
     resolve_model(model, progress)  # checked and dequantized now (once), so the first run starts at once
     directory = Path(directory).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)

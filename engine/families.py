@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.demo import Progress, cache_root, habit_chats, pretrain_lines
+from engine.gguf_import import mark_control_tokens, write_sentencepiece_model
 from engine.templates import KNOWN_END_OF_TURN
 
 
@@ -124,49 +125,6 @@ def load_vocab_tokenizer(gguf: Path, sentencepiece: bool = False):
         if len(wrong) > 1:  # one known difference in llama-bpe's (a lone space run); more is a broken tokenizer
             raise ValueError(f"{gguf.name}: {len(wrong)} of llama.cpp's test texts tokenize differently, e.g. {wrong[0]!r}")
     return tokenizer
-
-
-def mark_control_tokens(tokenizer, gguf: Path) -> None:
-    """The file's control tokens (chat markers such as Gemma's <|turn>) become special, as in the real
-    tokenizer_config: llama.cpp's converter types a token CONTROL only when the tokenizer lists it as special."""
-    from transformers.integrations.gguf.reader import read_gguf_metadata
-
-    keys = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type")
-    meta, _ = read_gguf_metadata(str(gguf), keys)
-    control = [t for t, kind in zip(*(meta[k] for k in keys), strict=True) if kind == 3]  # llama.cpp's CONTROL
-    missing = [t for t in control if t not in tokenizer.all_special_tokens]
-    if missing:
-        tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
-
-
-def write_sentencepiece_model(
-    gguf: Path, out: Path, pieces: int | None = None, add_dummy_prefix: bool = True, special_ids: dict | None = None
-) -> None:
-    """The ``tokenizer.model`` a SentencePiece checkpoint ships, rebuilt from a vocabulary GGUF: its pieces, scores
-    and types (llama.cpp keeps SentencePiece's type numbers), BPE with byte fallback as Llama 2, Mistral and Phi-3
-    use. ``pieces``: how many of the file's tokens are SentencePiece's own (the rest are added tokens, which the
-    tokenizer.json carries). llama.cpp's converter reads this file for these families."""
-    from sentencepiece import sentencepiece_model_pb2 as pb
-    from transformers.integrations.gguf.reader import read_gguf_metadata
-
-    keys = ("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type")
-    meta, _ = read_gguf_metadata(str(gguf), keys)
-    tokens, scores, types = (meta[k] for k in keys)
-    model = pb.ModelProto()
-    spec = model.trainer_spec
-    spec.model_type = pb.TrainerSpec.BPE
-    spec.vocab_size = pieces or len(tokens)
-    spec.byte_fallback = True
-    spec.unk_id, spec.bos_id, spec.eos_id, spec.pad_id = 0, 1, 2, -1
-    if special_ids:  # the file's own ids (Gemma: pad 0, eos 1, bos 2, unk 3)
-        spec.unk_id, spec.bos_id, spec.eos_id = (int(special_ids[f"tokenizer.ggml.{k}_token_id"]) for k in ("unknown", "bos", "eos"))
-        spec.pad_id = int(special_ids.get("tokenizer.ggml.padding_token_id", -1))
-    norm = model.normalizer_spec
-    norm.name, norm.add_dummy_prefix, norm.remove_extra_whitespaces, norm.escape_whitespaces = "identity", add_dummy_prefix, False, True
-    for token, score, kind in list(zip(tokens, scores, types, strict=True))[: spec.vocab_size]:
-        piece = model.pieces.add()
-        piece.piece, piece.score, piece.type = token, score, kind
-    out.write_bytes(model.SerializeToString())
 
 
 def _pretrain(model, tokenizer, texts: list[str], progress: Progress):

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.demo import Progress, cache_root
-from engine.models import ModelLoadError
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,9 @@ PACKAGED: dict[str, PackagedModel] = {
 _SPLIT_NAME = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
 
 
-class GGUFImportError(ModelLoadError):
-    """The GGUF cannot become a model folder; the message names the file and what to do."""
+class GGUFImportError(ValueError):
+    """The GGUF cannot become a model folder; the message names the file and what to do (engine.models raises it on
+    as a ModelLoadError)."""
 
 
 def is_gguf_source(name: str) -> bool:
@@ -138,6 +138,52 @@ def check_gguf(path: Path) -> dict:
     return meta
 
 
+# --------------------------------------------------------------------------- a GGUF's vocabulary for transformers and llama.cpp's converter
+
+
+def mark_control_tokens(tokenizer, gguf: Path) -> None:
+    """The file's control tokens (chat markers such as Gemma's <|turn>) become special, as in the real
+    tokenizer_config: llama.cpp's converter types a token CONTROL only when the tokenizer lists it as special."""
+    from transformers.integrations.gguf.reader import read_gguf_metadata
+
+    keys = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type")
+    meta, _ = read_gguf_metadata(str(gguf), keys)
+    control = [t for t, kind in zip(*(meta[k] for k in keys), strict=True) if kind == 3]  # llama.cpp's CONTROL
+    missing = [t for t in control if t not in tokenizer.all_special_tokens]
+    if missing:
+        tokenizer.add_special_tokens({"extra_special_tokens": missing}, replace_extra_special_tokens=False)
+
+
+def write_sentencepiece_model(
+    gguf: Path, out: Path, pieces: int | None = None, add_dummy_prefix: bool = True, special_ids: dict | None = None
+) -> None:
+    """The ``tokenizer.model`` a SentencePiece checkpoint ships, rebuilt from a vocabulary GGUF: its pieces, scores
+    and types (llama.cpp keeps SentencePiece's type numbers), BPE with byte fallback as Llama 2, Mistral and Phi-3
+    use. ``pieces``: how many of the file's tokens are SentencePiece's own (the rest are added tokens, which the
+    tokenizer.json carries). llama.cpp's converter reads this file for these families."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    from transformers.integrations.gguf.reader import read_gguf_metadata
+
+    keys = ("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type")
+    meta, _ = read_gguf_metadata(str(gguf), keys)
+    tokens, scores, types = (meta[k] for k in keys)
+    model = pb.ModelProto()
+    spec = model.trainer_spec
+    spec.model_type = pb.TrainerSpec.BPE
+    spec.vocab_size = pieces or len(tokens)
+    spec.byte_fallback = True
+    spec.unk_id, spec.bos_id, spec.eos_id, spec.pad_id = 0, 1, 2, -1
+    if special_ids:  # the file's own ids (Gemma: pad 0, eos 1, bos 2, unk 3)
+        spec.unk_id, spec.bos_id, spec.eos_id = (int(special_ids[f"tokenizer.ggml.{k}_token_id"]) for k in ("unknown", "bos", "eos"))
+        spec.pad_id = int(special_ids.get("tokenizer.ggml.padding_token_id", -1))
+    norm = model.normalizer_spec
+    norm.name, norm.add_dummy_prefix, norm.remove_extra_whitespaces, norm.escape_whitespaces = "identity", add_dummy_prefix, False, True
+    for token, score, kind in list(zip(tokens, scores, types, strict=True))[: spec.vocab_size]:
+        piece = model.pieces.add()
+        piece.piece, piece.score, piece.type = token, score, kind
+    out.write_bytes(model.SerializeToString())
+
+
 # --------------------------------------------------------------------------- import
 
 
@@ -160,7 +206,6 @@ def _folder(sha: str) -> Path:
     """The cached folder for a GGUF: keyed by its sha256 and by the code and templates that build it."""
     import inspect
 
-    from engine.families import mark_control_tokens, write_sentencepiece_model
     from engine.templates import BUILTIN_TEMPLATES
 
     code = [inspect.getsource(f) for f in (_dequantize, _declare_user_defined, mark_control_tokens, write_sentencepiece_model)]
@@ -241,7 +286,6 @@ def _dequantize(path: Path, sha: str, packaged: PackagedModel | None, out: Path,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from engine.export.gguf import read_metadata
-    from engine.families import mark_control_tokens, write_sentencepiece_model
     from engine.templates import BUILTIN_TEMPLATES, end_of_turn_ids
 
     meta = read_metadata(path)

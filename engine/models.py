@@ -43,9 +43,12 @@ def _torch_dtype(name: str):
 def model_path(name: str) -> str:
     """What to load for ``model.name_or_path``: a folder or Hub id as it is; a ``.gguf`` file or a packaged GGUF
     (``gemma3-270m``) as the model folder dequantized from it (engine.gguf_import, built once)."""
-    from engine.gguf_import import resolve_model
+    from engine.gguf_import import GGUFImportError, resolve_model
 
-    return resolve_model(name)
+    try:
+        return resolve_model(name)
+    except GGUFImportError as e:
+        raise ModelLoadError(str(e)) from None
 
 
 def check_model_source(name: str, progress=lambda m: None) -> None:
@@ -54,10 +57,13 @@ def check_model_source(name: str, progress=lambda m: None) -> None:
     A GGUF source is checked and dequantized here (once), saying what it does through ``progress``."""
     from pathlib import Path
 
-    from engine.gguf_import import import_gguf, is_gguf_source
+    from engine.gguf_import import GGUFImportError, import_gguf, is_gguf_source
 
     if is_gguf_source(name):
-        import_gguf(name, progress)
+        try:
+            import_gguf(name, progress)
+        except GGUFImportError as e:
+            raise ModelLoadError(str(e)) from None
         return
     path = Path(name).expanduser()
     if path.is_dir():
@@ -257,3 +263,21 @@ def model_summary(model) -> dict[str, Any]:
         "total_params": int(total),
         "trainable_percent": round(100.0 * trainable / total, 4) if total else 0.0,
     }
+
+
+def load_chat_tokenizer(model: str, template: str = "model", trust_remote_code: bool = False):
+    """(tokenizer, template text) for a local model folder or Hub id; ValueError says what to do."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path(model), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"{model}: could not load a tokenizer: not a local model folder, and the Hugging Face Hub could not "
+            f"provide it (offline?). Detail: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
+    text = resolve_template(template, tokenizer.chat_template)
+    tokenizer.chat_template = text
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, text

@@ -681,23 +681,3 @@ def check_trainable(
             "or use a built-in template that matches the model"
         )
     return warnings
-
-
-def load_chat_tokenizer(model: str, template: str = "model", trust_remote_code: bool = False):
-    """(tokenizer, template text) for a local model folder or Hub id; ValueError says what to do."""
-    from transformers import AutoTokenizer
-
-    from engine.models import model_path
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path(model), trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise ValueError(
-            f"{model}: could not load a tokenizer: not a local model folder, and the Hugging Face Hub could not "
-            f"provide it (offline?). Detail: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        ) from None
-    text = resolve_template(template, tokenizer.chat_template)
-    tokenizer.chat_template = text
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, text

@@ -410,13 +410,7 @@ def cmd_demo(args) -> int:
         return _open_tui(workspace)
     from engine.demo_pipeline import real_demo, run_demo
 
-    demo = None
-    if args.model:
-        try:
-            demo = real_demo(args.model)
-        except ValueError as e:
-            _err(str(e))
-            return EXIT_USAGE
+    demo = real_demo(args.model) if args.model else None
     workspace = _demo_workspace(args)
     out = sys.stderr if args.json else sys.stdout
     result = run_demo(
@@ -545,13 +539,14 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.workspace) if args.workspace else None, Path(args.recipe) if args.recipe else None
         )
     from engine.data import DataError
+    from engine.gguf_import import GGUFImportError
     from engine.launch import RunStateError
     from engine.models import ModelLoadError
     from engine.recipe import RecipeError
 
     try:
         return args.func(args)
-    except (RecipeError, DataError, ModelLoadError, RunStateError, FileNotFoundError, ProcessLookupError) as e:
+    except (RecipeError, DataError, ModelLoadError, GGUFImportError, RunStateError, FileNotFoundError, ProcessLookupError) as e:
         _err(str(e))
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -129,7 +129,8 @@ def _print_first_page(report, out) -> None:
 def _token_section(args, report, result: dict) -> list[str]:
     """Token-length stats over a sample and the loss-mask check; returns problems that fail the command."""
     from engine.data.stats import length_stats
-    from engine.templates import TemplateRefused, check_trainable, load_chat_tokenizer, token_lengths
+    from engine.models import load_chat_tokenizer
+    from engine.templates import TemplateRefused, check_trainable, token_lengths
 
     try:
         tokenizer, template = load_chat_tokenizer(args.model, args.template or "model")
@@ -341,7 +342,8 @@ def cmd_template_render(args) -> int:
     from engine.data import DataError
     from engine.data.formats import parse_columns
     from engine.data.inspect import read_row
-    from engine.templates import check_trainable, load_chat_tokenizer, token_views
+    from engine.models import load_chat_tokenizer
+    from engine.templates import check_trainable, token_views
 
     try:
         _quiet_if_needed(args.data)

@@ -42,6 +42,13 @@ def workspace(cache_dir, tmp_path_factory) -> Path:
     return ws
 
 
+def test_an_unknown_packaged_model_is_refused_in_one_line(tmp_path):
+    for args in (["--init", str(tmp_path / "x")], ["--headless"]):
+        proc = tunedeck("demo", *args, "--model", "gemma9")
+        assert proc.returncode == 2 and proc.stderr == "error: --model: no packaged model 'gemma9'; choose from gemma3-270m\n"
+    assert not (tmp_path / "x").exists()
+
+
 def test_the_gguf_becomes_an_ordinary_model_folder(workspace):
     from engine.gguf_import import source_folder
 

@@ -108,7 +108,8 @@ class DataScreen(StudioScreen):
     def _token_lengths(self, rows: list[dict]) -> None:
         try:
             with ml_turn(self, "the token lengths"):
-                from engine.templates import load_chat_tokenizer, token_lengths
+                from engine.models import load_chat_tokenizer
+                from engine.templates import token_lengths
 
                 model = self.store.resolve(str(self.store.get("model.name_or_path", "")))
                 tokenizer, template = load_chat_tokenizer(model, str(self.store.get("template.name", "model")))

@@ -66,7 +66,8 @@ class TemplateScreen(StudioScreen):
     @background("template", exclusive=True)
     def _render_tokens(self, name: str, index: int) -> None:
         from engine.data.inspect import read_row
-        from engine.templates import load_chat_tokenizer, token_views
+        from engine.models import load_chat_tokenizer
+        from engine.templates import token_views
 
         try:
             source = self.store.resolve(str(self.store.get("data.train", "")))
