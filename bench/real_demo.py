@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"the demo failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
             demo = json.loads(proc.stdout)
             demo["wall_s"] = round(time.time() - t, 1)
+            demo["accuracy_gguf"] = demo["accuracy"].pop("gguf")  # report.py skips keys named "gguf" (paths elsewhere)
         run = Path(args.run or demo["run_dir"]).expanduser().resolve()
         return _export(run, args, env, demo)
 
@@ -69,7 +70,7 @@ def _export(run: Path, args, env: dict, demo: dict | None) -> int:
         "command": "python bench/real_demo.py" + (f" --run {args.run}" if args.run else "")
         + (f" --quant {args.quant}" if args.quant != TYPES else ""),
         "cpu": cpu,
-        **({"demo": {k: demo[k] for k in ("accuracy", "seconds", "passed", "failure", "wall_s")}} if demo else {}),
+        **({"demo": {k: demo[k] for k in ("accuracy", "accuracy_gguf", "seconds", "passed", "failure", "wall_s")}} if demo else {}),
         "model": "Gemma 3 270M (the packaged Q4_K_M GGUF, dequantized), LoRA SFT on the extraction task",
         "heldout": report.get("heldout_source") or report.get("checks", {}).get("heldout"),
         "files": files,

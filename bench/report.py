@@ -45,7 +45,7 @@ HEADLINES = {
     "demo_robustness": ["min", "median", "goal_met"],
     "demo_time": ["empty_cache_s", "base_cached_s", "goal_met"],
     "template_coverage": ["handled", "total", "share", "goal_met"],
-    "real_demo": ["demo.accuracy.base", "demo.accuracy.tuned", "demo.accuracy.gguf.Q8_0", "demo.accuracy.gguf.Q4_K_M",
+    "real_demo": ["demo.accuracy.base", "demo.accuracy.tuned", "demo.accuracy_gguf.Q8_0", "demo.accuracy_gguf.Q4_K_M",
                   "demo.seconds.total", "demo.passed", "cpu"],
     "real_model": ["training.ratio_vs_bare_trl_with_the_switch", "training.ratio_vs_bare_trl_as_is", "chat.ratio_decode_tokens_per_s",
                    "memory.lora.ratio", "memory.qlora.ratio", "goals_met", "cpu"],
