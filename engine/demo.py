@@ -118,6 +118,23 @@ def _fingerprint() -> str:
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
+def build_once(target: Path, build: Callable[[Path], None], marker: str) -> None:
+    """Run ``build`` into a temp folder beside ``target``, mark it COMPLETE and rename it to ``target``: a reader sees a
+    finished folder or none, another process that finished first keeps its copy, and a failure leaves nothing."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        build(tmp)
+        (tmp / "COMPLETE").write_text(marker)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first: keep theirs
+            if not (target / "COMPLETE").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def demo_assets() -> DemoAssets:
     return DemoAssets(cache_root() / f"demo-{_fingerprint()}")
 

@@ -19,12 +19,11 @@ import json
 import random
 import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.demo import Progress, cache_root, habit_chats, pretrain_lines
+from engine.demo import Progress, build_once, cache_root, habit_chats, pretrain_lines
 from engine.gguf_import import mark_control_tokens, write_sentencepiece_model
 from engine.templates import KNOWN_END_OF_TURN
 
@@ -198,20 +197,8 @@ def ensure_family_model(name: str, progress: Progress = lambda m: None) -> Path:
     root = family_dir(name)
     if (root / "COMPLETE").exists():
         return root / "model"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root.parent))
-    try:
-        progress(f"building a tiny {name} model with the family's real tokenizer in {root} (once)")
-        build_family_model(FAMILIES[name], tmp / "model", progress)
-        (tmp / "COMPLETE").write_text(name)
-        try:
-            tmp.rename(root)
-        except OSError:  # another process finished first: keep theirs
-            if not (root / "COMPLETE").exists():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    progress(f"building a tiny {name} model with the family's real tokenizer in {root} (once)")
+    build_once(root, lambda tmp: build_family_model(FAMILIES[name], tmp / "model", progress), name)
     return root / "model"
 
 

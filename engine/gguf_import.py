@@ -17,12 +17,10 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.demo import Progress, cache_root
+from engine.demo import Progress, build_once, cache_root
 
 
 @dataclass(frozen=True)
@@ -267,17 +265,7 @@ def import_gguf(source: str, progress: Progress = lambda m: None) -> Path:
         target = _folder(sha)
         if (target / "COMPLETE").exists():
             return target / "model"
-    tmp = Path(tempfile.mkdtemp(prefix=".gguf-", dir=root))
-    try:
-        _dequantize(path, sha, packaged, tmp / "model", progress)
-        (tmp / "COMPLETE").write_text(sha)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first: keep theirs
-            if not (target / "COMPLETE").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    build_once(target, lambda tmp: _dequantize(path, sha, packaged, tmp / "model", progress), sha)
     return target / "model"
 
 
