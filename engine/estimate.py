@@ -44,11 +44,13 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from engine.methods import METHODS
-from engine.recipe import STRATEGIES, Recipe
+from engine.recipe import Recipe, allowed
 from engine.units import GIB
+
+Device = Literal["cuda", "cpu"]  # what the estimate plans for (``tunedeck estimate --device``)
 
 CUDA_OVERHEAD_GIB = 0.75
 HEAD_TOKEN_CHUNK = 4096  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE
@@ -403,7 +405,7 @@ def _strategy_breakdown(
 def estimate(
     recipe: Recipe,
     *,
-    device: str | None = None,
+    device: Device | None = None,
     batch: int | None = None,
     seq: int | None = None,
     num_processes: int | None = None,
@@ -504,7 +506,7 @@ def estimate(
     n_multi = max(n_default, 2)
     strategies = {
         s: _strategy_breakdown(s, 1 if s == "single" else n_multi, parts, layer_bytes, overhead, mixed)
-        for s in STRATEGIES
+        for s in allowed("launch.strategy")
     }
     chosen = strategy or recipe.launch.strategy
     breakdown = _strategy_breakdown(

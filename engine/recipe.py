@@ -7,16 +7,16 @@ pasted across. Every error names the field path (``adapter.r``) and the file it 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from engine.data.formats import FORMATS
 from engine.methods import METHODS
 
-ADAPTER_KINDS = ("lora", "qlora", "dora", "full")
-STRATEGIES = ("single", "ddp", "fsdp", "zero2", "zero3")
 GGUF_TYPES = (
     "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_1",
     "Q4_0", "IQ4_NL", "IQ4_XS", "Q3_K_L", "Q3_K_M", "Q3_K_S", "IQ3_M", "IQ3_S", "IQ3_XS", "IQ3_XXS",
@@ -49,7 +49,7 @@ class ModelArgs:
     revision: str | None = None
 
 
-DATA_FORMATS = Literal["auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text", "preference", "kto", "prompt"]
+DATA_FORMATS = Literal[("auto", *FORMATS)]  # auto: detected from the rows; engine.data.formats defines the formats
 
 
 @dataclass
@@ -104,7 +104,7 @@ class AdapterArgs:
     bias: Literal["none", "all", "lora_only"] = "none"
     use_rslora: bool = False  # scale by lora_alpha / sqrt(r) instead of lora_alpha / r
     init_lora_weights: bool | str = True  # true, false, gaussian, pissa, pissa_niter_<n>, olora, orthogonal, loftq
-    loftq_bits: int = 4  # with init_lora_weights: loftq
+    loftq_bits: Literal[2, 4, 8] = 4  # with init_lora_weights: loftq
     loftq_iter: int = 1
     modules_to_save: list[str] | str | None = None  # trained in full beside the adapter, e.g. [embed_tokens, lm_head]
     load_in_8bit: bool = False  # lora/dora on an 8-bit (LLM.int8) base
@@ -146,8 +146,6 @@ class AdapterArgs:
                 "adapter.init_lora_weights",
                 "loftq quantizes the base itself: use kind lora (or dora) with init_lora_weights: loftq, not qlora",
             )
-        if self.loftq_bits not in (2, 4, 8):
-            raise RecipeError("adapter.loftq_bits", f"must be 2, 4 or 8, got {self.loftq_bits}")
         if self.loftq_iter < 1:
             raise RecipeError("adapter.loftq_iter", f"must be at least 1, got {self.loftq_iter}")
         if self.load_in_8bit and self.kind in ("qlora", "full"):
@@ -170,7 +168,7 @@ class AdapterArgs:
 class MethodArgs:
     """The alignment method and its own settings (TRL's argument names; None: TRL's default)."""
 
-    name: str = "sft"  # a key of engine.methods.METHODS
+    name: Literal[tuple(METHODS)] = "sft"  # a key of engine.methods.METHODS
     assistant_only_loss: bool = True  # sft: train on assistant tokens only
     beta: float | None = None  # dpo/orpo/simpo/kto temperature; grpo/rloo KL coefficient to the reference
     loss_type: list[str] | str | None = None  # dpo: sigmoid, ipo, hinge, ...; kto: kto, apo_zero_unpaired
@@ -415,6 +413,22 @@ def normalize_quant(name: str, field_path: str = "quant") -> str:
     if canon not in GGUF_TYPES:
         raise RecipeError(field_path, f"unknown GGUF type {name!r}; choose from {', '.join(GGUF_TYPES)}")
     return canon
+
+
+@functools.cache
+def allowed(field_path: str) -> tuple[str, ...]:
+    """The values a field takes, as typed on a command line: a Literal's, or true/false for a bool; () for any other.
+
+    ``allowed("launch.strategy")``. argparse choices and the TUI's pick-one fields read them here, from the types
+    (as TRL's HfArgumentParser does), so a value added to a Literal reaches every front end."""
+    section, name = field_path.split(".")
+    tp = typing.get_type_hints(typing.get_type_hints(Recipe)[section])[name]
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        options = [a for a in get_args(tp) if a is not type(None)]
+        tp = options[0] if len(options) == 1 else tp
+    if get_origin(tp) is Literal:
+        return tuple(str(v) for v in get_args(tp))
+    return ("true", "false") if tp is bool else ()
 
 
 # --------------------------------------------------------------------------- building from dicts

@@ -441,6 +441,8 @@ def _open_tui(workspace: Path | None = None, recipe: Path | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine.recipe import allowed
+
     p = argparse.ArgumentParser(prog="tunedeck", description="Fine-tune LLMs from the terminal.")
     p.add_argument("--workspace", help="open the TUI on this folder (its recipe.yaml and runs/)")
     p.add_argument("--recipe", help="open the TUI on this recipe file (default: the workspace's recipe.yaml)")
@@ -489,8 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--checkpoint", metavar="STEP", help="export this complete checkpoint: step-000213, 213 or latest "
                     "(default: the final weights of a finished run, else its newest complete checkpoint)")  # fmt: skip
     sp.add_argument("--fix-metadata", action="store_true", help="write the HF chat template/EOS into the GGUF instead of failing parity")
-    sp.add_argument("--imatrix", choices=("auto", "always", "never"), help="importance matrix from the run's data (default: auto)")
-    sp.add_argument("--checks", choices=("quick", "full", "none"),
+    sp.add_argument("--imatrix", choices=allowed("export.imatrix"), help="importance matrix from the run's data (default: auto)")
+    sp.add_argument("--checks", choices=allowed("export.checks"),
                     help="how much each file is checked against the HF model: quick (default; samples sized to a token "
                          "budget), full (every held-out text and eval row), none")  # fmt: skip
     sp.add_argument("--hf-quant", metavar="METHODS", help="comma-separated: gptq, awq (needs: pip install 'tunedeck[gptq]')")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import get_args
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-STRATEGY_NAMES = ("single", "ddp", "fsdp", "zero2", "zero3")
 
 
 def _err(message: str) -> None:
@@ -158,8 +158,8 @@ def _estimate_text(est, budget: tuple[float, str] | None) -> list[str]:
     n = est.strategies["ddp"].num_processes
     lines.append("")
     lines.append(f"total per device by strategy ({n} processes where sharded or replicated):")
-    lines.append("  " + "  ".join(f"{s:>10}" for s in STRATEGY_NAMES))
-    lines.append("  " + "  ".join(f"{_fmt(est.strategies[s].total):>10}" for s in STRATEGY_NAMES))
+    lines.append("  " + "  ".join(f"{s:>10}" for s in est.strategies))
+    lines.append("  " + "  ".join(f"{_fmt(s.total):>10}" for s in est.strategies.values()))
     if est.max_batch is not None and budget is not None:
         mb = est.max_batch
         got = f"{mb['batch']}" + ("+" if mb["batch"] >= mb["cap"] else "")
@@ -263,6 +263,9 @@ def cmd_estimate(args) -> int:
 
 def add_adapter_commands(sub) -> None:
     """Register ``estimate`` and ``adapter targets`` on tunedeck's subparsers."""
+    from engine.estimate import Device
+    from engine.recipe import allowed
+
     sp = sub.add_parser(
         "estimate", help="training memory per GPU for a recipe, from its model config (no weights loaded)"
     )
@@ -271,7 +274,7 @@ def add_adapter_commands(sub) -> None:
     sp.add_argument("--json", action="store_true", help="one JSON object, every strategy included")
     sp.add_argument(
         "--device",
-        choices=("auto", "cuda", "cpu"),
+        choices=("auto", *get_args(Device)),
         default="auto",
         help="plan for this device (default: this machine's)",
     )
@@ -280,7 +283,7 @@ def add_adapter_commands(sub) -> None:
     sp.add_argument(
         "--num-processes", type=int, help="processes (GPUs) for ddp/fsdp/zero (default: launch.num_processes)"
     )
-    sp.add_argument("--strategy", choices=STRATEGY_NAMES, help="default: launch.strategy")
+    sp.add_argument("--strategy", choices=allowed("launch.strategy"), help="default: launch.strategy")
     sp.add_argument("--overhead-gib", type=float, help="runtime overhead per device (default: 0.75 on CUDA, 0 on CPU)")
     sp.add_argument(
         "--memory-gib", type=float, help="memory per device for the largest-batch answer (default: this machine's)"

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.recipe import allowed
+
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 FIRST_PAGE_END = "checking all rows"  # printed (and flushed) right after the first page; bench/ waits for it
 MARK_OPEN, MARK_CLOSE = "[[", "]]"
@@ -430,8 +432,7 @@ def cmd_template_list(args) -> int:
 
 
 def _data_options(sp, required_format: bool = False) -> None:
-    from_formats = "auto, alpaca, sharegpt, messages, prompt_completion, text, preference, kto, prompt"
-    sp.add_argument("--format", default="auto", help=f"the rows' format ({from_formats}); default: detect")
+    sp.add_argument("--format", default="auto", choices=allowed("data.format"), help="the rows' format (default: detect)")
     sp.add_argument(
         "--column",
         action="append",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.recipe import allowed
+
 
 def cmd_launch_script(args) -> int:
     from engine.recipe import load_recipe
@@ -36,7 +38,7 @@ def add_launch_commands(sub) -> None:
     sp.add_argument("--slurm", action="store_true", required=True, help="an sbatch script (the kind supported)")
     sp.add_argument("--nodes", type=int, default=2, help="machines (default: 2)")
     sp.add_argument("--gpus-per-node", type=int, default=8, help="GPUs, so processes, per machine (default: 8)")
-    sp.add_argument("--strategy", choices=("ddp", "fsdp", "zero2", "zero3"), help="default: the recipe's (single: ddp)")
+    sp.add_argument("--strategy", choices=allowed("launch.strategy"), help="default: the recipe's (single: ddp)")
     sp.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field")
     sp.add_argument("--output", "-o", help="where to write it (default: RECIPE.sbatch beside the recipe)")
     sp.add_argument("--job-name", default="tunedeck")

@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.recipe import Recipe, RecipeError, load_recipe, recipe_from_dict
+from engine.data.formats import FORMATS
+from engine.methods import METHODS
+from engine.recipe import Recipe, RecipeError, allowed, load_recipe, recipe_from_dict
 
 MINIMAL = {"model": {"name_or_path": "m"}, "data": {"train": "d.jsonl"}}
 
@@ -74,3 +76,46 @@ def test_missing_and_broken_files(tmp_path):
         load_recipe(tmp_path / "nope.yaml")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(write(tmp_path, "model: [unclosed\n"))
+
+
+def _choice_actions(parser, where: str = "tunedeck"):
+    """(command, option, choices) of every option of the CLI parser and its subcommands that has choices."""
+    import argparse
+
+    for action in parser._actions:  # argparse keeps no public list of a parser's options
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _choice_actions(sub, f"{where} {name}")
+        elif action.choices is not None:
+            yield where, action.option_strings[0], tuple(action.choices)
+
+
+# option -> the recipe field its values come from; estimate --device plans for a device, not a recipe field
+CLI_FIELDS = {"--strategy": "launch.strategy", "--imatrix": "export.imatrix", "--checks": "export.checks",
+              "--format": "data.format", "--method": "method.name"}  # fmt: skip
+
+
+def test_every_cli_choice_list_is_the_recipe_types_values():
+    from typing import get_args
+
+    from engine.estimate import Device
+    from tui.cli import build_parser
+
+    found = list(_choice_actions(build_parser()))
+    assert {option for _, option, _ in found} == {*CLI_FIELDS, "--device"}
+    for command, option, choices in found:
+        expected = ("auto", *get_args(Device)) if option == "--device" else allowed(CLI_FIELDS[option])
+        assert choices == expected, (command, option)
+    assert allowed("launch.strategy") == ("single", "ddp", "fsdp", "zero2", "zero3")
+    assert allowed("method.name") == tuple(METHODS) and allowed("data.format") == ("auto", *FORMATS)
+
+
+def test_the_adapter_form_offers_what_the_types_allow():
+    from tui.screens.adapter import FIELDS
+
+    for f in FIELDS:
+        if f.path != "adapter.init_lora_weights":  # true, false or a named initialisation (or pissa_niter_<n>)
+            assert f.choices == allowed(f.path), f.path
+    picks = {f.path for f in FIELDS if f.choices}
+    assert {"adapter.kind", "adapter.bias", "adapter.bnb_4bit_quant_type", "adapter.loftq_bits"} <= picks
+    assert allowed("adapter.kind") == ("lora", "qlora", "dora", "full") and allowed("adapter.r") == ()

@@ -8,33 +8,33 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from engine.recipe import ADAPTER_KINDS, INIT_LORA_WEIGHTS, TARGET_PRESETS
+from engine.recipe import INIT_LORA_WEIGHTS, TARGET_PRESETS
 from tui.screens.base import StudioScreen
 from tui.widgets.field_form import FieldForm, FormField
 from tui.workers import background, ml_turn
 
-BOOL = ("true", "false")
-# Every AdapterArgs field (engine/recipe.py), PEFT/bitsandbytes names shortened only where 20 columns are too few.
+# Every AdapterArgs field (engine/recipe.py), PEFT/bitsandbytes names shortened only where 20 columns are too few;
+# a pick-one offers the values the field's type allows.
 FIELDS = [
-    FormField("adapter.kind", "kind", ADAPTER_KINDS),
+    FormField("adapter.kind", "kind"),
     FormField("adapter.r", "r"),
     FormField("adapter.lora_alpha", "lora_alpha"),
     FormField("adapter.lora_dropout", "lora_dropout"),
     FormField("adapter.target_modules", "target_modules"),
     FormField("adapter.modules_to_save", "modules_to_save"),
-    FormField("adapter.bias", "bias", ("none", "all", "lora_only")),
-    FormField("adapter.use_rslora", "use_rslora", BOOL),
-    FormField("adapter.init_lora_weights", "init_lora_weights", (*BOOL, *INIT_LORA_WEIGHTS)),
-    FormField("adapter.loftq_bits", "loftq_bits", ("2", "4", "8")),
+    FormField("adapter.bias", "bias"),
+    FormField("adapter.use_rslora", "use_rslora"),
+    FormField("adapter.init_lora_weights", "init_lora_weights", ("true", "false", *INIT_LORA_WEIGHTS)),
+    FormField("adapter.loftq_bits", "loftq_bits"),
     FormField("adapter.loftq_iter", "loftq_iter"),
-    FormField("adapter.load_in_8bit", "load_in_8bit", BOOL),
-    FormField("adapter.bnb_4bit_quant_type", "bnb_4bit_quant_type", ("nf4", "fp4")),
-    FormField("adapter.bnb_4bit_use_double_quant", "4bit double quant", BOOL),
-    FormField("adapter.bnb_4bit_compute_dtype", "4bit compute dtype", ("auto", "float32", "bfloat16", "float16")),
+    FormField("adapter.load_in_8bit", "load_in_8bit"),
+    FormField("adapter.bnb_4bit_quant_type", "bnb_4bit_quant_type"),
+    FormField("adapter.bnb_4bit_use_double_quant", "4bit double quant"),
+    FormField("adapter.bnb_4bit_compute_dtype", "4bit compute dtype"),
     FormField("adapter.freeze_all_but_last_n_layers", "full: last n layers"),
     FormField("train.per_device_train_batch_size", "batch size"),
     FormField("train.max_length", "max_length"),
-    FormField("train.gradient_checkpointing", "grad checkpointing", BOOL),
+    FormField("train.gradient_checkpointing", "grad checkpointing"),
 ]
 DEBOUNCE_SECONDS = 0.4
 

@@ -22,7 +22,7 @@ NAME_WIDTH, EXPLAIN_WIDTH, DATA_WIDTH = 9, 44, 24  # fits 80 columns
 def method_fields(method: str) -> list[FormField]:
     """The settings shown for ``method``: its own (engine.methods), then the common training ones."""
     paths = [f"method.{name}" for name in METHODS[method].settings] + COMMON
-    return [FormField(p, p.split(".")[1], ("true", "false") if p.endswith("assistant_only_loss") else ()) for p in paths]
+    return [FormField(p, p.split(".")[1]) for p in paths]
 
 
 def requirement(method: str) -> str:

@@ -12,14 +12,21 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
+from engine.recipe import allowed
+
 
 @dataclass(frozen=True)
 class FormField:
-    """One recipe field: dotted path, label, and the choices when it is a pick-one."""
+    """One recipe field: dotted path, label, and the choices when it is a pick-one: by default the values its type
+    allows (engine.recipe.allowed: a Literal's, true/false for a bool), never retyped here."""
 
     path: str
     label: str
     choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            object.__setattr__(self, "choices", allowed(self.path))
 
 
 def parse_value(text: str) -> Any:
