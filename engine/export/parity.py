@@ -72,8 +72,8 @@ def _formatter(llm, add_generation_prompt: bool):
         eos, bos = llm.token_eos(), llm.token_bos()
         fmt = llama_chat_format.Jinja2ChatFormatter(
             template=llm.metadata["tokenizer.chat_template"],
-            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
-            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            eos_token=_text(llm, eos) if eos != -1 else "",
+            bos_token=_text(llm, bos) if bos != -1 else "",
             add_generation_prompt=add_generation_prompt,
         )
         return (lambda conv: fmt(messages=conv).prompt), "the GGUF's Jinja template"
@@ -84,8 +84,21 @@ def _formatter(llm, add_generation_prompt: bool):
     return None, f"llama-cpp-python's {llm.chat_format!r} format"
 
 
+def _vocab(llm):
+    import llama_cpp
+
+    return llama_cpp.llama_model_get_vocab(llm.model)
+
+
+def _text(llm, tid: int) -> str:
+    """Token ``tid`` as the GGUF's vocabulary writes it (``<|im_end|>``, ``▁Hello``), not the text it decodes to."""
+    import llama_cpp
+
+    return llama_cpp.llama_vocab_get_text(_vocab(llm), tid).decode("utf-8")
+
+
 def _token(llm, tid: int) -> dict:
-    return {"id": tid, "token": llm._model.token_get_text(tid) if tid >= 0 else None}
+    return {"id": tid, "token": _text(llm, tid) if tid >= 0 else None}
 
 
 def _pieces(tokenizer, ids: list[int]) -> list[str]:
@@ -110,7 +123,7 @@ def _check_metadata(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, l
     import llama_cpp
 
     problems: list[Mismatch] = []
-    vocab = llm._model.vocab
+    vocab = _vocab(llm)
     meta = llm.metadata
     report: dict[str, Any] = {}
 
@@ -181,7 +194,7 @@ def _check_metadata(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, l
             Mismatch(
                 "special_tokens",
                 f"tokenizing {probe!r} with special tokens: the HF tokenizer gives {_pieces(tokenizer, hf_ids)}, "
-                f"llama.cpp {[llm._model.token_get_text(i) for i in gguf_ids]} (add_bos: HF {hf_bos}, GGUF {gguf_bos})",
+                f"llama.cpp {[_text(llm, i) for i in gguf_ids]} (add_bos: HF {hf_bos}, GGUF {gguf_bos})",
                 fix,
             )
         )
@@ -231,7 +244,7 @@ def _check_metadata(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, l
                             "tokens",
                             f"llama.cpp tokenizes conversation {k} (add_generation_prompt={agp}) differently from the HF tokenizer from token {i}: "
                             f"HF {_pieces(tokenizer, hf_tok[i : i + 6])} vs llama.cpp "
-                            f"{[llm._model.token_get_text(t) for t in gg_tok[i : i + 6]]} (pre-tokenizer "
+                            f"{[_text(llm, t) for t in gg_tok[i : i + 6]]} (pre-tokenizer "
                             f"{meta.get('tokenizer.ggml.pre')!r}); set export.pre_tokenizer to the one this tokenizer uses",
                         )
                     )
