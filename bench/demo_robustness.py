@@ -69,7 +69,7 @@ def build_cell(root: Path, seed: int, threads: int, precision: str) -> dict:
     if not (root / "base" / "config.json").exists():
         (root / "base").mkdir(parents=True, exist_ok=True)
         demo.build_base(root / "base", seed=seed)
-        demo._write_data(root / "data")
+        demo.write_data(root / "data")
     return {"build_s": round(time.time() - t, 1), "base_sum_accuracy": _sum_accuracy(root / "base")}
 
 
@@ -78,12 +78,12 @@ def _sum_accuracy(base: Path) -> float:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.demo import _pairs
+    from engine.demo import addition_pairs
 
     tok = AutoTokenizer.from_pretrained(base)
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(base).eval()
-    _, held_out = _pairs()
+    _, held_out = addition_pairs()
     enc = tok([f"{a} plus {b} is" for a, b in held_out], return_tensors="pt", padding=True)
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=2, do_sample=False, pad_token_id=tok.pad_token_id)
@@ -94,7 +94,7 @@ def _sum_accuracy(base: Path) -> float:
 def train_cell(root: Path, seed: int, threads: int, precision: str, max_steps: int | None) -> dict:
     """The demo SFT recipe on the base in ``root``, run by the real worker in this process; held-out accuracy."""
     from engine.demo import DemoAssets, demo_recipe
-    from engine.demo_pipeline import _hf_accuracy
+    from engine.demo_pipeline import hf_accuracy
     from engine.evaluate import load_eval_rows
     from engine.export.merge import merge_run
     from engine.launch import create_run
@@ -115,7 +115,7 @@ def train_cell(root: Path, seed: int, threads: int, precision: str, max_steps: i
     train_s = time.time() - t
     losses = [e["loss"] for e in run.read_events()[0] if e["kind"] == "step"]
     return {
-        "accuracy": _hf_accuracy(merge_run(run), load_eval_rows(assets.eval)),
+        "accuracy": hf_accuracy(merge_run(run), load_eval_rows(assets.eval)),
         "final_loss": round(losses[-1], 4) if losses else None,
         "train_s": round(train_s, 1),
     }

@@ -142,7 +142,7 @@ def demo_assets() -> DemoAssets:
 # --------------------------------------------------------------------------- data
 
 
-def _pairs() -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def addition_pairs() -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     pairs = [(a, b) for a in range(N) for b in range(N)]
     random.Random(SEED).shuffle(pairs)
     return pairs[EVAL_PAIRS:], pairs[:EVAL_PAIRS]
@@ -161,7 +161,7 @@ def _chat(a: int, b: int, phrasing: str) -> list[dict[str, str]]:
 
 def sft_rows() -> list[dict]:
     """Every training pair in every phrasing, plus two-turn chats so follow-up questions work too."""
-    train, _ = _pairs()
+    train, _ = addition_pairs()
     rows = [{"messages": _chat(a, b, p)} for a, b in train for p in PHRASINGS]
     rng = random.Random(SEED + 3)
     for (a, b), (c, d) in zip(train, rng.sample(train, len(train)), strict=True):
@@ -171,7 +171,7 @@ def sft_rows() -> list[dict]:
 
 def eval_rows() -> list[dict]:
     """Held-out pairs: never in the SFT or preference data."""
-    _, held_out = _pairs()
+    _, held_out = addition_pairs()
     rng = random.Random(SEED + 1)
     return [{"messages": _chat(a, b, rng.choice(PHRASINGS))} for a, b in held_out]
 
@@ -199,7 +199,7 @@ def _preference_row(phrasing: str, a: int, b: int, rejected: str) -> dict:
 
 def preference_rows(held_out: bool = False) -> list[dict]:
     """Correct answers (chosen) against malformed replies (three in four) or a wrong sum (one in four)."""
-    train, evals = _pairs()
+    train, evals = addition_pairs()
     rng = random.Random(SEED + (4 if held_out else 2))
     return [
         _preference_row(rng.choice(PHRASINGS), a, b, _rejected(a, b, kind, rng))
@@ -209,7 +209,7 @@ def preference_rows(held_out: bool = False) -> list[dict]:
 
 def orpo_rows(held_out: bool = False) -> list[dict]:
     """Correct chat answers (chosen) against the base's plain-text habit (rejected): ORPO starts from the base."""
-    train, evals = _pairs()
+    train, evals = addition_pairs()
     rng = random.Random(SEED + (7 if held_out else 6))
     return [
         _preference_row(rng.choice(PHRASINGS), a, b, habit.format(a=a, b=b, c=a + b))
@@ -228,7 +228,7 @@ def kto_rows(held_out: bool = False) -> list[dict]:
 
 def prompt_rows(held_out: bool = False) -> list[dict]:
     """Prompts only, for online methods (GRPO, RLOO, PPO); a and b go to the reward function."""
-    train, evals = _pairs()
+    train, evals = addition_pairs()
     rng = random.Random(SEED + 5)
     return [
         {"prompt": [{"role": "user", "content": rng.choice(PHRASINGS).format(a=a, b=b)}], "a": a, "b": b}
@@ -273,7 +273,7 @@ def habit_chats() -> list[list[dict[str, str]]]:
     ]
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
+def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
@@ -372,13 +372,13 @@ def build_base(target: Path, seed: int = SEED, progress: Progress = lambda msg: 
 
 def _data_version() -> str:
     """A hash of the code that writes the datasets: any change to it rewrites them (the base is kept)."""
-    writers = (_pairs, _answer, _chat, sft_rows, eval_rows, _rejected, _preference_row, preference_rows, orpo_rows,
-               kto_rows, prompt_rows, pretrain_lines, _write_jsonl, _write_data)  # fmt: skip
+    writers = (addition_pairs, _answer, _chat, sft_rows, eval_rows, _rejected, _preference_row, preference_rows, orpo_rows,
+               kto_rows, prompt_rows, pretrain_lines, write_jsonl, write_data)  # fmt: skip
     spec = json.dumps([[inspect.getsource(f) for f in writers], REJECTED_KINDS])
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
-def _write_data(data_dir: Path) -> None:
+def write_data(data_dir: Path) -> None:
     """Every demo dataset (cheap: rewritten whenever ``_data_version()`` changes, the base is kept)."""
     pre = pretrain_lines()
     files = {
@@ -397,7 +397,7 @@ def _write_data(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in files.items():
         tmp = data_dir / f".{name}.{os.getpid()}.tmp"
-        _write_jsonl(tmp, rows)
+        write_jsonl(tmp, rows)
         os.replace(tmp, data_dir / name)
     (data_dir / "pretrain.txt").write_text("\n".join(pre) + "\n", encoding="utf-8")
     (data_dir / "VERSION").write_text(DATA_VERSION)
@@ -413,14 +413,14 @@ def ensure_demo_assets(progress: Progress = lambda msg: None) -> DemoAssets:
     if (assets.root / "COMPLETE").exists():
         version = assets.root / "data" / "VERSION"
         if not version.exists() or version.read_text() != DATA_VERSION:
-            _write_data(assets.root / "data")
+            write_data(assets.root / "data")
         return assets
     assets.root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=assets.root.parent))
     try:
         staged = DemoAssets(tmp)
         progress(f"building the demo base and data in {assets.root} (once)")
-        _write_data(tmp / "data")
+        write_data(tmp / "data")
         build_base(staged.base, progress=progress)
         (tmp / "COMPLETE").write_text(_fingerprint())
         try:

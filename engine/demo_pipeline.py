@@ -88,7 +88,7 @@ def real_demo(model: str) -> Demo:
     )  # fmt: skip
 
 
-def _hf_accuracy(model_dir: Path, rows: list[dict]) -> float:
+def hf_accuracy(model_dir: Path, rows: list[dict]) -> float:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from engine.evaluate import hf_exact_match, reply_budget
@@ -167,7 +167,7 @@ def _run_demo(workspace: Path, follow, progress: Heartbeat, chat_out, demo: Demo
 
     t = time.time()
     progress(f"evaluating the base on {len(rows)} held-out prompts")
-    accuracy: dict = {"base": _hf_accuracy(base, rows)}
+    accuracy: dict = {"base": hf_accuracy(base, rows)}
     seconds["eval_base"] = time.time() - t
 
     t = time.time()
@@ -188,7 +188,7 @@ def _run_demo(workspace: Path, follow, progress: Heartbeat, chat_out, demo: Demo
 
     t = time.time()
     progress("evaluating the tuned model (transformers)")
-    accuracy["tuned"] = _hf_accuracy(run.merged, rows)
+    accuracy["tuned"] = hf_accuracy(run.merged, rows)
     seconds["eval_tuned"] = time.time() - t
 
     t = time.time()

@@ -13,7 +13,7 @@ import json
 import random
 from pathlib import Path
 
-from engine.demo import Progress, _write_jsonl
+from engine.demo import Progress, write_jsonl
 
 MODEL = "gemma3-270m"
 SEED = 7
@@ -78,8 +78,8 @@ def init_real_workspace(directory: Path, progress: Progress = lambda m: None, mo
     resolve_model(model, progress)  # checked and dequantized now (once), so the first run starts at once
     directory = Path(directory).expanduser().resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(directory / "train.jsonl", train_rows())
-    _write_jsonl(directory / "eval.jsonl", eval_rows())
+    write_jsonl(directory / "train.jsonl", train_rows())
+    write_jsonl(directory / "eval.jsonl", eval_rows())
     recipe = recipe_from_dict({
         "model": {"name_or_path": model},
         "data": {"train": str(directory / "train.jsonl")},
