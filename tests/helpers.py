@@ -224,3 +224,10 @@ def make_lora_run(assets, workspace: Path, run_id: str = "20260101-000000-sft-te
     AutoTokenizer.from_pretrained(base).save_pretrained(run.adapter)
     run.write_status(state="finished", step=1, max_steps=1)
     return run.path
+
+
+def record_notifications(app, monkeypatch) -> list[tuple[str, str]]:
+    """(severity, message) of every notification ``app`` gives from now on; recorded instead of shown."""
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(app, "notify", lambda message, **kw: seen.append((kw.get("severity", "information"), message)))
+    return seen

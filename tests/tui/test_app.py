@@ -11,21 +11,13 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from engine.runs import RunDir
-from tests.helpers import RUN_ID, drive, make_run
+from tests.helpers import RUN_ID, drive, make_run, record_notifications
 from themes import ThemeError, load_themes, parse_theme
 from tui.app import TunedeckApp
 from tui.screens.keys import KeysScreen
 from tui.screens.runs import RunsScreen
 
 THEME_NAMES = {"tunedeck-dark", "tunedeck-light", "tunedeck-high-contrast"}
-
-
-@pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No real user themes, theme choice or NO_COLOR leak into the tests."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("TUNEDECK_THEME", raising=False)
-    monkeypatch.delenv("NO_COLOR", raising=False)
 
 
 def table_rows(app: TunedeckApp) -> list[list[str]]:
@@ -35,13 +27,6 @@ def table_rows(app: TunedeckApp) -> list[list[str]]:
 
 def static_text(app: TunedeckApp, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).content)
-
-
-def record_notifications(app: TunedeckApp, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Capture (severity, message) of every notification the app shows."""
-    seen: list[tuple[str, str]] = []
-    monkeypatch.setattr(app, "notify", lambda message, **kw: seen.append((kw.get("severity", "information"), message)))
-    return seen
 
 
 def test_runs_table_shows_run_state_progress_loss_and_events(tmp_path: Path) -> None:
@@ -99,12 +84,6 @@ def test_question_mark_lists_the_keys_and_escape_closes(tmp_path: Path) -> None:
         assert isinstance(app.screen, RunsScreen)
 
     drive(app, steps)
-
-
-def test_every_binding_has_an_id_and_a_tooltip() -> None:
-    for owner in (TunedeckApp, RunsScreen, KeysScreen):
-        for binding in owner.BINDINGS:
-            assert binding.id and binding.tooltip, (owner.__name__, binding)
 
 
 def test_train_without_recipe_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from textual.widgets import Select
 from engine.export.errors import ExportError
 from engine.export.merge import weights_source
 from engine.runs import RunDir
-from tests.helpers import drive, make_run, settle
+from tests.helpers import drive, make_run, record_notifications, settle
 from tui.app import TunedeckApp
 
 
@@ -30,12 +30,10 @@ def _run(tmp_path: Path, state: str, steps: tuple[int, ...], final: bool = False
     return run
 
 
-def _picker(tmp_path: Path, monkeypatch) -> tuple[list[str], object, list[str]]:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+def _picker(tmp_path: Path, monkeypatch) -> tuple[list[str], object, list[tuple[str, str]]]:
     app = TunedeckApp(workspace=tmp_path)
     seen: dict = {}
-    notes: list[str] = []
-    monkeypatch.setattr(app, "notify", lambda message, **kw: notes.append(message))
+    notes = record_notifications(app, monkeypatch)
 
     async def steps(pilot: Pilot) -> None:
         await pilot.press("7")
@@ -65,7 +63,7 @@ def test_a_finished_run_defaults_to_its_final_weights(tmp_path: Path, monkeypatc
 def test_a_run_with_nothing_complete_says_so_on_export(tmp_path: Path, monkeypatch) -> None:
     _run(tmp_path, "crashed", (), incomplete=3)
     options, _, notes = _picker(tmp_path, monkeypatch)
-    assert options == [] and "has no final weights and no complete checkpoint yet" in notes[-1]
+    assert options == [] and "has no final weights and no complete checkpoint yet" in notes[-1][1]
 
 
 def test_weights_source_by_name_number_and_latest(tmp_path: Path) -> None:

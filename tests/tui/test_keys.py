@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from textual.binding import Binding
 from textual.pilot import Pilot
 
-from tests.helpers import drive, make_run, screen_lines, settle, write_workspace
+from tests.helpers import drive, make_run, record_notifications, screen_lines, settle, write_workspace
 from tui.app import TunedeckApp
 from tui.commands import TunedeckCommands
 from tui.keymap import keymap_path, load_keymap
@@ -17,13 +16,6 @@ from tui.screens import SCREEN_ORDER
 from tui.screens.chat import ChatScreen
 from tui.screens.keys import KeysScreen
 from tui.widgets.key_footer import KeyFooter
-
-
-@pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("TUNEDECK_THEME", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def footer_keys(app: TunedeckApp) -> list:
@@ -105,8 +97,7 @@ def test_user_keymap_rebinds_keys_everywhere_and_reports_bad_lines(tmp_path: Pat
     path.parent.mkdir(parents=True)
     path.write_text("train: ctrl+t\nscreen-chat: [c, f8]\nno-such-action: x\nrefresh: 5\n")
     app = TunedeckApp(workspace=tmp_path)
-    seen: list[tuple[str, str]] = []
-    monkeypatch.setattr(app, "notify", lambda message, **kw: seen.append((kw.get("severity", "information"), message)))
+    seen = record_notifications(app, monkeypatch)
 
     async def steps(pilot: Pilot) -> None:
         await settle(pilot)  # the footer recomposes once the keymap is applied
@@ -139,10 +130,16 @@ def test_user_keymap_rebinds_keys_everywhere_and_reports_bad_lines(tmp_path: Pat
     drive(app, steps)
 
 
-def test_keymap_file_problems_are_named() -> None:
-    ids = [b.id for b in TunedeckApp.all_bindings() if isinstance(b, Binding) and b.id]
+def test_every_binding_has_a_unique_id_and_a_tooltip() -> None:
+    """A keymap addresses a binding by its id; the key list and the footer show its tooltip."""
+    bindings = TunedeckApp.all_bindings()
+    assert [b for b in bindings if not (b.id and b.tooltip)] == []
+    ids = [b.id for b in bindings]
     assert len(ids) == len(set(ids)), "binding ids must be unique for keymaps to address them"
-    missing = load_keymap(ids, Path("/nonexistent/keymap.yaml"))
+
+
+def test_keymap_file_problems_are_named() -> None:
+    missing = load_keymap(["quit"], Path("/nonexistent/keymap.yaml"))
     assert missing.keymap == {} and missing.warnings == []
 
 

@@ -5,18 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 from textual.pilot import Pilot
 
 from tests.helpers import drive, make_run, settle
 from tui.app import TunedeckApp
 from tui.widgets.ranks import RankPanel, rank_line
-
-
-@pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("TUNEDECK_THEME", raising=False)
 
 
 def test_rank_line_shows_step_memory_and_a_silent_rank():

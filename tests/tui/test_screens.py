@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from engine.methods import METHODS
 from engine.recipe import AdapterArgs, load_recipe
-from tests.helpers import RUN_ID, drive, make_run, settle, write_workspace
+from tests.helpers import RUN_ID, drive, make_run, record_notifications, settle, write_workspace
 from tui.app import TunedeckApp
 from tui.commands import TunedeckCommands
 from tui.screens import SCREEN_ORDER
@@ -24,13 +24,6 @@ from tui.screens.method import COMMON, method_fields
 from tui.screens.row_view import RowViewScreen
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.loss_chart import LossChart
-
-
-@pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("TUNEDECK_THEME", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture
@@ -58,13 +51,6 @@ def test_number_keys_reach_every_screen_and_palette_has_every_action(tmp_path: P
                 assert f"{label}: {b.description}" in names
 
     drive(app, steps)
-
-
-def test_every_binding_has_an_id_and_a_tooltip() -> None:
-    owners = [TunedeckApp, ConfirmScreen, RowViewScreen] + [cls for _, _, cls in SCREEN_ORDER]
-    for owner in owners:
-        for binding in owner.BINDINGS:
-            assert binding.id and binding.tooltip, (owner.__name__, binding)
 
 
 def test_adapter_edit_saves_the_yaml_the_cli_loads(workspace: Path) -> None:
@@ -127,8 +113,7 @@ def test_adapter_form_has_every_recipe_field_and_the_math_follows_them(workspace
 
 def test_invalid_edit_names_the_field_and_save_refuses(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = TunedeckApp(workspace=workspace)
-    seen: list[tuple[str, str]] = []
-    monkeypatch.setattr(app, "notify", lambda m, **kw: seen.append((kw.get("severity", "information"), m)))
+    seen = record_notifications(app, monkeypatch)
     original = (workspace / "recipe.yaml").read_text()
 
     async def steps(pilot: Pilot) -> None:
@@ -310,8 +295,7 @@ def test_attach_shows_the_full_history_on_train(tmp_path: Path) -> None:
 def test_delete_asks_first_and_stop_refuses_a_dead_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_run(tmp_path)
     app = TunedeckApp(workspace=tmp_path)
-    seen: list[tuple[str, str]] = []
-    monkeypatch.setattr(app, "notify", lambda m, **kw: seen.append((kw.get("severity", "information"), m)))
+    seen = record_notifications(app, monkeypatch)
 
     async def steps(pilot: Pilot) -> None:
         await pilot.press("s")

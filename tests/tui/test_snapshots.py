@@ -21,11 +21,7 @@ SNAP_WS = Path("/tmp/tunedeck-snapshot-ws")
 
 
 @pytest.fixture
-def snap_app(demo_assets, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> TunedeckApp:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("TUNEDECK_THEME", raising=False)
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def snap_app(demo_assets, monkeypatch: pytest.MonkeyPatch) -> TunedeckApp:
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     monkeypatch.setattr("tui.widgets.gpu_panel.host_ram", lambda: (4 * 2**30, 16 * 2**30))

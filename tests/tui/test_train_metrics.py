@@ -25,8 +25,7 @@ def dpo_workspace(tmp_path_factory, demo_assets) -> Path:
     return ws
 
 
-def test_dpo_rewards_are_charted_beside_the_loss_and_m_cycles(dpo_workspace: Path, monkeypatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(dpo_workspace / "config"))
+def test_dpo_rewards_are_charted_beside_the_loss_and_m_cycles(dpo_workspace: Path) -> None:
     [run] = list_runs(dpo_workspace / "runs")
     events = run.read_events()[0]
     steps = [e for e in events if e["kind"] == "step"]

@@ -22,8 +22,7 @@ def _workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_visiting_every_screen_without_typing_leaves_the_recipe_saved(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+def test_visiting_every_screen_without_typing_leaves_the_recipe_saved(tmp_path: Path) -> None:
     app = TunedeckApp(workspace=_workspace(tmp_path))
 
     async def steps(pilot: Pilot) -> None:
