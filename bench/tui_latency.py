@@ -97,21 +97,20 @@ def percentile(values: list[float], q: float) -> float:
 
 async def key_latency(workspace: Path, presses: int) -> dict:
     """Press 1/6 (Runs <-> Train, both reading the live run) and time each until the new screen's first frame is
-    handed to the terminal driver (App._display: the composed update a terminal would be sent)."""
+    handed to the terminal driver (the composed update a terminal would be sent)."""
     from tui.app import TunedeckApp
     from tui.screens.runs import RunsScreen
     from tui.screens.train import TrainScreen
+    from tui.textual_compat import on_frame
 
     app = TunedeckApp(workspace=workspace)
     frames: list[tuple[float, object]] = []
-    display = app._display
 
     def recording(screen, renderable) -> None:
         if renderable is not None:
             frames.append((time.perf_counter(), screen))
-        display(screen, renderable)
 
-    app._display = recording
+    on_frame(app, recording)
     latencies = []
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()

@@ -4,13 +4,17 @@
 - engine/ has no import cycle, counting imports inside functions;
 - the TUI's startup path (tui.app, tui.cli, the first frame) and the engine modules it reads
   (recipe, runs, events, methods, data, templates, adapters, estimate) import no ML library;
-- test modules share code only through tests/helpers.py, never by importing each other.
+- test modules share code only through tests/helpers.py, never by importing each other;
+- a private name of Textual is used only in tui/textual_compat.py, and one of llama-cpp-python nowhere;
+- bench scripts use only public engine names.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +122,89 @@ def test_test_modules_share_helpers_only_through_tests_helpers():
         for p in (ROOT / "tests").rglob("*.py")
     }
     assert not {k: v for k, v in offenders.items() if v}
+
+
+# Where each library's private names may be used: its compatibility module (None: nowhere).
+COMPAT = {"textual": "tui/textual_compat.py", "llama_cpp": None}
+# Uses in files this change could not edit; each entry goes once its file goes through the compatibility module.
+NOT_YET_MOVED = {
+    "tests/helpers.py": {"app.screen._compositor", "app._background_screens"},  # -> textual_compat.screen_update
+    "engine/export/llamalog.py": {"llama_cpp._logger"},  # -> llama_cpp.llama_log_get, which is public
+}
+OWN_FILES = sorted(p for top in ("engine", "tui", "themes", "tests", "bench") for p in (ROOT / top).rglob("*.py"))
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _library_private(package: str) -> set[str]:
+    """The private names ``package`` defines, found in its source text: parsing all of Textual takes over a second.
+
+    A def or class, or a name assigned or annotated (``self._modes: dict = ...``); a few reads count too, harmlessly."""
+    spec = importlib.util.find_spec(package)
+    assert spec and spec.origin
+    source = "\n".join(p.read_text() for p in Path(spec.origin).parent.rglob("*.py"))
+    pattern = r"\b(?:def|class)\s+(_(?!_)\w+)|(?:^\s*|\.)(_(?!_)\w+)\s*(?::|=(?!=)|,)"
+    return {a or b for a, b in re.findall(pattern, source, re.M)}
+
+
+def test_private_names_of_a_library_are_used_only_in_its_compatibility_module() -> None:
+    """A Textual or llama-cpp-python release may rename any private name: one module to mend, whose docstring says
+    why each is used (tests/tui/test_textual_compat.py checks them against the installed Textual).
+
+    A use is an import of a private module of the library, or an attribute that the library defines and that is not
+    one of this project's own private names on ``self``/``cls``."""
+    own: set[str] = set()  # private names this project defines
+    attributes: dict[str, list[tuple[str, ast.Attribute, bool]]] = {}  # file: (name, node, on self or cls)
+    modules: dict[str, set[str]] = {}  # file: the private modules it imports
+    for path in OWN_FILES:
+        where = str(path.relative_to(ROOT))
+        attributes[where], modules[where] = [], set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                own.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                own.add(node.id)
+            elif isinstance(node, ast.Attribute) and _private(node.attr):
+                if isinstance(node.ctx, ast.Store):
+                    own.add(node.attr)
+                on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+                attributes[where].append((node.attr, node, on_self))
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" if isinstance(node, ast.ImportFrom) else a.name for a in node.names]
+                modules[where] |= {name for name in names if any(map(_private, name.split(".")))}
+    offenders, pending = {}, {}
+    for library, home in COMPAT.items():
+        library_names = _library_private(library)
+        for where in attributes:
+            uses = {name for name in modules[where] if name.split(".")[0] == library}
+            uses |= {ast.unparse(node) for name, node, on_self in attributes[where]
+                     if name in library_names and not (on_self and name in own)}  # fmt: skip
+            allowed = NOT_YET_MOVED.get(where, set())
+            pending.setdefault(where, set()).update(uses & allowed)
+            if where != home and uses - allowed:
+                offenders.setdefault(where, []).extend(sorted(uses - allowed))
+    assert not offenders, offenders
+    moved = {where: sorted(uses - pending[where]) for where, uses in NOT_YET_MOVED.items() if uses - pending[where]}
+    assert not moved, f"moved already: delete them from NOT_YET_MOVED: {moved}"
+
+
+def test_bench_scripts_use_only_public_engine_names() -> None:
+    offenders = {}
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        bound = {
+            alias.asname or alias.name.split(".")[0]
+            for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+            if ((node.module or "") if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0] == "engine"
+        }  # fmt: skip
+        uses = {m for m in _imports(path) if m.split(".")[0] == "engine" and any(map(_private, m.split(".")))}
+        uses |= {
+            ast.unparse(node) for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and _private(node.attr) and ast.unparse(node.value).split(".")[0] in bound
+        }  # fmt: skip
+        if uses:
+            offenders[path.name] = sorted(uses)
+    assert not offenders, offenders

@@ -19,6 +19,7 @@ from tui.screens.keys import KeyRow, KeysScreen
 from tui.screens.open_recipe import OpenRecipeScreen
 from tui.screens.recipe_store import RecipeStore
 from tui.screens.row_view import RowViewScreen
+from tui.textual_compat import compose_mode_ahead
 from tui.widgets.key_footer import scoped_bindings
 
 THEME_ENV = "TUNEDECK_THEME"
@@ -117,14 +118,8 @@ class TunedeckApp(App[None]):
         as later ones: Textual composes a mode's screen on its first ``switch_mode``, and that first switch was the
         slowest key press while a run trains (bench/tui_latency.py). It is composed only: Train starts reading its
         run on its first visit (TrainScreen.on_screen_resume). Only Train: the other screens' first visit loads a
-        tokenizer, a dataset or a GGUF, which must not happen unasked. Textual 8.2's ``App._init_mode`` without
-        making the screen current (textual is pinned to 8.2.x in pyproject.toml)."""
-        mode = "train"
-        if mode in self._screen_stacks or not self.is_running or self._exit:  # switched to already, or quitting
-            return
-        screen, _ = self._get_screen(self._modes[mode]())
-        self._load_screen_css(screen)
-        self._screen_stacks[mode] = [screen]
+        tokenizer, a dataset or a GGUF, which must not happen unasked."""
+        compose_mode_ahead(self, "train")
 
     def key_rows(self) -> list[KeyRow]:
         """The current screen's keys, then the app's, with tooltips and binding ids (for keymap.yaml)."""

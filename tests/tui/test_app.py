@@ -220,7 +220,7 @@ def test_no_color_is_honoured_by_textual(tmp_path: Path, monkeypatch: pytest.Mon
 
     async def steps(pilot: Pilot) -> None:
         assert app.no_color
-        assert any(type(f).__name__ in ("Monochrome", "NoColor") for f in app._filters)
+        assert any(type(f).__name__ in ("Monochrome", "NoColor") for f in app.get_line_filters())
         assert app.theme == "tunedeck-dark"  # we do not fight it: the theme stays, Textual drains the colour
 
     drive(app, steps)
@@ -228,8 +228,8 @@ def test_no_color_is_honoured_by_textual(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_the_train_screen_is_built_while_idle_and_shown_at_once(tmp_path: Path) -> None:
     """Train is composed right after the first frame without becoming current (the first switch to it was the slowest key
-    press while a run trains); the switch then shows the run. Pins Textual's ``_screen_stacks``
-    and ``_init_mode`` internals that tui/app.py ``_build_ahead`` uses: a textual that changes them fails here."""
+    press while a run trains); the switch then shows the run. Checks the Textual internals that
+    tui/textual_compat.py ``compose_mode_ahead`` uses: a textual that changes them fails here."""
     from tui.screens.train import TrainScreen
 
     make_run(tmp_path)
@@ -239,7 +239,7 @@ def test_the_train_screen_is_built_while_idle_and_shown_at_once(tmp_path: Path) 
         home, focused = app.screen, app.focused
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
-        (train,) = app._screen_stacks["train"]
+        (train,) = app.get_screen_stack("train")
         assert isinstance(train, TrainScreen) and train.is_mounted
         assert train.run is None  # composed only: it reads no run before its first visit
         assert app.screen is home and app.focused is focused  # nothing changed for the user

@@ -13,6 +13,7 @@ from engine.export.merge import weights_source
 from engine.runs import RunDir
 from tests.helpers import drive, make_run, record_notifications, settle
 from tui.app import TunedeckApp
+from tui.textual_compat import select_options
 
 
 def _run(tmp_path: Path, state: str, steps: tuple[int, ...], final: bool = False, incomplete: int | None = None) -> RunDir:
@@ -39,7 +40,7 @@ def _picker(tmp_path: Path, monkeypatch) -> tuple[list[str], object, list[tuple[
         await pilot.press("7")
         await settle(pilot)
         picker = app.screen.query_one("#export-checkpoint", Select)
-        seen["options"] = [value for _, value in picker._options if isinstance(value, str)]
+        seen["options"] = [value for _, value in select_options(picker) if isinstance(value, str)]
         seen["value"] = picker.value
         await pilot.press("x")
         await pilot.pause()

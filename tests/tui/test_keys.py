@@ -162,7 +162,7 @@ def test_switching_screens_frees_the_footer_keys_it_replaces(tmp_path: Path) -> 
     referenced by the last frame; their number must not grow with the switches."""
     import gc
 
-    from textual.widgets._footer import FooterKey
+    from tui.textual_compat import FooterKey
 
     make_run(tmp_path)
     app = TunedeckApp(workspace=tmp_path)

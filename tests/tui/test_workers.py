@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
 import threading
 import time
 
-import tomllib
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.helpers import ROOT, drive
+from tests.helpers import ROOT, drive, record_notifications
 from tui.widgets.chat_pane import ChatPane
 from tui.workers import ML_QUEUE, MLQueue, background
 
@@ -35,12 +33,13 @@ class OneWidget(App):
 def test_an_exception_in_a_worker_is_a_notification_and_a_log_line(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     app = OneWidget(Broken())
+    seen = record_notifications(app, monkeypatch)
 
     async def steps(pilot: Pilot) -> None:
         app.widget.explode()
         await app.workers.wait_for_complete()
         await pilot.pause()
-        texts = [n.message for n in app._notifications]
+        texts = [message for _, message in seen]
         assert any("broken-job failed: ValueError: row 3 has no answer" in t for t in texts), texts
 
     drive(app, steps)
@@ -111,16 +110,3 @@ def test_a_500_chunk_reply_is_folded_into_far_fewer_renders() -> None:
         assert len(pane.query(".chat-message")) == 2  # appended: user and model, one widget each
 
     drive(app, steps)
-
-
-def test_textual_private_api_is_used_only_within_the_pinned_range() -> None:
-    """tui/widgets/key_footer.py builds on textual.widgets._footer: a textual outside the pin fails here first."""
-    spec = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-                if d.startswith("textual") and not d.startswith("textual-"))  # fmt: skip
-    low, high = re.fullmatch(r"textual>=([\d.]+),<([\d.]+)", spec).groups()
-    version = tuple(int(x) for x in importlib.metadata.version("textual").split(".")[:2])
-    assert tuple(int(x) for x in low.split(".")[:2]) <= version < tuple(int(x) for x in high.split(".")[:2])
-    from textual.widgets import Footer
-    from textual.widgets._footer import FooterKey, FooterLabel, KeyGroup  # noqa: F401
-
-    assert "_bindings_ready" in Footer.__dict__ or hasattr(Footer, "_bindings_ready")

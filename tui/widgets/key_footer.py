@@ -13,8 +13,10 @@ from typing import Literal
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.screen import Screen
 from textual.widgets import Footer
-from textual.widgets._footer import FooterKey, FooterLabel, KeyGroup
+
+from tui.textual_compat import FooterKey, FooterLabel, KeyGroup
 
 Scope = Literal["screen", "app"]
 
@@ -44,9 +46,14 @@ class KeyFooter(Footer):
     def __init__(self, scope: Scope, **kwargs) -> None:
         super().__init__(compact=True, show_command_palette=scope == "app", **kwargs)
         self.scope: Scope = scope
+        self.bindings_ready = False  # Footer's own flag, which is private: no keys until the screen's are known
+
+    def bindings_changed(self, screen: Screen) -> None:
+        self.bindings_ready = True
+        super().bindings_changed(screen)
 
     def compose(self) -> ComposeResult:
-        if not self._bindings_ready:
+        if not self.bindings_ready:
             return
         by_action: defaultdict[str, list[tuple[Binding, bool, str]]] = defaultdict(list)
         for binding, enabled, tooltip in scoped_bindings(self.screen, self.scope):
