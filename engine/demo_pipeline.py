@@ -173,7 +173,7 @@ def _run_demo(workspace: Path, follow, progress: Heartbeat, chat_out, demo: Demo
     t = time.time()
     # No UI shares this machine with the headless demo: the worker may take every core.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    run = start_run(load_recipe(recipe_path, [f"train.torch_threads={cores}"]))
+    run = start_run(load_recipe(recipe_path, [f"train.torch_threads={cores}"]), progress)
     progress(f"training run {run.id} (LoRA SFT) in {run.path}")
     progress.paused = True  # the run's own events follow (a step line every few seconds)
     state = follow(run)

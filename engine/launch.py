@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.accelerate_config import check_launchable, write_accelerate_config
@@ -50,20 +51,20 @@ def create_run(recipe: Recipe) -> RunDir:
     return run
 
 
-def start_run(recipe: Recipe) -> RunDir:
-    """Create runs/<id>/ and start its worker; many processes go through ``accelerate launch``.
+def start_run(recipe: Recipe, progress: Callable[[str], None] = lambda m: None) -> RunDir:
+    """Check the recipe (engine.preflight: a refusal is a PreflightError, and then nothing is created), create
+    runs/<id>/ and start its worker; many processes go through ``accelerate launch``.
 
-    A GGUF model source is resolved to its dequantized folder first, so the run's recipe.yaml names what it loads."""
-    import dataclasses
+    The run's recipe.yaml names what it loads (a GGUF source resolved to its folder); the preflight's notes become
+    its first events and go to ``progress`` with the other lines."""
+    from engine.preflight import preflight
 
-    from engine.models import model_path
-
-    folder = model_path(recipe.model.name_or_path)
-    if folder != recipe.model.name_or_path:
-        recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, name_or_path=folder))
-    if recipe.launch.distributed:
-        check_launchable(recipe)
-    run = create_run(recipe)
+    checked = preflight(recipe, progress)
+    progress(f"data: {checked.data_format} rows for {recipe.method.name}")
+    run = create_run(checked.recipe)
+    for note in checked.notes:
+        progress(f"note: {note}")
+        run.append_event("warning", message=note)
     _spawn(run, [], recipe.launch.distributed, method=recipe.method.name, started=time.time())
     return run
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from engine.launch import create_run
+from engine.preflight import PreflightError
 from engine.recipe import RecipeError, load_recipe
 from engine.runs import RunDir
 
@@ -63,8 +64,13 @@ def slurm_script(recipe_path: Path, nodes: int, gpus_per_node: int, overrides: l
 
 def prepare_run(recipe_path: str, overrides: list[str]) -> RunDir:
     """A run folder with the resolved recipe and accelerate config, no process started (for SLURM)."""
-    recipe = load_recipe(recipe_path, overrides)
+    from engine.preflight import preflight
+
+    checked = preflight(load_recipe(recipe_path, overrides), lambda m: print(m, file=sys.stderr, flush=True))
+    recipe = checked.recipe
     run = create_run(recipe)  # writes the accelerate config (num_processes > 1 or num_machines > 1)
+    for note in checked.notes:
+        run.append_event("warning", message=note)
     run.write_status(state="starting", method=recipe.method.name, started=time.time())
     return run
 
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         print(prepare_run(args.recipe, args.set).path)
-    except RecipeError as e:
+    except (RecipeError, PreflightError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

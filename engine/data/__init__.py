@@ -19,7 +19,7 @@ from engine.data.formats import (
 from engine.data.inspect import DataReport, inspect_data
 from engine.data.load import BUILDERS, Source, iter_records, load_rows, resolve_source
 from engine.data.mix import MixSource, as_mix_sources, mix_datasets, plan_mix
-from engine.data.prepare import load_normalized, preflight, prepare_dataset, prepare_splits
+from engine.data.prepare import check_data, load_normalized, prepare_dataset, prepare_splits
 from engine.data.validate import RowValidator
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "RowValidator",
     "Source",
     "as_mix_sources",
+    "check_data",
     "choose_format",
     "detect_format",
     "inspect_data",
@@ -45,7 +46,6 @@ __all__ = [
     "normalize_dataset",
     "normalize_row",
     "plan_mix",
-    "preflight",
     "prepare_dataset",
     "prepare_splits",
     "resolve_source",

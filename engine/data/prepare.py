@@ -99,14 +99,15 @@ def prepare_splits(
     return mix_datasets(train_ds, mixed, seed), eval_ds
 
 
-def preflight(recipe, rows_to_read: int = 100) -> str:
-    """Before any process starts: data.train's format, checked against the recipe's method.
+def check_data(recipe, rows_to_read: int = 100) -> tuple[str, list[dict]]:
+    """Before any process starts: data.train's format, checked against the recipe's method, and its first rows in
+    TRL form (those that are valid: the worker validates every row and names the bad ones).
 
     Reads only the first rows (streamed for JSON Lines), so it answers at once even on big files.
     """
     from itertools import islice
 
-    from engine.data.formats import choose_format, label_key, map_row, parse_label
+    from engine.data.formats import choose_format, label_key, map_row, normalize_row, parse_label
     from engine.data.load import iter_records, resolve_source
 
     d = recipe.data
@@ -120,4 +121,10 @@ def preflight(recipe, rows_to_read: int = 100) -> str:
         detail = (f"{labels.count(False):,} of the first {len(labels):,} rows are labelled false (undesirable): "
                   "training on them as examples would teach what the data marks as bad")  # fmt: skip
     check_method_format(recipe.method.name, fmt, detail=detail)
-    return fmt
+    normalized = []
+    for row in rows:
+        try:
+            normalized.append(normalize_row(row, fmt))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):  # an invalid row: the worker names it
+            continue
+    return fmt, normalized

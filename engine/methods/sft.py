@@ -13,7 +13,7 @@ from engine.data.errors import DataError
 from engine.methods.common import common_args, eval_args, load_splits
 from engine.models import load_model, load_tokenizer
 from engine.recipe import Recipe
-from engine.templates import TemplateRefused, chat_view, check_trainable
+from engine.templates import TemplateRefused, chat_view
 
 
 def tokenize_chats(tokenizer, dataset, template: str, assistant_only: bool, train_on_reasoning: bool, split: str):
@@ -38,12 +38,7 @@ def build_trainer(recipe: Recipe, run, callbacks: list):
     train, eval_ds = load_splits(recipe)
     chats = "messages" in train.column_names
     assistant_only = recipe.method.assistant_only_loss and chats
-    # Refuses (ValueError) when no token of the first rows would be trained; warns when the
-    # end-of-turn token never is (the model would not learn to stop).
-    for warning in check_trainable(
-        tokenizer, train, tokenizer.chat_template, max_length=recipe.train.max_length, assistant_only_loss=assistant_only
-    ):
-        run.append_event("warning", message=warning)
+    # engine.preflight checked the loss mask on the first rows before this process started.
     if chats:
         settings = (tokenizer.chat_template, assistant_only, recipe.template.train_on_reasoning)
         train = tokenize_chats(tokenizer, train, *settings, "data.train")

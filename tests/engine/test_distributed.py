@@ -186,11 +186,13 @@ def test_slurm_script_starts_one_launcher_per_node(tmp_path):
     assert "--ntasks-per-node=1" in srun and '--machine-rank "$SLURM_NODEID"' in srun and '"$MAIN_IP"' in srun
 
 
-def test_slurm_script_runs_on_a_fake_allocation(tmp_path):
-    """The script itself under bash: stand-ins for scontrol/srun only (no cluster here); the run folder is real."""
+def test_slurm_script_runs_on_a_fake_allocation(tmp_path, demo_assets):
+    """The script itself under bash: stand-ins for scontrol/srun only (no cluster here); the run folder is real, and
+    the preflight ran on the first node before it (a recipe it refuses starts nothing)."""
     (tmp_path / "ws").mkdir()
     recipe_path = tmp_path / "ws" / "recipe.yaml"
-    recipe_path.write_text(yaml.safe_dump({"model": {"name_or_path": "base"}, "data": {"train": "d.jsonl"}}))
+    recipe_path.write_text(yaml.safe_dump({"model": {"name_or_path": str(demo_assets.base)},
+                                           "data": {"train": str(demo_assets.sft)}}))  # fmt: skip
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text('#!/bin/bash\nprintf "gpu-a\\ngpu-b\\n"\n')

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from engine.runs import RunDir
 from tests.helpers import RUN_ID, drive, make_run, record_notifications
 from themes import ThemeError, load_themes, parse_theme
 from tui.app import TunedeckApp
@@ -114,8 +112,8 @@ def test_train_with_a_bad_recipe_names_the_field(tmp_path: Path, monkeypatch: py
     drive(app, steps)
 
 
-def test_train_starts_a_real_detached_worker_and_the_run_appears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A model that cannot be loaded offline: the real worker starts, fails fast and says why.
+def test_train_refuses_a_missing_model_before_any_worker_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same preflight as `tunedeck train` (engine.preflight, inside start_run): no run folder, no process.
     data = tmp_path / "d.jsonl"
     data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
     (tmp_path / "recipe.yaml").write_text(f"model: {{name_or_path: {tmp_path}/no-model}}\ndata: {{train: {data}}}\n")
@@ -127,16 +125,8 @@ def test_train_starts_a_real_detached_worker_and_the_run_appears(tmp_path: Path,
         await pilot.press("t")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert seen[-1][0] == "information" and "as run" in seen[-1][1]
-        [run] = list((tmp_path / "runs").iterdir())
-        for _ in range(120):  # the worker imports the ML stack before it fails
-            if RunDir(run).state() == "failed":
-                break
-            await asyncio.sleep(0.5)
-        await pilot.press("r")
-        await pilot.pause()
-        assert table_rows(app)[0][:2] == [run.name, "failed"]
-        assert "model.name_or_path" in static_text(app, "#detail")
+        assert seen[-1][0] == "error" and f"model.name_or_path: {tmp_path}/no-model: no such folder" in seen[-1][1]
+        assert not (tmp_path / "runs").exists()
 
     drive(app, steps)
 

@@ -57,11 +57,12 @@ class StudioScreen(Screen[None]):
         """Start the shared recipe as a new run in a detached worker (Runs and Train both use this)."""
         # engine.recipe and engine.launch are light (no torch): the worker process loads the ML stack.
         from engine.launch import start_run
+        from engine.preflight import PreflightError
         from engine.recipe import RecipeError, resolve_paths
 
-        try:
+        try:  # engine.preflight refuses a recipe the worker would fail on, before any run folder exists
             run = start_run(resolve_paths(self.store.recipe(), self.store.base))
-        except (RecipeError, OSError) as e:
+        except (RecipeError, PreflightError, OSError) as e:
             self.post_message(TrainLaunchFailed(str(e)))
             return
         self.post_message(TrainLaunched(self.store.path, run.id))
