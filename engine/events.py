@@ -14,7 +14,9 @@ from engine.units import fmt_bytes, fmt_duration
 # Every kind the worker (engine.worker, engine.launch, engine.supervisor) appends to events.jsonl.
 EventKind = Literal[
     "started", "model", "launched", "train_begin", "step", "eval", "gpu", "checkpoint", "warning", "stopping",
-    "stopped", "killed", "resumed", "finished", "failed", "export", "export_failed",
+    "stopped", "killed", "resumed", "finished", "failed",
+    # the export job (engine.export.job), into the same file: started, its stages, what it does, each file, the end
+    "export_started", "export_stage", "export_line", "export_file", "export", "export_failed",
 ]  # fmt: skip
 
 
@@ -145,6 +147,14 @@ def format_event(event: dict[str, Any], progress: RunProgress | None = None, clo
         text = f"warning: {event.get('message')}"
     elif kind == "export_failed":
         text = f"export failed: {event.get('error')}"
+    elif kind == "export_started":
+        text = f"export started (pid {event.get('pid')}): " + (",".join(event.get("quants") or []) or "the recipe's types")
+    elif kind == "export_line":
+        text = f"export: {event.get('message')}"
+    elif kind == "export_file":
+        fid = event.get("fidelity") or {}
+        top1 = f", top-1 {fid['top1_agreement']:.1%}" if isinstance(fid.get("top1_agreement"), float) else ""
+        text = f"export: wrote {event.get('type')} ({fmt_bytes(event.get('size_bytes') or 0)}{top1})"
     else:
         return None
     if clock:

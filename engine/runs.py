@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -140,12 +140,14 @@ class RunDir:
         events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
         return events, offset + end
 
-    def follow_events(self, poll: float = 0.5, offset: int = 0) -> Iterator[dict[str, Any]]:
-        """Yield the full history, then new events live, until the run reaches a terminal state."""
+    def follow_events(self, poll: float = 0.5, offset: int = 0, done: Callable[[], bool] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield the events from byte ``offset``, then new ones live, until ``done()`` (default: the run reached a
+        terminal state) and every event written before it was yielded. Every follower reads through this."""
+        done = done or (lambda: self.state() in TERMINAL_STATES)
         while True:
             events, offset = self.read_events(offset)
             yield from events
-            if not events and self.state() in TERMINAL_STATES:
+            if not events and done():
                 events, offset = self.read_events(offset)
                 yield from events
                 return

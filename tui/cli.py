@@ -29,14 +29,16 @@ HISTORY_STEP_LINES = 50  # replaying a long history prints at most this many ste
 
 
 def follow_run(run, out=sys.stdout) -> str:
-    """Print a run's history then its live events until it ends; return the final state.
+    """Print a run's history then its live events until it ends, and its export job too; return the final state.
 
     A long history is thinned to about HISTORY_STEP_LINES step lines (all other events are
     shown). Ctrl-C only stops following: the worker runs in its own session and carries on.
     """
     from engine.events import RunProgress, format_event
+    from engine.export.job import ExportJob
+    from engine.runs import TERMINAL_STATES
 
-    progress = RunProgress()
+    progress, job = RunProgress(), ExportJob(run)
     try:
         history, offset = run.read_events()
         steps = [e for e in history if e["kind"] == "step"]
@@ -54,7 +56,7 @@ def follow_run(run, out=sys.stdout) -> str:
             lines.insert(0, f"history: {len(history)} events, showing every {every}th step")
         if lines:
             print("\n".join(lines), file=out, flush=True)
-        for event in run.follow_events(offset=offset):
+        for event in run.follow_events(offset=offset, done=lambda: run.state() in TERMINAL_STATES and not job.live()):
             progress.fold(event)
             line = format_event(event, progress)
             if line:
@@ -69,22 +71,12 @@ def follow_run(run, out=sys.stdout) -> str:
 
 
 def cmd_train(args) -> int:
-    from engine.data import preflight
     from engine.launch import start_run
-    from engine.models import check_model_source
     from engine.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.set)
-    # An offline Hub id that is not cached, or a bad GGUF: said before any process starts (a GGUF is dequantized once).
-    check_model_source(recipe.model.name_or_path, lambda m: print(m, file=sys.stderr, flush=True))
-    fmt = preflight(recipe)  # a dataset that does not fit the method is refused before any process starts
-    if recipe.export.quant:  # what GGUF export will meet, said before the training it follows
-        from engine.export.support import gguf_notes
-
-        for note in gguf_notes(recipe.model.name_or_path):
-            print(f"note: {note}", flush=True)
-    run = start_run(recipe)
-    print(f"data: {fmt} rows for {recipe.method.name}", flush=True)
+    # engine.preflight: the model source, the data, the loss mask, the launch, GGUF notes; refused before any process
+    run = start_run(recipe, lambda m: print(m, flush=True))
     print(f"run {run.id} started in {run.path}", flush=True)
     if args.detach:
         print(run.id)
@@ -239,9 +231,10 @@ class StageBars:
 
 
 def cmd_export(args) -> int:
+    """Start the export job (engine.export.job) and follow its events; Ctrl-C, or losing the terminal, leaves it
+    running. At the end: the report's table."""
     from engine.export.errors import ExportError
-    from engine.export.pipeline import export_run
-    from engine.export.report import COLUMNS, checks_line, fidelity_rows, parity_line
+    from engine.export.job import start_export
     from engine.export.stages import planned_stages
     from engine.recipe import load_recipe, normalize_quant
     from engine.runs import find_run
@@ -261,21 +254,44 @@ def cmd_export(args) -> int:
         overrides["checks"] = args.checks
     if args.hf_quant is not None:
         overrides["hf_quant"] = [m for m in args.hf_quant.split(",") if m.strip()]
+    try:  # a request the pipeline would refuse is refused here, before any process starts
+        job, offset = start_export(run, quants, overrides, args.checkpoint)
+    except ExportError as e:
+        _err(f"export of {run.id} failed: {e}")
+        return EXIT_FAILED
+    print(f"export of {run.id} started (pid in {job.status_path.name}, output in {job.log_path.name})", file=sys.stderr)
+    if args.detach:
+        print(f"follow it with: tunedeck attach {run.id}", file=sys.stderr)
+        return EXIT_OK
     recipe_export = load_recipe(run.recipe_path).export
     planned = [normalize_quant(q, "--quant") for q in quants] if quants else recipe_export.quant
     bars = StageBars(planned_stages(planned, args.checks or recipe_export.checks)) if sys.stderr.isatty() else None
+    line = bars.line if bars else lambda m: print(m, file=sys.stderr, flush=True)
     try:
         with bars or contextlib.nullcontext():
-            report = export_run(run, quants, overrides=overrides, checkpoint=args.checkpoint,
-                                progress=bars.line if bars else lambda m: print(m, file=sys.stderr, flush=True),
-                                stage=bars.stage if bars else None)  # fmt: skip
-    except ExportError as e:
-        _err(f"export of {run.id} failed: {e}")
+            for event in job.follow(offset):
+                if event["kind"] == "export_line":
+                    line(event["message"])
+                elif event["kind"] == "export_stage" and bars:
+                    bars.stage(event["stage"], event["state"], event.get("seconds"))
+    except KeyboardInterrupt:
+        print(f"\ndetached; the export goes on. Follow it again with: tunedeck attach {run.id}", file=sys.stderr)
+        return EXIT_OK
+    return _print_export_report(run, job, args.json)
+
+
+def _print_export_report(run, job, as_json: bool) -> int:
+    from engine.export.report import COLUMNS, checks_line, fidelity_rows, parity_line
+
+    report = json.loads(run.export_report.read_text()) if run.export_report.is_file() else {}
+    if job.state() != "finished" or not report.get("ok"):
+        error = report.get("error") or job.read_status().get("error") or f"the job {job.state()}: see {job.log_path}"
+        _err(f"export of {run.id} failed: {error}")
         print(f"report: {run.export_report.resolve()}", file=sys.stderr)
         return EXIT_FAILED
     for w in report["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
-    if args.json:
+    if as_json:
         print(json.dumps(report, indent=2))
         return EXIT_OK
     rows = [COLUMNS, *fidelity_rows(report)]
@@ -499,6 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-shard-size", help="merged safetensors shard size, e.g. 500MB (default: 2GB)")
     sp.add_argument("--no-adapter", action="store_true", help="do not copy the PEFT adapter to export/adapter")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--detach", action="store_true", help="start the export job and return at once (follow it with "
+                    "`tunedeck attach RUN`); without it, Ctrl-C detaches and the export goes on")  # fmt: skip
     runs_dir_arg(sp)
     sp.set_defaults(func=cmd_export)
 
@@ -544,11 +562,13 @@ def main(argv: list[str] | None = None) -> int:
     from engine.gguf_import import GGUFImportError
     from engine.launch import RunStateError
     from engine.models import ModelLoadError
+    from engine.preflight import PreflightError
     from engine.recipe import RecipeError
 
     try:
         return args.func(args)
-    except (RecipeError, DataError, ModelLoadError, GGUFImportError, RunStateError, FileNotFoundError, ProcessLookupError) as e:
+    except (RecipeError, DataError, ModelLoadError, GGUFImportError, PreflightError, RunStateError, FileNotFoundError,
+            ProcessLookupError) as e:  # fmt: skip
         _err(str(e))
         return EXIT_USAGE
     except KeyboardInterrupt:

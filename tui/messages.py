@@ -64,3 +64,12 @@ class WorkFailed(Message):
     title: str
     reason: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExportStarted(Message):
+    """The export job of run ``run_id`` started (its events begin at byte ``offset``), or ``error`` says why not."""
+
+    run_id: str
+    offset: int | None
+    error: str | None = None

@@ -48,7 +48,8 @@ class _Clock:
         return _Timer()
 
 
-def _export_args(recipe, quants: list[str] | None, overrides: dict[str, Any] | None):
+def export_args(recipe, quants: list[str] | None, overrides: dict[str, Any] | None):
+    """The recipe's export section with ``overrides`` and ``quants``, validated (RecipeError names a bad field)."""
     args = dataclasses.replace(recipe.export, **(overrides or {}))  # re-validated by __post_init__
     if quants:
         args.quant = [normalize_quant(q, "--quant") for q in quants]
@@ -74,7 +75,7 @@ def export_run(
 
     run = RunDir(run.path.resolve())  # the report's paths must work from anywhere
     recipe = load_recipe(run.recipe_path)
-    args = _export_args(recipe, quants, overrides)
+    args = export_args(recipe, quants, overrides)
     report: dict[str, Any] = {"run": run.id, "ok": False, "options": dataclasses.asdict(args)}
     try:
         source = weights_source(run, checkpoint)
@@ -271,6 +272,8 @@ def _gguf_exports(run, args, plan, report, progress, clock, ref, samples, texts,
             use = imatrix if qtype not in FLOAT_TYPES and (qtype in GGUF_IMATRIX_TYPES or args.imatrix == "always") else None
             entry = _export_file(run, qtype, source, use, args, plan, report, progress, clock, ref, samples, texts, hf_replies, stops)
             report["files"].append(entry)
+            _write_report(run, report)  # each file as it is checked: a reader sees the table grow
+            run.append_event("export_file", **{k: entry.get(k) for k in ("path", "type", "size_bytes", "fidelity")})
     finally:
         if "F32" not in quants:
             source.unlink(missing_ok=True)

@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 from engine.runs import RunDir, pid_alive
-from tests.helpers import ROOT, SHORT, last_step, losses, start, tunedeck, tunedeck_on_a_terminal, wait_for
+from tests.helpers import (
+    ROOT,
+    SHORT,
+    last_step,
+    losses,
+    make_lora_run,
+    start,
+    tunedeck,
+    tunedeck_on_a_terminal,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -145,3 +155,34 @@ def test_concurrent_runs_in_one_runs_folder(workspace):
         assert {e["pid"] for e in events if e["kind"] == "started"} == {run.read_status()["pid"]}
         assert sorted(losses(run)) == list(range(1, 13))
     assert losses(a) != losses(b)
+
+
+def test_sighup_mid_export_leaves_the_export_to_finish_and_a_second_one_is_refused(workspace, demo_assets):
+    """`tunedeck export` in a terminal that drops mid-export: the job (its own session) writes every file and the
+    complete report anyway; a second export of the run while it runs is refused with a line naming the first."""
+    from engine.export.job import ExportJob
+
+    run = RunDir(make_lora_run(demo_assets, workspace, run_id="20260101-000000-sft-export"))
+    job = ExportJob(run)
+    shell = subprocess.Popen(
+        ["bash", "-c", f"{sys.executable} -m tui.cli export {run.path} --quant Q8_0,Q4_K_M; sleep 600"],
+        cwd=workspace, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=_fresh_terminal_signals,
+    )  # fmt: skip
+    wait_for(lambda: any(e["kind"] == "export_stage" for e in run.read_events()[0]), what="the export's first stage")
+    os.killpg(shell.pid, signal.SIGHUP)  # the SSH connection drops mid-export
+    shell.wait(timeout=10)
+    assert job.live(), job.read_status()
+
+    second = tunedeck("export", str(run.path), "--quant", "Q8_0")
+    assert second.returncode == 2 and f"error: {job.describe()} is still running" in second.stderr, second.stderr
+
+    wait_for(lambda: not job.live(), timeout=600, what="the export job")
+    assert job.state() == "finished", (job.read_status(), job.log_path.read_text()[-2000:])
+    report = json.loads(run.export_report.read_text())
+    assert report["ok"] and [f["type"] for f in report["files"]] == ["Q8_0", "Q4_K_M"]
+    for f in report["files"]:
+        assert Path(f["path"]).stat().st_size == f["size_bytes"] and f["fidelity"]["top1_agreement"] > 0
+    events = run.read_events(job.read_status()["events_offset"])[0]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "export_started" and kinds[-1] == "export" and kinds.count("export_file") == 2, kinds

@@ -12,15 +12,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, ProgressBar, Select, SelectionList, Static
 
+from engine.export.report import COLUMNS
 from engine.export.stages import planned_stages, stage_label
 from engine.recipe import GGUF_TYPES
 from engine.runs import RunDir
-from engine.units import fmt_bytes
-from tui.messages import WorkFailed
+from tui.messages import EventsRead, ExportStarted, WorkFailed
 from tui.screens.base import StudioScreen
-from tui.workers import background, ml_turn
+from tui.workers import background
 
 STATE_TEXT = {"pending": "·", "start": "running", "done": "done", "failed": "FAILED"}
+POLL_SECONDS = 0.5
 FINAL = "final"
 CHECKS = [("checks: quick (sampled)", "quick"), ("checks: full", "full"), ("checks: none", "none")]
 
@@ -40,25 +41,6 @@ def checkpoint_options(run: RunDir) -> tuple[list[tuple[str, str]], str | None]:
     return options, default.checkpoint or FINAL
 
 
-def file_row(entry: dict[str, Any]) -> tuple[str, ...]:
-    """type, size, perplexity (vs HF), top-1 agreement, KL, accuracy, fallback tensors."""
-    f = entry.get("fidelity") or {}
-
-    def num(key: str, fmt: str) -> str:
-        return fmt.format(f[key]) if isinstance(f.get(key), (int, float)) else "-"
-
-    ppl = num("perplexity", "{:.3f}") + (f" ({f['perplexity_hf']:.3f})" if isinstance(f.get("perplexity_hf"), float) else "")
-    return (
-        entry.get("type", "?"),
-        fmt_bytes(entry.get("size_bytes", 0)),
-        ppl,
-        num("top1_agreement", "{:.1%}"),
-        num("mean_kl", "{:.4f}"),
-        num("accuracy", "{:.1%}"),
-        str(len(entry.get("fallback_tensors") or [])),
-    )
-
-
 class ExportScreen(StudioScreen):
     """Exports the attached (or newest) run; progress per stage, then the report's table and warnings."""
 
@@ -70,8 +52,10 @@ class ExportScreen(StudioScreen):
     def __init__(self) -> None:
         super().__init__()
         self.run: RunDir | None = None
-        self.busy = False
+        self.busy = False  # following a live export job of self.run
         self.stage_states: dict[str, str] = {}
+        self.job_offset, self.job_started, self._reading = 0, 0.0, False
+        self._poller = None
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="export-run", markup=False)
@@ -105,11 +89,16 @@ class ExportScreen(StudioScreen):
         stages.add_column("state", key="state")
         stages.add_column("seconds", key="seconds")
         self.query_one("#export-bar", ProgressBar).update(total=1, progress=0)
-        self.query_one("#export-files", DataTable).add_columns("type", "size", "ppl (HF)", "top-1", "KL", "acc", "fallback")
+        self.query_one("#export-files", DataTable).add_columns(*COLUMNS)
         self.on_screen_resume()
 
     def on_screen_resume(self) -> None:
-        self.run = self.current_run()
+        from engine.export.job import ExportJob
+
+        run = self.current_run()
+        if self.busy and run is not None and self.run is not None and run.id == self.run.id:
+            return  # still following this run's export
+        self.run, self.busy = run, False
         text = f"run {self.run.id} ({self.run.state()})" if self.run else "no run to export yet: train one first"
         self.query_one("#export-run", Static).update(text)
         picker = self.query_one("#export-checkpoint", Select)
@@ -118,6 +107,11 @@ class ExportScreen(StudioScreen):
         if default is not None:
             picker.value = default
         self.action_load_report()
+        job = ExportJob(self.run) if self.run else None
+        if job is not None and job.live():  # started earlier, here or by `tunedeck export`: follow it
+            self._reset_stages([])
+            self._follow_job(int(job.read_status().get("events_offset") or 0))
+            self.job_started = float(job.read_status().get("started") or time.time())
 
     def action_load_report(self) -> None:
         """Fill the table from the run's export-report.json, when there is one."""
@@ -136,11 +130,12 @@ class ExportScreen(StudioScreen):
                 self._stage(stage, "done", seconds)
             if report.get("error"):
                 self.query_one("#export-now", Static).update(f"failed: {report['error']}")
+        from engine.export.report import checks_line, fidelity_rows
+
         table = self.query_one("#export-files", DataTable)
         table.clear()
-        for entry in report.get("files", []):
-            table.add_row(*file_row(entry))
-        from engine.export.report import checks_line
+        for row in fidelity_rows(report):  # the rows `tunedeck export` prints
+            table.add_row(*row)
 
         warnings = list(report.get("warnings", []))
         if report.get("error"):
@@ -153,7 +148,7 @@ class ExportScreen(StudioScreen):
         )
 
     def action_export(self) -> None:
-        """Run the export pipeline in a thread on the selected types."""
+        """Start the export job (engine.export.job) on the selected types; the screen follows its events."""
         quants = list(self.query_one("#export-quants", SelectionList).selected)
         if self.run is None:
             self.notify("no run to export (attach one on Runs)", severity="error")
@@ -167,12 +162,90 @@ class ExportScreen(StudioScreen):
             self.notify("check at least one GGUF type (space)", severity="error")
             return
         if self.busy:
-            self.notify("an export is already running", severity="warning")
+            self.notify("an export of this run is already running: its progress is shown here", severity="warning")
             return
         checks = str(self.query_one("#export-checks", Select).value)
         self.busy = True
         self._reset_stages(planned_stages(quants, checks))
-        self._export(self.run, quants, None if choice == FINAL else choice, checks)
+        self._start(self.run, quants, None if choice == FINAL else choice, checks)
+
+    @background("export")
+    def _start(self, run: RunDir, quants: list[str], checkpoint: str | None, checks: str) -> None:
+        from engine.export.errors import ExportError
+        from engine.export.job import start_export
+        from engine.launch import RunStateError
+        from engine.recipe import RecipeError
+
+        try:
+            _, offset = start_export(run, quants, {"checks": checks}, checkpoint)
+        except (ExportError, RunStateError, RecipeError, OSError) as e:
+            self.post_message(ExportStarted(run.id, None, str(e)))
+            return
+        self.post_message(ExportStarted(run.id, offset))
+
+    def on_export_started(self, message: ExportStarted) -> None:
+        if message.error is not None:
+            self.busy = False
+            self.query_one("#export-now", Static).update(f"not started: {message.error}")
+            self.notify(message.error, severity="error", markup=False)
+            return
+        self._follow_job(message.offset or 0)
+
+    def _follow_job(self, offset: int) -> None:
+        """Read the job's events from ``offset`` every POLL_SECONDS until it has ended."""
+        self.busy, self.job_offset, self.job_started, self._reading = True, offset, time.time(), False
+        if self._poller is None:
+            self._poller = self.set_interval(POLL_SECONDS, self._poll)
+        self._poller.resume()
+
+    def _poll(self) -> None:
+        if self.busy and self.run is not None and not self._reading:
+            self._reading = True
+            self._read(self.run, self.job_offset)
+
+    @background("export-tail")
+    def _read(self, run: RunDir, offset: int) -> None:
+        from engine.export.job import ExportJob
+
+        events, end, state = [], offset, None
+        try:
+            state = ExportJob(run).state()  # before the read: every event of an ended job is in this read
+            events, end = run.read_events(offset)
+        finally:
+            self.post_message(EventsRead(run.id, events, state or "", offset, end))
+
+    def on_events_read(self, message: EventsRead) -> None:
+        self._reading = False
+        if self.run is None or message.run_id != self.run.id or message.start != self.job_offset or not self.busy:
+            return
+        self.job_offset = message.end
+        for event in message.events:
+            kind = event.get("kind")
+            if kind == "export_stage":
+                self._stage(event["stage"], event["state"], event.get("seconds"))
+            elif kind == "export_line":
+                self._log(event["message"], event.get("ts"))
+            elif kind == "export_file":
+                self.action_load_report()  # the report was rewritten just before: the table grows file by file
+        if message.state in ("finished", "failed", "crashed"):
+            self._ended(message.state)
+
+    def _ended(self, state: str) -> None:
+        self.busy = False
+        if self._poller is not None:
+            self._poller.pause()
+        try:
+            report = json.loads(self.run.export_report.read_text()) if self.run and self.run.export_report.is_file() else {}
+        except (OSError, ValueError):
+            report = {}
+        if state == "finished" and report.get("ok"):
+            self._log(f"done: {len(report.get('files', []))} file(s) in {self.run.gguf if self.run else '?'}")
+            self._show_report(report, live=True)
+            return
+        error = report.get("error") or f"the export job {state}: see {self.run.path / 'export.log' if self.run else '?'}"
+        self._log(f"failed: {error}")
+        self._show_report(report, live=True)
+        self.post_message(WorkFailed("export", error))
 
     def _reset_stages(self, planned: list[str]) -> None:
         """Empty the stage table, then list ``planned`` as pending."""
@@ -197,30 +270,5 @@ class ExportScreen(StudioScreen):
         done = sum(s in ("done", "failed") for s in self.stage_states.values())
         self.query_one("#export-bar", ProgressBar).update(total=max(len(self.stage_states), 1), progress=done)
 
-    def _log(self, started: float, message: str) -> None:
-        self.query_one("#export-now", Static).update(f"{time.time() - started:6.1f}s {message}")
-
-    @background("export", exclusive=True)
-    def _export(self, run: RunDir, quants: list[str], checkpoint: str | None, checks: str) -> None:
-        from engine.export.errors import ExportError
-        from engine.export.pipeline import export_run
-
-        started = time.time()
-        log = lambda m: self.app.call_from_thread(self._log, started, m)  # noqa: E731
-        try:
-            with ml_turn(self, "the export"):
-                report = export_run(run, quants, progress=log, checkpoint=checkpoint, overrides={"checks": checks},
-                                    stage=lambda *a: self.app.call_from_thread(self._stage, *a))  # fmt: skip
-        except (ExportError, OSError, ValueError) as e:
-            self.post_message(WorkFailed("export", str(e)))
-            log(f"failed: {e}")
-            report = None
-        except Exception as e:  # anything else is still shown, with the log file to read
-            self.post_message(WorkFailed("export", f"{type(e).__name__}: {e}"))
-            log(f"failed: {type(e).__name__}: {e}")
-            report = None
-        finally:
-            self.busy = False
-        if report is not None:
-            log(f"done: {len(report.get('files', []))} file(s) in {run.gguf}")
-            self.app.call_from_thread(self._show_report, report, True)
+    def _log(self, message: str, ts: float | None = None) -> None:
+        self.query_one("#export-now", Static).update(f"{(ts or time.time()) - self.job_started:6.1f}s {message}")
