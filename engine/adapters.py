@@ -287,6 +287,14 @@ class ParamMath:
         return {**d, "rows": [r.to_dict() for r in self.rows], "percent": round(self.percent, 4)}
 
 
+def parameter_lines(pm: ParamMath) -> list[str]:
+    """Trainable against total, then each target group (count, d x k, r(d + k) added): the lines ``tunedeck adapter
+    targets``, ``tunedeck estimate`` and the Adapter screen show."""
+    lines = [f"trainable {pm.trainable:,} of {pm.total:,} ({pm.percent:.3f}%)", f"base {pm.base_params:,}"]
+    lines += [f"  {row.name:<10} x{row.count:<3} {row.d}x{row.k}  +{row.trainable:,}" for row in pm.rows]
+    return lines + [f"note: {n}" for n in pm.notes]
+
+
 def _numel(model, predicate=lambda name, p: True) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if predicate(name, p))
 

@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 from engine.methods import METHODS
 from engine.recipe import Recipe, allowed
-from engine.units import GIB
+from engine.units import GIB, fmt_bytes
 
 Device = Literal["cuda", "cpu"]  # what the estimate plans for (``tunedeck estimate --device``)
 
@@ -541,6 +541,25 @@ def estimate(
         per_token_layer_bytes=per_token,
         notes=notes + pm.notes,
     )
+
+
+def estimate_lines(est: Estimate) -> list[str]:
+    """The parameter math, the memory per device and the notes, as the Adapter screen and ``tunedeck estimate`` show
+    them (short lines: the screen's pane is 38 columns wide in an 80-column terminal)."""
+    from engine.adapters import parameter_lines
+
+    b = est.breakdown
+    sharded = "" if b.strategy == "single" else f", {b.strategy} x {b.num_processes}"
+    lines = [
+        *parameter_lines(est.params),
+        "",
+        f"memory per device ({est.device}, batch {est.batch} x seq {est.seq}{sharded}):",
+        f"  weights {fmt_bytes(b.weights)}  adapter {fmt_bytes(b.adapter_weights)}",
+        f"  grads {fmt_bytes(b.gradients)}  optimizer {fmt_bytes(b.optimizer)}",
+        f"  activations {fmt_bytes(b.activations)}  head {fmt_bytes(b.loss_head)}",
+        f"  total {fmt_bytes(b.total)} (peak {fmt_bytes(b.peak)} + overhead)",
+    ]
+    return lines + [f"note: {n}" for n in est.notes if n not in est.params.notes]
 
 
 def max_batch_that_fits(recipe: Recipe, budget_bytes: float, cap: int = 4096, **kwargs) -> int:

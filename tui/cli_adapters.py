@@ -43,36 +43,9 @@ def _guarded(command):
 # --------------------------------------------------------------------------- adapter targets
 
 
-def _math_lines(pm) -> list[str]:
-    lines = []
-    if pm.kind == "full":
-        lines.append(f"full fine-tuning: {pm.trainable:,} trainable of {pm.total:,} parameters ({pm.percent:.2f}%)")
-        lines += [f"  {n}" for n in pm.notes]
-        return lines
-    lines.append(f"LoRA parameter math, r={pm.r} (frozen W0 is d x k; B is d x r, A is r x k)")
-    lines.append(f"  {'target':<16} {'modules':>7}  {'d x k':<13} {'frozen d*k':>14} {'trainable r(d+k)':>17} {'%':>7}")
-    for row in pm.rows:
-        shape = f"{row.d} x {row.k}"
-        lines.append(
-            f"  {row.name:<16} {row.count:>7}  {shape:<13} {row.frozen:>14,} {row.trainable:>17,} {row.percent:>7.2f}"
-        )
-    frozen = sum(r.frozen for r in pm.rows)
-    pct = 100 * pm.adapter_params / frozen if frozen else 0.0
-    lines.append(
-        f"  {'all targets':<16} {sum(r.count for r in pm.rows):>7}  {'':<13} {frozen:>14,} {pm.adapter_params:>17,} {pct:>7.2f}"
-    )
-    if pm.extra_trainable:
-        lines.append(f"  + {pm.extra_trainable:,} trainable in modules_to_save and biases")
-    lines.append(
-        f"model: {pm.trainable:,} trainable of {pm.total:,} parameters ({pm.percent:.2f}%), as PEFT counts them"
-    )
-    lines += [f"  {n}" for n in pm.notes]
-    return lines
-
-
 @_guarded
 def cmd_adapter_targets(args) -> int:
-    from engine.adapters import discover_targets, parameter_math, resolve_target_modules
+    from engine.adapters import discover_targets, parameter_lines, parameter_math, resolve_target_modules
     from engine.models import meta_model
 
     recipe = _load(args)
@@ -108,7 +81,7 @@ def cmd_adapter_targets(args) -> int:
         print(f"{mark} {g.name:<16} {g.role:<10} {g.count:>5}  {shape:<18} {g.params:>14,}")
     print("presets: all-linear (every linear but the head), attention, mlp; or a list of names, or a regex")
     print()
-    print("\n".join(_math_lines(pm)))
+    print("\n".join(parameter_lines(pm)))
     return EXIT_OK
 
 
@@ -116,13 +89,15 @@ def cmd_adapter_targets(args) -> int:
 
 
 def _fmt(n: float) -> str:
-    from engine.units import fmt_bytes as format_bytes
+    from engine.units import fmt_bytes
 
-    return format_bytes(n) if n else "0"
+    return fmt_bytes(n) if n else "0"
 
 
 def _estimate_text(est, budget: tuple[float, str] | None) -> list[str]:
-    a, p, b = est.arch, est.precision, est.breakdown
+    from engine.estimate import estimate_lines
+
+    a, p = est.arch, est.precision
     mixed = "bf16 mixed precision" if p.autocast else "no mixed precision"
     quant = {"nf4": "4-bit NF4", "fp4": "4-bit FP4", "int8": "8-bit"}.get(p.quant or "", "")
     lines = [
@@ -133,40 +108,16 @@ def _estimate_text(est, budget: tuple[float, str] | None) -> list[str]:
         f"train    {est.method}, {est.kind}, batch {est.batch} x {est.seq} tokens, gradient checkpointing "
         f"{'on' if est.gradient_checkpointing else 'off'}",
         "",
-        *_math_lines(est.params),
+        *estimate_lines(est),
         "",
-        f"memory per device: {b.strategy}, {b.num_processes} process{'es' if b.num_processes > 1 else ''}",
+        f"total per device by strategy ({est.strategies['ddp'].num_processes} processes where sharded or replicated):",
+        "  " + "  ".join(f"{s:>10}" for s in est.strategies),
+        "  " + "  ".join(f"{_fmt(b.total):>10}" for b in est.strategies.values()),
     ]
-    other = est.activations_without_checkpointing if est.gradient_checkpointing else est.activations_with_checkpointing
-    rows = [
-        (f"weights ({quant or p.weight_dtype})", b.weights, ""),
-        ("adapter weights", b.adapter_weights, ""),
-        ("gradients", b.gradients, ""),
-        ("optimizer states (AdamW)", b.optimizer, ""),
-        (
-            "activations",
-            b.activations,
-            f"(checkpointing {'off' if est.gradient_checkpointing else 'on'}: {_fmt(other)})",
-        ),
-        ("loss head (chunked logits)", b.loss_head, ""),
-        ("transient", b.transient, ""),
-        ("runtime overhead", b.overhead, "(CUDA context; not in torch's allocated figures)" if b.overhead else ""),
-        ("peak allocated", b.peak, "weights + adapter + optimizer + max(activations + head + transient, gradients)"),
-        ("total", b.total, ""),
-    ]
-    lines += [f"  {name:<28} {_fmt(v):>11}  {extra}".rstrip() for name, v, extra in rows]
-    n = est.strategies["ddp"].num_processes
-    lines.append("")
-    lines.append(f"total per device by strategy ({n} processes where sharded or replicated):")
-    lines.append("  " + "  ".join(f"{s:>10}" for s in est.strategies))
-    lines.append("  " + "  ".join(f"{_fmt(s.total):>10}" for s in est.strategies.values()))
     if est.max_batch is not None and budget is not None:
         mb = est.max_batch
         got = f"{mb['batch']}" + ("+" if mb["batch"] >= mb["cap"] else "")
         lines.append(f"largest batch that fits in {_fmt(budget[0])} ({budget[1]}): {got} (estimate)")
-    if est.notes:
-        lines.append("notes:")
-        lines += [f"  - {n}" for n in est.notes]
     return lines
 
 

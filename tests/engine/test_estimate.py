@@ -15,11 +15,12 @@ from engine.estimate import (
     _lora_groups,
     arch_of,
     estimate,
+    estimate_lines,
     layer_activation_bytes,
     max_batch_that_fits,
     precision_of,
 )
-from engine.recipe import recipe_from_dict
+from engine.recipe import load_recipe, recipe_from_dict
 from tests.helpers import ROOT
 
 TINY = dict(
@@ -242,10 +243,13 @@ def _weights_numel(model_dir) -> int:
 def test_estimate_command_text_and_json(demo_recipe_file, demo_assets):
     text = cli("estimate", str(demo_recipe_file), "--device", "cuda", "--memory-gib", "1")
     assert text.returncode == 0, text.stderr
-    total = f"139,264 trainable of {_weights_numel(demo_assets.base) + 139_264:,}"
-    for words in ("q_proj", total, "weights (bfloat16)", "activations", "zero3",
-                  "largest batch that fits in 1.00 GiB"):  # fmt: skip
+    total = f"trainable 139,264 of {_weights_numel(demo_assets.base) + 139_264:,}"
+    for words in ("q_proj", total, "weights bfloat16", "memory per device (cuda, batch 16 x seq 96)", "activations",
+                  "zero3", "largest batch that fits in 1.00 GiB"):  # fmt: skip
         assert words in text.stdout
+    # the parameter and memory lines are the engine's, the ones the Adapter screen shows
+    shared = estimate_lines(estimate(load_recipe(demo_recipe_file), device="cuda", source=str(demo_recipe_file)))
+    assert "\n".join(shared) in text.stdout
     out = cli("estimate", str(demo_recipe_file), "--json", "--device", "cpu", "--set", "adapter.kind=qlora")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

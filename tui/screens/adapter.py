@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -37,6 +40,17 @@ FIELDS = [
     FormField("train.gradient_checkpointing", "grad checkpointing"),
 ]
 DEBOUNCE_SECONDS = 0.4
+
+
+@lru_cache(maxsize=4)
+def _meta_model(name_or_path: str, revision: str | None, trust_remote_code: bool) -> Any:
+    """The model on the meta device, kept across edits: only the adapter settings change between estimates."""
+    from engine.models import meta_model
+    from engine.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict({"model": {"name_or_path": name_or_path, "revision": revision,
+                                         "trust_remote_code": trust_remote_code}, "data": {"train": "x"}})  # fmt: skip
+    return meta_model(recipe)
 
 
 class AdapterScreen(StudioScreen):
@@ -84,11 +98,13 @@ class AdapterScreen(StudioScreen):
 
     @background("estimate", exclusive=True)
     def _compute(self, recipe) -> None:
-        from tui.screens.adapter_math import adapter_figures
+        from engine.estimate import estimate, estimate_lines
 
+        m = recipe.model
         try:
             with ml_turn(self, "the memory estimate"):
-                text = "\n".join(adapter_figures(recipe))
+                model = _meta_model(m.name_or_path, m.revision, m.trust_remote_code)
+                text = "\n".join(estimate_lines(estimate(recipe, model=model)))
         except Exception as e:  # the estimate explains; it never takes the screen down
             text = f"cannot estimate: {e}"
         self.app.call_from_thread(self.query_one("#adapter-math", Static).update, text)
