@@ -110,7 +110,7 @@ def cache_root() -> Path:
 
 def _fingerprint() -> str:
     """Keys the cached base: its settings and the source of the code that builds it (nothing to bump by hand)."""
-    code = [inspect.getsource(f) for f in (pretrain_lines, habit_chats, _train_tokenizer, _pretrain, build_base)]
+    code = [inspect.getsource(f) for f in (pretrain_lines, habit_chats, _train_tokenizer, pretrain, build_base)]
     spec = json.dumps(
         [SEED, N, EVAL_PAIRS, PHRASINGS, PRETRAIN_FORMS, SPECIAL_TOKENS, MODEL_CONFIG, PRETRAIN, VOCAB_SIZE, CHATML, code],
         sort_keys=True,
@@ -306,61 +306,56 @@ def _train_tokenizer(texts: list[str]):
     )
 
 
-def _pretrain(tokenizer, lines: list[str], progress: Progress, seed: int = SEED):
+def pretrain(model, pieces: list[list[int]], progress: Progress, what: str, seed: int = SEED, first: tuple[int, ...] = (),
+             **changes):
+    """Next-token training on rows of random ``pieces`` (token ids) end to end after ``first``, with AdamW on a one-cycle
+    schedule: the demo base's pretraining and the family models' (``changes``: settings of PRETRAIN they change)."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        bos_token_id=None,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.pad_token_id,
-        **MODEL_CONFIG,
-    )
-    model = LlamaForCausalLM(config)
-    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    settings = {**PRETRAIN, **changes}
+    steps, batch_size, seq_len, lr = (settings[k] for k in ("steps", "batch_size", "seq_len", "lr"))
     rng = random.Random(seed)
-    seq, bs = PRETRAIN["seq_len"], PRETRAIN["batch_size"]
-    line_ids = [tokenizer(line + "\n")["input_ids"] for line in lines]
-
-    def batch() -> torch.Tensor:
-        rows = []
-        for _ in range(bs):
-            ids = [eot]
-            while len(ids) < seq:
-                ids += rng.choice(line_ids)
-            rows.append(ids[:seq])
-        return torch.tensor(rows)
-
-    opt = torch.optim.AdamW(model.parameters(), lr=PRETRAIN["lr"], weight_decay=0.0)
-    steps = PRETRAIN["steps"]
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=PRETRAIN["lr"], total_steps=steps, pct_start=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train()
     for step in range(1, steps + 1):
-        x = batch()
+        rows = []
+        for _ in range(batch_size):
+            row = list(first)
+            while len(row) < seq_len:
+                row += rng.choice(pieces)
+            rows.append(row[:seq_len])
+        x = torch.tensor(rows)
         loss = model(input_ids=x, labels=x).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        if step % 100 == 0 or step == steps:
-            progress(f"pretraining demo base: step {step}/{steps} loss {loss.item():.3f}")
+        if step % max(steps // 10, 1) == 0 or step == steps:
+            progress(f"pretraining {what}: step {step}/{steps} loss {loss.item():.3f}")
     model.eval()
-    model.generation_config.eos_token_id = config.eos_token_id
-    model.generation_config.pad_token_id = config.pad_token_id
     return model
 
 
 def build_base(target: Path, seed: int = SEED, progress: Progress = lambda msg: None) -> None:
     """Train the tokenizer and pretrain the base into ``target`` (``seed``: the weights' init and batches)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     pre = pretrain_lines()
     # Role names become whole tokens, as in every real tokenizer: the chat frame is a few tokens, not 13 bytes.
     texts = pre + [m["content"] for row in sft_rows() + eval_rows() for m in row["messages"]] + ["user", "assistant"] * 200
     tokenizer = _train_tokenizer(texts)
     chats = [tokenizer.apply_chat_template(chat, tokenize=False).rstrip("\n") for chat in habit_chats()]
-    model = _pretrain(tokenizer, pre + chats, progress, seed)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), bos_token_id=None, eos_token_id=eos,
+                                         pad_token_id=tokenizer.pad_token_id, **MODEL_CONFIG))  # fmt: skip
+    lines = [tokenizer(line + "\n")["input_ids"] for line in pre + chats]
+    pretrain(model, lines, progress, "demo base", seed, first=(tokenizer.convert_tokens_to_ids("<|endoftext|>"),))
+    model.generation_config.eos_token_id = eos
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)
     # Stated explicitly so every consumer (llama.cpp included) agrees: no BOS is added.

@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import random
 import shutil
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.demo import Progress, build_once, cache_root, habit_chats, pretrain_lines
+from engine.demo import PRETRAIN, SEED, Progress, build_once, cache_root, habit_chats, pretrain, pretrain_lines
 from engine.gguf_import import mark_control_tokens, write_sentencepiece_model
 from engine.templates import KNOWN_END_OF_TURN
 
@@ -61,13 +60,13 @@ FAMILIES: dict[str, Family] = {
 # Small enough to pretrain in about a minute on 2 cores with a 152k-token vocabulary.
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             max_position_embeddings=512, tie_word_embeddings=True)  # fmt: skip
-PRETRAIN = dict(steps=120, batch_size=4, seq_len=64, lr=3e-3, seed=1234)
+TINY_PRETRAIN = dict(steps=120, batch_size=4)  # engine.demo.PRETRAIN's settings, fewer and smaller steps
 
 
 def _fingerprint(family: Family) -> str:
-    code = [inspect.getsource(f) for f in (pretrain_lines, habit_chats, load_vocab_tokenizer, _pretrain, build_family_model)]
+    code = [inspect.getsource(f) for f in (pretrain_lines, habit_chats, load_vocab_tokenizer, pretrain, build_family_model)]
     code.append(repr(KNOWN_END_OF_TURN))  # the stop tokens written into generation_config.json
-    spec = json.dumps([family.__dict__, TINY, PRETRAIN, code], sort_keys=True, default=str)
+    spec = json.dumps([family.__dict__, TINY, PRETRAIN, TINY_PRETRAIN, SEED, code], sort_keys=True, default=str)
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
@@ -126,36 +125,6 @@ def load_vocab_tokenizer(gguf: Path, sentencepiece: bool = False):
     return tokenizer
 
 
-def _pretrain(model, tokenizer, texts: list[str], progress: Progress):
-    import torch
-
-    rng = random.Random(PRETRAIN["seed"])
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    sep = tokenizer.eos_token_id
-    opt = torch.optim.AdamW(model.parameters(), lr=PRETRAIN["lr"], weight_decay=0.0)
-    steps = PRETRAIN["steps"]
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=PRETRAIN["lr"], total_steps=steps, pct_start=0.1)
-    model.train()
-    for step in range(1, steps + 1):
-        rows = []
-        for _ in range(PRETRAIN["batch_size"]):
-            row: list[int] = []
-            while len(row) < PRETRAIN["seq_len"]:
-                row += rng.choice(ids) + [sep]
-            rows.append(row[: PRETRAIN["seq_len"]])
-        x = torch.tensor(rows)
-        loss = model(input_ids=x, labels=x).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        if step % 25 == 0 or step == steps:
-            progress(f"pretraining the tiny model: step {step}/{steps} loss {loss.item():.3f}")
-    model.eval()
-    return model
-
-
 def build_family_model(family: Family, target: Path, progress: Progress) -> None:
     """The family's tokenizer and template, and a tiny pretrained model of its architecture, saved in ``target``."""
     import torch
@@ -175,10 +144,11 @@ def build_family_model(family: Family, target: Path, progress: Progress) -> None
         family.model_type, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=eot,
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eot, **TINY, **family.architecture,
     )  # fmt: skip
-    torch.manual_seed(PRETRAIN["seed"])
+    torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_config(config)
     chats = [tokenizer.apply_chat_template(c, tokenize=False) for c in habit_chats()]
-    model = _pretrain(model, tokenizer, pretrain_lines() + chats, progress)
+    pieces = [tokenizer(t, add_special_tokens=False)["input_ids"] + [eot] for t in pretrain_lines() + chats]
+    pretrain(model, pieces, progress, f"the tiny {family.name} model", **TINY_PRETRAIN)
     # Generation stops at the EOS and at the template's end-of-turn token, as a real instruct model's config says.
     stops = sorted(end_of_turn_ids(tokenizer, tokenizer.chat_template))
     model.generation_config.eos_token_id = stops if len(stops) > 1 else eot
