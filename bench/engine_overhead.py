@@ -27,6 +27,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.runs import RunDir  # noqa: E402
+
 GOAL = 0.97
 
 
@@ -50,7 +54,7 @@ def run_tunedeck(ws: Path, steps: int, logging_steps: int, env: dict, threads: i
     if proc.returncode != 0:
         raise RuntimeError(f"tunedeck train failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     run_path = next(line.split(" started in ", 1)[1] for line in proc.stdout.splitlines() if " started in " in line)
-    events = [json.loads(line) for line in (Path(run_path) / "events.jsonl").read_text().splitlines()]
+    events, _ = RunDir(Path(run_path)).read_events()
     begin = next(e["ts"] for e in events if e["kind"] == "train_begin")
     steps = [e for e in events if e["kind"] == "step"]
     last = steps[-1]

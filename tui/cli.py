@@ -28,11 +28,12 @@ def _err(message: str) -> None:
 HISTORY_STEP_LINES = 50  # replaying a long history prints at most this many step lines
 
 
-def follow_run(run, out=sys.stdout) -> str:
+def follow_run(run, out=sys.stdout, since: int | None = None) -> str:
     """Print a run's history then its live events until it ends, and its export job too; return the final state.
 
     A long history is thinned to about HISTORY_STEP_LINES step lines (all other events are
-    shown). Ctrl-C only stops following: the worker runs in its own session and carries on.
+    shown); ``since``: no history, only what is written from that byte offset on. Ctrl-C only stops following: the
+    worker runs in its own session and carries on.
     """
     from engine.events import RunProgress, format_event
     from engine.export.job import ExportJob
@@ -40,7 +41,7 @@ def follow_run(run, out=sys.stdout) -> str:
 
     progress, job = RunProgress(), ExportJob(run)
     try:
-        history, offset = run.read_events()
+        history, offset = run.read_events() if since is None else ([], since)
         steps = [e for e in history if e["kind"] == "step"]
         every = max(1, len(steps) // HISTORY_STEP_LINES)
         keep = {id(e) for e in steps[::every]} | ({id(steps[-1])} if steps else set())
@@ -168,17 +169,9 @@ def cmd_resume(args) -> int:
     print(f"resuming {run.id} from {ckpts[-1].name if ckpts else 'step 0 (no complete checkpoint)'}", flush=True)
     if args.detach:
         return EXIT_OK
-    from engine.events import RunProgress, format_event
-
     # Follow only what the new worker writes: the history is one `tunedeck attach` away.
-    _, offset = run.read_events()
-    progress = RunProgress()
-    for event in run.follow_events(offset=offset):
-        progress.fold(event)
-        line = format_event(event, progress)
-        if line:
-            print(line, flush=True)
-    return EXIT_FAILED if run.state() in ("failed", "crashed") else EXIT_OK
+    state = follow_run(run, since=run.read_events()[1])
+    return EXIT_FAILED if state in ("failed", "crashed") else EXIT_OK
 
 
 def cmd_doctor(args) -> int:

@@ -109,6 +109,7 @@ def check_data(recipe, rows_to_read: int = 100) -> tuple[str, list[dict]]:
 
     from engine.data.formats import choose_format, label_key, map_row, normalize_row, parse_label
     from engine.data.load import iter_records, resolve_source
+    from engine.data.validate import RowValidator
 
     d = recipe.data
     source = resolve_source(d.train)
@@ -121,10 +122,5 @@ def check_data(recipe, rows_to_read: int = 100) -> tuple[str, list[dict]]:
         detail = (f"{labels.count(False):,} of the first {len(labels):,} rows are labelled false (undesirable): "
                   "training on them as examples would teach what the data marks as bad")  # fmt: skip
     check_method_format(recipe.method.name, fmt, detail=detail)
-    normalized = []
-    for row in rows:
-        try:
-            normalized.append(normalize_row(row, fmt))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):  # an invalid row: the worker names it
-            continue
-    return fmt, normalized
+    validator = RowValidator(fmt)  # an invalid row is left to the worker, which validates every row and names it
+    return fmt, [normalize_row(row, fmt) for row in rows if not validator(row)]

@@ -100,9 +100,7 @@ def start_export(run: RunDir, quants: list[str] | None = None, overrides: dict[s
     job = ExportJob(run)
     fd = os.open(job.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock(fd, job):
             raise ExportBusy(f"{job.describe()} is still running: follow it with `tunedeck attach {run.id}`, or "
                              "wait for it to end") from None  # fmt: skip
         _, offset = run.read_events()
@@ -119,6 +117,20 @@ def start_export(run: RunDir, quants: list[str] | None = None, overrides: dict[s
     finally:
         os.close(fd)  # the job holds the lock through its inherited copy
     return job, offset
+
+
+def _lock(fd: int, job: ExportJob) -> bool:
+    """The run's export lock, or False while another job holds it. A job that has written its end lets go of the
+    lock a moment later (``main``): wait that moment rather than refuse."""
+    deadline = time.time() + 10
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if job.read_status().get("state") not in DONE or time.time() > deadline:
+                return False
+            time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,15 +154,21 @@ def main(argv: list[str] | None = None) -> int:
                    stage=lambda name, state, seconds: job.run.append_event("export_stage", stage=name, state=state,
                                                                            seconds=seconds))  # fmt: skip
     except ExportError as e:  # the pipeline wrote the report and the export_failed event
-        job.write_status(state="failed", ended=time.time(), error=str(e))
+        _end(job, args.lock_fd, state="failed", error=str(e))
         return 1
     except BaseException as e:  # anything else too: said in the events and the status, the traceback in the log
         error = f"{type(e).__name__}: {e}"
         job.run.append_event("export_failed", error=error)
-        job.write_status(state="failed", ended=time.time(), error=error)
+        _end(job, args.lock_fd, state="failed", error=error)
         raise
-    job.write_status(state="finished", ended=time.time())
+    _end(job, args.lock_fd, state="finished")
     return 0
+
+
+def _end(job: ExportJob, lock_fd: int, **status) -> None:
+    """The job's last status, then the lock let go at once (not at the interpreter's slow exit)."""
+    job.write_status(ended=time.time(), **status)
+    os.close(lock_fd)
 
 
 if __name__ == "__main__":

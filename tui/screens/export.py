@@ -14,7 +14,7 @@ from textual.widgets import DataTable, ProgressBar, Select, SelectionList, Stati
 
 from engine.export.report import COLUMNS
 from engine.export.stages import planned_stages, stage_label
-from engine.recipe import GGUF_TYPES
+from engine.recipe import GGUF_TYPES, allowed
 from engine.runs import RunDir
 from tui.messages import EventsRead, ExportStarted, WorkFailed
 from tui.screens.base import StudioScreen
@@ -23,7 +23,7 @@ from tui.workers import background
 STATE_TEXT = {"pending": "·", "start": "running", "done": "done", "failed": "FAILED"}
 POLL_SECONDS = 0.5
 FINAL = "final"
-CHECKS = [("checks: quick (sampled)", "quick"), ("checks: full", "full"), ("checks: none", "none")]
+CHECKS = [(f"checks: {v}" + (" (sampled)" if v == "quick" else ""), v) for v in allowed("export.checks")]
 
 
 def checkpoint_options(run: RunDir) -> tuple[list[tuple[str, str]], str | None]:
