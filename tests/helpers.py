@@ -97,7 +97,9 @@ def screen_lines(app) -> list[str]:
     """The screen as the terminal shows it, one string per row (what a user reads)."""
     width, height = app.size
     console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True, color_system=None)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    from tui.textual_compat import screen_update
+
+    console.print(screen_update(app))
     return console.export_text().splitlines()
 
 

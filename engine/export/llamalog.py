@@ -9,10 +9,12 @@ from contextlib import contextmanager
 
 @contextmanager
 def captured_llama_log() -> Iterator[list[str]]:
-    """Collect llama.cpp's log lines while the block runs; restore llama-cpp-python's logger after."""
+    """Collect llama.cpp's log lines while the block runs; restore the logger that was set before (llama-cpp-python's
+    own, read back through the public llama_log_get) after."""
     import llama_cpp
-    from llama_cpp import _logger
 
+    before, user_data = llama_cpp.llama_log_callback(), ctypes.c_void_p()
+    llama_cpp.llama_log_get(ctypes.byref(before), ctypes.byref(user_data))
     lines: list[str] = []
 
     @llama_cpp.llama_log_callback
@@ -23,4 +25,4 @@ def captured_llama_log() -> Iterator[list[str]]:
     try:
         yield lines
     finally:
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+        llama_cpp.llama_log_set(before, user_data)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from engine.runs import RunDir, pid_alive
-from tests.helpers import ROOT, tunedeck, wait_for
+from tests.helpers import ROOT, losses, tunedeck, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +47,6 @@ def train(workspace: Path, *overrides: str, env: dict | None = None) -> tuple[su
 
 def events(run: RunDir) -> list[dict]:
     return run.read_events()[0]
-
-
-def losses(run: RunDir) -> dict[int, float]:
-    return {e["step"]: e["loss"] for e in events(run) if e["kind"] == "step"}
 
 
 def ranks(run: RunDir) -> dict[int, dict]:

@@ -38,7 +38,7 @@ def test_assets_are_cached(demo_assets):
 def test_datasets_written_by_older_code_are_rewritten(demo_assets):
     """The data's VERSION is a hash of the code that writes it: a stale copy is never served."""
     (demo_assets.root / "data" / "VERSION").write_text("written by older code")
-    demo.ensure_demo_assets()  # only _write_data writes VERSION, after every dataset
+    demo.ensure_demo_assets()  # only write_data writes VERSION, after every dataset
     assert (demo_assets.root / "data" / "VERSION").read_text() == demo.DATA_VERSION == demo._data_version()
     assert [json.loads(line) for line in demo_assets.data("orpo.jsonl").read_text().splitlines()] == demo.orpo_rows()
 

@@ -327,7 +327,8 @@ def test_export_screen_shows_size_fidelity_and_warnings(tmp_path: Path) -> None:
         await pilot.press("7")
         await pilot.pause()
         row = [str(c) for c in app.screen.query_one("#export-files", DataTable).get_row_at(0)]
-        assert row == ["F16", "3.0 MiB", "1.500 (1.490)", "99.0%", "0.0010", "100.0%", "0"]
+        # engine/export/report.py's row, the one `tunedeck export` prints
+        assert row == ["F16", "3.00 MiB", "-", "1.500 (1.490)", "99.0%", "0.0010", "100% (-)", "-", "0", "-"]
         assert "fell back" in text_of(app, "#export-warnings")
         assert "F16" in app.screen.query_one("#export-quants").selected
 
