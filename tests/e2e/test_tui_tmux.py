@@ -77,7 +77,9 @@ def test_tui_journey_in_tmux(workspace: Path, cache_dir: Path) -> None:
         tui.wait("tunedeck", 60, "the first frame")
         tui.keys("2")
         tui.wait("1500 valid", 120, "the demo data")
-        tui.keys("1", "t")
+        tui.keys("1")
+        tui.wait("press t to train", 30, "the Runs screen")  # a key sent mid-switch goes to the screen being left
+        tui.keys("t")
         tui.wait(re.compile(r"\d{8}-\d{6}-sft-").search, 60, "the new run in the table")
         tui.keys("6")
         tui.wait(re.compile(r"loss \d+\.\d{4}").search, 400, "a loss value on Train")
