@@ -51,36 +51,38 @@ def model_path(name: str) -> str:
         raise ModelLoadError(str(e)) from None
 
 
-def check_model_source(name: str, progress=lambda m: None) -> None:
+def check_model_source(name: str, progress=lambda m: None) -> str:
     """Before a run starts: ModelLoadError, in one line, for a model that is neither a local folder nor in the
     Hugging Face cache while the Hub is off (HF_HUB_OFFLINE), with how to fetch it. Online, the run downloads.
-    A GGUF source is checked and dequantized here (once), saying what it does through ``progress``."""
+    A GGUF source is checked and dequantized here (once), saying what it does through ``progress``.
+
+    Returns what to load, as ``model_path`` would: ``name`` itself, or a GGUF source's dequantized folder."""
     from pathlib import Path
 
     from engine.gguf_import import GGUFImportError, import_gguf, is_gguf_source
 
     if is_gguf_source(name):
         try:
-            import_gguf(name, progress)
+            return str(import_gguf(name, progress))
         except GGUFImportError as e:
             raise ModelLoadError(str(e)) from None
-        return
     path = Path(name).expanduser()
     if path.is_dir():
-        return
+        return name
     if path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1:
         raise ModelLoadError(f"model.name_or_path: {name}: no such folder")
     from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.constants import HF_HUB_CACHE
 
     if isinstance(try_to_load_from_cache(name, "config.json"), str):
-        return
+        return name
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         raise ModelLoadError(
             f"model.name_or_path: {name!r} is not a local folder nor in the Hugging Face cache ({HF_HUB_CACHE}), and "
             f"HF_HUB_OFFLINE is set. Fetch it where there is network (`hf download {name}`) and copy that cache here, "
             "or point model.name_or_path at a local folder"
         )
+    return name
 
 
 def load_tokenizer(recipe: Recipe):

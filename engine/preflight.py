@@ -41,13 +41,12 @@ def preflight(recipe: Recipe, progress: Callable[[str], None] = lambda m: None) 
     """Run every check in order; the first refusal is a PreflightError. ``progress`` gets a line per long step
     (a GGUF's first dequantization takes about a minute)."""
     from engine.data import DataError
-    from engine.models import ModelLoadError, check_model_source, model_path
+    from engine.models import ModelLoadError, check_model_source
     from engine.recipe import RecipeError
 
     check = "model"
     try:
-        check_model_source(recipe.model.name_or_path, progress)
-        folder = model_path(recipe.model.name_or_path)
+        folder = check_model_source(recipe.model.name_or_path, progress)
         if folder != recipe.model.name_or_path:
             recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, name_or_path=folder))
         check = "data"
