@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.methods import METHODS
+from engine.model_shape import Arch, arch_of, input_slot
 from engine.recipe import Recipe, allowed
 from engine.units import GIB, fmt_bytes
 
@@ -55,111 +56,6 @@ Device = Literal["cuda", "cpu"]  # what the estimate plans for (``tunedeck estim
 CUDA_OVERHEAD_GIB = 0.75
 HEAD_TOKEN_CHUNK = 4096  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE
 HEAD_VOCAB_CHUNK = 32768  # trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
-
-ATTN_OUT_NAMES = ("o_proj", "out_proj", "dense", "c_proj", "wo")
-
-
-# --------------------------------------------------------------------------- model shape
-
-
-@dataclass
-class Arch:
-    """What the estimate needs from a model, read from its meta-device copy."""
-
-    model_type: str
-    architecture: str
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    tied: bool
-    params: int
-    linear_params: int  # quantizable: every linear except the output head
-    linear_rows: int  # out_features summed over those linears (8-bit keeps one fp32 scale per row)
-    largest_linear: int
-    layer_params: int  # the largest decoder layer
-    head_params: int  # the output head (0 when tied)
-    final_norm_params: int
-    slots: dict[str, int]  # linears per layer feeding from: attn_in, attn_out, mlp_in, mlp_out
-
-    @property
-    def q_dim(self) -> int:
-        return self.heads * self.head_dim
-
-    @property
-    def kv_dim(self) -> int:
-        return self.kv_heads * self.head_dim
-
-    @property
-    def gated(self) -> bool:
-        return self.slots.get("mlp_in", 0) >= 2
-
-
-def _slot(group, hidden: int) -> str:
-    leaf = group.name.rsplit(".", 1)[-1]
-    if group.role == "attention":
-        return "attn_out" if leaf in ATTN_OUT_NAMES else "attn_in"
-    if group.role == "mlp":
-        return "mlp_out" if group.shape[0] == hidden else "mlp_in"
-    return "attn_in"
-
-
-def _per_layer_mean(config, key: str, default: int) -> int:
-    """``config.<key>``, or its mean over the layers where the config varies per layer (Gemma 4's sliding and global
-    attention layers have different head sizes; transformers then refuses the global attribute)."""
-    per_layer = getattr(config, "per_layer_config", None)
-    if per_layer:
-        values = [getattr(layer, key, None) for layer in per_layer]
-        if all(values):
-            return round(sum(values) / len(values))
-    return getattr(config, key, None) or default
-
-
-def arch_of(model) -> Arch:
-    """Read the shapes the formulas need from a (meta-device) causal LM."""
-    from engine.adapters import discover_targets
-    from engine.models import decoder_layers
-
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    h = config.hidden_size
-    heads = config.num_attention_heads
-    head_dim = _per_layer_mean(config, "head_dim", h // heads)
-    groups = discover_targets(model)
-    layers = config.num_hidden_layers
-    body = [g for g in groups if g.role != "head"]
-    head = [g for g in groups if g.role == "head"]
-    slots: dict[str, int] = {}
-    for g in body:
-        slots[_slot(g, h)] = slots.get(_slot(g, h), 0) + max(1, round(g.count / layers))
-    _, blocks = decoder_layers(model)
-    layer_params = max(sum(p.numel() for p in b.parameters()) for b in blocks)
-    params = sum(p.numel() for p in model.parameters())
-    names = [n for n, _ in model.named_parameters()]
-    norm = getattr(getattr(model, model.base_model_prefix, model), "norm", None)
-    tied = bool(getattr(config, "tie_word_embeddings", False)) and not any(n.endswith("lm_head.weight") for n in names)
-    return Arch(
-        model_type=getattr(config, "model_type", "?"),
-        architecture=type(model).__name__,
-        hidden=h,
-        intermediate=getattr(config, "intermediate_size", None) or 4 * h,
-        layers=layers,
-        heads=heads,
-        kv_heads=_per_layer_mean(config, "num_key_value_heads", heads),
-        head_dim=head_dim,
-        vocab=config.vocab_size,
-        tied=tied,
-        params=params,
-        linear_params=sum(g.params for g in body),
-        linear_rows=sum(g.shape[0] * g.count for g in body),
-        largest_linear=max((g.shape[0] * g.shape[1] for g in body), default=0),
-        layer_params=layer_params,
-        head_params=0 if tied else sum(g.params for g in head),
-        final_norm_params=sum(p.numel() for p in norm.parameters()) if norm is not None else h,
-        slots=slots,
-    )
 
 
 # --------------------------------------------------------------------------- precision
@@ -330,7 +226,7 @@ def layer_activation_bytes(arch: Arch, prec: Precision, recipe: Recipe, groups: 
         kept = 2 if prec.autocast else prec.lora
         per_slot: dict[str, list] = {}
         for g in groups:
-            per_slot.setdefault(_slot(g, h), []).append(g)
+            per_slot.setdefault(input_slot(g, h), []).append(g)
         for slot, gs in per_slot.items():
             n = sum(max(1, round(g.count / arch.layers)) for g in gs)
             x = x_bytes[slot]
@@ -402,6 +298,122 @@ def _strategy_breakdown(
     return Breakdown(strategy, n, w, aw, g, opt, act, head, tr, overhead, peak, peak + overhead)
 
 
+@dataclass
+class _Activations:
+    """What the decoder keeps for backward over one step, with and without gradient checkpointing."""
+
+    per_token: float  # one decoder layer, per token
+    one_layer: float  # one decoder layer, for the step's tokens
+    plain: float
+    checkpointed: float
+    checkpointing: bool
+
+    @property
+    def kept(self) -> float:
+        return self.checkpointed if self.checkpointing else self.plain
+
+    def at_backward(self, head: float, first_grads: float) -> float:
+        """The start of backward: every kept activation, the loss head's buffers and the first gradients. With
+        checkpointing, a layer's activations come back only when backward reaches it, after the head's are gone."""
+        if self.checkpointing:
+            return self.checkpointed - self.one_layer + max(head + first_grads, self.one_layer)
+        return self.plain + head + first_grads
+
+
+def _activations(arch: Arch, prec: Precision, recipe: Recipe, groups: list, seqs: int, seq: int) -> _Activations:
+    """Activations of ``seqs`` sequences of ``seq`` tokens: every trained layer's, and what lies beyond the layers."""
+    a, t = recipe.adapter, recipe.train
+    tokens = seqs * seq
+    per_token, fixed = layer_activation_bytes(arch, prec, recipe, groups)
+    trained_layers = arch.layers
+    if a.kind == "full" and a.freeze_all_but_last_n_layers and not t.gradient_checkpointing:
+        trained_layers = a.freeze_all_but_last_n_layers  # frozen layers below keep nothing for backward
+    final_norm = 4 * arch.hidden + 4 + (arch.hidden * prec.residual if a.kind == "full" else 0)
+    outside = tokens * (final_norm + arch.hidden * prec.residual) + seqs * seq * seq  # + head input, mask
+    plain = trained_layers * (per_token * tokens + fixed) + outside
+    checkpointed = arch.layers * tokens * arch.hidden * prec.residual + per_token * tokens + fixed + outside
+    return _Activations(per_token, per_token * tokens + fixed, plain, checkpointed, t.gradient_checkpointing)
+
+
+def _adapter_bytes(prec: Precision, kind: str, pm, groups: list) -> tuple[float, float]:
+    """(bytes of the adapter's weights, bytes per trainable parameter)."""
+    if kind == "full":
+        return 0.0, prec.weight
+    # LoRA at its dtype; DoRA magnitudes stay fp32; modules_to_save copies at the base dtype (bf16 when quantized)
+    base_dtype = 2 if prec.quant else prec.weight
+    magnitudes = sum(g.count * g.shape[0] for g in groups) if kind == "dora" else 0
+    adapter_weights = (pm.adapter_params - magnitudes) * prec.lora + magnitudes * 4 + pm.extra_trainable * base_dtype
+    return adapter_weights, adapter_weights / max(pm.trainable, 1)
+
+
+def _first_gradients(arch: Arch, prec: Precision, recipe: Recipe, model) -> float:
+    """Gradients full fine-tuning allocates before backward reaches the layers: the head's and the final norm's."""
+    from engine.models import trainable_after_freeze
+
+    a = recipe.adapter
+    if a.kind != "full":
+        return 0.0
+    if a.freeze_all_but_last_n_layers:
+        keep = trainable_after_freeze(model, a.freeze_all_but_last_n_layers)
+        if not any(n.endswith("lm_head.weight") for n in keep):
+            return arch.final_norm_params * prec.weight
+    return (arch.head_params + arch.final_norm_params) * prec.weight
+
+
+def _transient_bytes(arch: Arch, prec: Precision, kind: str, groups: list) -> float:
+    transient = 0.0
+    if prec.quant:
+        transient += arch.largest_linear * prec.matmul  # one weight dequantized for its matmul
+    if kind == "dora":
+        # the weight norm: an identity through A and B, W + BA, all fp32
+        transient += max((g.shape[1] ** 2 + 3 * g.shape[0] * g.shape[1] for g in groups), default=0) * 4
+    return transient
+
+
+def _breakdowns(
+    recipe: Recipe, arch: Arch, prec: Precision, parts: dict[str, float], overhead: float, n: int | None, chosen: str
+) -> tuple[dict[str, Breakdown], Breakdown]:
+    """Every strategy's breakdown (multi-process ones on at least 2 processes), and the chosen one's on ``n``."""
+    layer_bytes = arch.layer_params * (prec.weight if not prec.quant else 0.6)
+    mixed = prec.autocast and prec.weight == 2
+    n_default = n or recipe.launch.num_processes
+    n_multi = max(n_default, 2)
+    strategies = {
+        s: _strategy_breakdown(s, 1 if s == "single" else n_multi, parts, layer_bytes, overhead, mixed)
+        for s in allowed("launch.strategy")
+    }
+    breakdown = _strategy_breakdown(
+        chosen, 1 if chosen == "single" else max(n_default, 1), parts, layer_bytes, overhead, mixed
+    )
+    return strategies, breakdown
+
+
+def _method_notes(recipe: Recipe) -> list[str]:
+    name = recipe.method.name
+    spec = METHODS[name]
+    notes = []
+    if spec.paired:
+        notes.append(f"{name}: chosen and rejected run together, so activations count 2 x batch sequences")
+    if spec.online or spec.reference:
+        notes.append(f"{name}: generation and reference passes are not modelled; --probe measures them")
+    if name == "ppo":
+        notes.append("ppo: the critic is a second adapter like the policy's (with full: on a frozen copy of the model)")
+    return notes
+
+
+def _setup_notes(prec: Precision, strategy: str, device: str, kind: str) -> list[str]:
+    notes = []
+    if prec.quant in ("nf4", "fp4") and strategy in ("fsdp", "zero3"):
+        notes.append("sharding a 4-bit base needs bnb_4bit_quant_storage set to the compute dtype")
+    if device == "cpu":
+        notes.append(
+            "cpu: float32 unless model.dtype says otherwise, no mixed precision; --device cuda plans for a GPU"
+        )
+    if kind == "dora":
+        notes.append("DoRA keeps the base and LoRA outputs of every target for its magnitude gradient")
+    return notes
+
+
 def estimate(
     recipe: Recipe,
     *,
@@ -420,7 +432,7 @@ def estimate(
     ``labelled``: the tokens of a step that carry a label (the loss head projects only those onto the vocabulary;
     default: every token, an upper bound when prompts are masked). ``tunedeck estimate --probe`` passes the count."""
     from engine.adapters import parameter_math
-    from engine.models import meta_model, trainable_after_freeze
+    from engine.models import meta_model
 
     if device is None:
         import torch
@@ -432,95 +444,24 @@ def estimate(
     a, t = recipe.adapter, recipe.train
     batch = batch or t.per_device_train_batch_size
     seq = seq or t.max_length
-    notes: list[str] = []
-    spec = METHODS[recipe.method.name]
-    seqs_per_step = batch * (2 if spec.paired else 1)
-    if spec.paired:
-        notes.append(
-            f"{recipe.method.name}: chosen and rejected run together, so activations count 2 x batch sequences"
-        )
-    if spec.online or spec.reference:
-        notes.append(f"{recipe.method.name}: generation and reference passes are not modelled; --probe measures them")
-    if recipe.method.name == "ppo":
-        notes.append("ppo: the critic is a second adapter like the policy's (with full: on a frozen copy of the model)")
+    seqs_per_step = batch * (2 if METHODS[recipe.method.name].paired else 1)
     tokens = seqs_per_step * seq
     pm = parameter_math(recipe, model)
     groups = _lora_groups(recipe, model)
 
-    weights = _weights_bytes(arch, prec)
-    if a.kind == "full":
-        trainable_bytes = prec.weight
-        adapter_weights = 0.0
-    else:
-        # LoRA at its dtype; DoRA magnitudes stay fp32; modules_to_save copies at the base dtype (bf16 when quantized)
-        base_dtype = 2 if prec.quant else prec.weight
-        magnitudes = sum(g.count * g.shape[0] for g in groups) if a.kind == "dora" else 0
-        adapter_weights = (
-            (pm.adapter_params - magnitudes) * prec.lora + magnitudes * 4 + pm.extra_trainable * base_dtype
-        )
-        trainable_bytes = adapter_weights / max(pm.trainable, 1)
-    grads = pm.trainable * trainable_bytes
-    optim = 2 * pm.trainable * trainable_bytes
-
-    per_token, fixed = layer_activation_bytes(arch, prec, recipe, groups)
-    trained_layers = arch.layers
-    if a.kind == "full" and a.freeze_all_but_last_n_layers and not t.gradient_checkpointing:
-        trained_layers = a.freeze_all_but_last_n_layers  # frozen layers below keep nothing for backward
-    final_norm = 4 * arch.hidden + 4 + (arch.hidden * prec.residual if a.kind == "full" else 0)
-    outside = tokens * (final_norm + arch.hidden * prec.residual) + seqs_per_step * seq * seq  # + head input, mask
-    acts_plain = trained_layers * (per_token * tokens + fixed) + outside
-    acts_ckpt = arch.layers * tokens * arch.hidden * prec.residual + per_token * tokens + fixed + outside
-    acts = acts_ckpt if t.gradient_checkpointing else acts_plain
-
+    adapter_weights, trainable_bytes = _adapter_bytes(prec, a.kind, pm, groups)
+    acts = _activations(arch, prec, recipe, groups, seqs_per_step, seq)
     head_trains = a.kind == "full" and not arch.tied or bool(a.modules_to_save and "lm_head" in a.modules_to_save)
     head = _head_bytes(arch, prec, tokens if labelled is None else min(labelled, tokens), head_trains)
-    grads_first = 0.0
-    if a.kind == "full":
-        grads_first = (arch.head_params + arch.final_norm_params) * prec.weight
-        if a.freeze_all_but_last_n_layers:
-            keep = trainable_after_freeze(model, a.freeze_all_but_last_n_layers)
-            if not any(n.endswith("lm_head.weight") for n in keep):
-                grads_first = arch.final_norm_params * prec.weight
-    transient = 0.0
-    if prec.quant:
-        transient += arch.largest_linear * prec.matmul  # one weight dequantized for its matmul
-    if a.kind == "dora":
-        # the weight norm: an identity through A and B, W + BA, all fp32
-        transient += max((g.shape[1] ** 2 + 3 * g.shape[0] * g.shape[1] for g in groups), default=0) * 4
     overhead = (overhead_gib if overhead_gib is not None else (CUDA_OVERHEAD_GIB if device == "cuda" else 0.0)) * GIB
-
-    # The start of backward: every kept activation, and the loss head's gradient buffers. With checkpointing,
-    # a layer's activations come back only when backward reaches it, after the head's buffers are gone.
-    one_layer = per_token * tokens + fixed
-    if t.gradient_checkpointing:
-        backward = acts_ckpt - one_layer + max(head + grads_first, one_layer)
-    else:
-        backward = acts_plain + head + grads_first
     parts = dict(
-        weights=weights, adapter=adapter_weights, grads=grads, optim=optim, acts=acts, head=head,
-        transient=transient, backward=backward, trainable=pm.trainable,
+        weights=_weights_bytes(arch, prec), adapter=adapter_weights, grads=pm.trainable * trainable_bytes,
+        optim=2 * pm.trainable * trainable_bytes, acts=acts.kept, head=head,
+        transient=_transient_bytes(arch, prec, a.kind, groups),
+        backward=acts.at_backward(head, _first_gradients(arch, prec, recipe, model)), trainable=pm.trainable,
     )  # fmt: skip
-    layer_bytes = arch.layer_params * (prec.weight if not prec.quant else 0.6)
-    mixed = prec.autocast and prec.weight == 2
-    n_default = num_processes or recipe.launch.num_processes
-    n_multi = max(n_default, 2)
-    strategies = {
-        s: _strategy_breakdown(s, 1 if s == "single" else n_multi, parts, layer_bytes, overhead, mixed)
-        for s in allowed("launch.strategy")
-    }
     chosen = strategy or recipe.launch.strategy
-    breakdown = _strategy_breakdown(
-        chosen, 1 if chosen == "single" else max(n_default, 1), parts, layer_bytes, overhead, mixed
-    )
-
-    if prec.quant in ("nf4", "fp4") and chosen in ("fsdp", "zero3"):
-        notes.append("sharding a 4-bit base needs bnb_4bit_quant_storage set to the compute dtype")
-    if device == "cpu":
-        notes.append(
-            "cpu: float32 unless model.dtype says otherwise, no mixed precision; --device cuda plans for a GPU"
-        )
-    if a.kind == "dora":
-        notes.append("DoRA keeps the base and LoRA outputs of every target for its magnitude gradient")
+    strategies, breakdown = _breakdowns(recipe, arch, prec, parts, overhead, num_processes, chosen)
     return Estimate(
         recipe=source,
         device=device,
@@ -536,10 +477,10 @@ def estimate(
         num_processes=breakdown.num_processes,
         breakdown=breakdown,
         strategies=strategies,
-        activations_without_checkpointing=acts_plain,
-        activations_with_checkpointing=acts_ckpt,
-        per_token_layer_bytes=per_token,
-        notes=notes + pm.notes,
+        activations_without_checkpointing=acts.plain,
+        activations_with_checkpointing=acts.checkpointed,
+        per_token_layer_bytes=acts.per_token,
+        notes=_method_notes(recipe) + _setup_notes(prec, chosen, device, a.kind) + pm.notes,
     )
 
 
