@@ -52,6 +52,43 @@ def pid_alive(pid: int | None) -> bool:
 
 
 @dataclass(frozen=True)
+class StatusFile:
+    """One process's status as a JSON file replaced atomically (a run's status.json, its export-status.json): the
+    process merges fields into it, anyone reads it at any time, and ``state`` tells a process that died without
+    saying so."""
+
+    path: Path
+
+    def read(self) -> dict[str, Any]:
+        """The status; {} before the first write."""
+        try:
+            return json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def write(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into the status, stamped with a heartbeat; returns the new status."""
+        status = {**self.read(), **fields, "heartbeat": time.time()}
+        atomic_write_text(self.path, json.dumps(status, indent=2))
+        return status
+
+    def state(self, terminal: tuple[str, ...], default: str | None, started: Callable[[dict[str, Any]], float]) -> str | None:
+        """The status's state (``default`` when it has none): as written once it is None or ``terminal``, or when
+        the process is on another machine (a SLURM job: its pid means nothing here) or alive; else ``starting``
+        for 30 s from ``started(status)`` while it says starting (its process may not exist yet), then
+        ``crashed``: the process died without writing how it ended."""
+        status = self.read()
+        state = status.get("state", default)
+        if state is None or state in terminal or status.get("host") not in (None, socket.gethostname()):
+            return state
+        if pid_alive(status.get("pid")):
+            return state
+        if state == "starting" and time.time() - started(status) < 30:
+            return "starting"
+        return "crashed"
+
+
+@dataclass(frozen=True)
 class RunDir:
     path: Path
 
@@ -89,9 +126,7 @@ class RunDir:
         return event
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
-        status = {**self.read_status(), **fields, "heartbeat": time.time()}
-        atomic_write_text(self.status_path, json.dumps(status, indent=2))
-        return status
+        return StatusFile(self.status_path).write(**fields)
 
     def write_rank(self, rank: int, **fields: Any) -> None:
         """Replace ranks/rank<N>.json: one process's step, memory and state (every rank writes its own)."""
@@ -111,22 +146,12 @@ class RunDir:
         return sorted(ranks, key=lambda r: r.get("rank", 0))
 
     def read_status(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.status_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        return StatusFile(self.status_path).read()
 
     def state(self) -> str:
-        """running/stopping/... from status.json; ``crashed`` when the worker died without saying so."""
-        status = self.read_status()
-        state = status.get("state", "starting")
-        if status.get("host") not in (None, socket.gethostname()):
-            return state  # another machine's process (a SLURM job): its pid means nothing here
-        if state not in TERMINAL_STATES and not pid_alive(status.get("pid")):
-            if state == "starting" and time.time() - self.path.stat().st_mtime < 30:
-                return "starting"
-            return "crashed"
-        return state
+        """running/stopping/... from status.json; ``crashed`` when the worker died without saying so (a run folder
+        younger than 30 s with no live worker yet is ``starting``)."""
+        return StatusFile(self.status_path).state(TERMINAL_STATES, "starting", lambda status: self.path.stat().st_mtime)
 
     def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Complete events from byte ``offset``; returns them and the offset to continue from."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import os
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.launch import RunStateError
-from engine.runs import RunDir, atomic_write_text, pid_alive
+from engine.runs import RunDir, StatusFile
 
 DONE = ("finished", "failed", "crashed")
 
@@ -46,25 +45,15 @@ class ExportJob:
     lock_path = property(lambda self: self.run.path / "export.lock")
 
     def read_status(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.status_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        return StatusFile(self.status_path).read()
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
-        status = {**self.read_status(), **fields, "heartbeat": time.time()}
-        atomic_write_text(self.status_path, json.dumps(status, indent=2))
-        return status
+        return StatusFile(self.status_path).write(**fields)
 
     def state(self) -> str | None:
-        """None when the run was never exported this way; else its state (``crashed``: the process is gone)."""
-        status = self.read_status()
-        state = status.get("state")
-        if state is None or state in DONE:
-            return state
-        if status.get("pid") is None:  # written by start_export just before the process exists
-            return "starting" if time.time() - status.get("started", 0) < 30 else "crashed"
-        return state if pid_alive(status["pid"]) else "crashed"
+        """None when the run was never exported this way; else its state (``crashed``: the process is gone; start_export
+        writes ``starting`` with no pid just before the process exists, which has 30 s to write its own)."""
+        return StatusFile(self.status_path).state(DONE, None, lambda status: status.get("started", 0))
 
     def live(self) -> bool:
         return self.state() in ("starting", "running")

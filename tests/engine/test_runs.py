@@ -89,3 +89,26 @@ def test_ggufs_are_listed_newest_run_first(tmp_path):
     assert [(p.parent.parent.name[-4:], p.name) for p in list_ggufs(tmp_path / "runs")] == [
         ("bbbb", "m-Q8_0.gguf"), ("bbbb", "m-F16.gguf"), ("aaaa", "m-F16.gguf")
     ]  # fmt: skip
+
+
+def test_export_job_state_reads_its_status_file_like_the_run_does(tmp_path):
+    import time
+
+    from engine.export.job import ExportJob
+
+    run = make_run(tmp_path)
+    job = ExportJob(run)
+    assert job.state() is None and not job.live()  # never exported this way
+    job.write_status(state="starting", pid=None, started=time.time())
+    assert job.state() == "starting" and job.live()  # start_export wrote it; the process is not there yet
+    job.write_status(started=time.time() - 60)
+    assert job.state() == "crashed"
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    job.write_status(state="running", pid=proc.pid)
+    assert job.state() == "crashed"
+    job.write_status(pid=os.getpid())
+    assert job.state() == "running"
+    job.write_status(state="failed", pid=proc.pid)
+    assert job.state() == "failed" and job.read_status()["pid"] == proc.pid
+    assert not list(run.path.glob(".export-status.json.*"))
