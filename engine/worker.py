@@ -145,6 +145,63 @@ def _any_rank(flag: bool, device) -> bool:
     return bool(t.item())
 
 
+def _tokens_per_s(last: tuple[float, float | None], now: float, tokens: float | None) -> float | None:
+    """Throughput since the previous log: ``last`` is its (time, num_tokens); None without token counts."""
+    last_time, last_tokens = last
+    if tokens is not None and last_tokens is not None and now > last_time:
+        return (tokens - last_tokens) / (now - last_time)
+    return None
+
+
+def _step_event(state, logs: dict, tokens_per_s: float | None) -> dict:
+    """The ``step`` event's fields from one Trainer log holding a loss: step, max_steps, loss, lr, grad_norm,
+    tokens_per_s, then the log's other metrics as they are (``logs`` loses loss, learning_rate and grad_norm)."""
+    loss = float(logs.pop("loss"))
+    return dict(
+        step=state.global_step,
+        max_steps=state.max_steps,
+        loss=loss,
+        lr=logs.pop("learning_rate", None),
+        grad_norm=logs.pop("grad_norm", None),
+        tokens_per_s=tokens_per_s,
+        **logs,
+    )
+
+
+def _nonfinite(loss: float, grad_norm) -> float | None:
+    """The loss when it is not finite, else the gradient norm when that is a float and not finite, else None."""
+    if not math.isfinite(loss):
+        return loss
+    if isinstance(grad_norm, float) and not math.isfinite(grad_norm):
+        return grad_norm
+    return None
+
+
+def _sample_gpus(run: RunDir, step: int) -> None:
+    """A ``gpu`` event with every GPU's figures; none on a machine without one."""
+    from engine.gpu import sample_gpus
+
+    gpus = sample_gpus()
+    if gpus:
+        run.append_event("gpu", step=step, devices=gpus)
+
+
+def _promote_checkpoint(run: RunDir, src: Path, step: int, save_total_limit: int) -> Path:
+    """The Trainer's checkpoint-N made durable as checkpoints/step-N with its COMPLETE marker (rank 0); the oldest
+    complete ones beyond ``save_total_limit`` removed. Returns the new checkpoint's folder."""
+    _fault("save", step)  # a kill here leaves a partial, unmarked checkpoint-N
+    _fsync_tree(src)
+    dst = run.checkpoints / f"step-{step:06d}"
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(src, dst)
+    (dst / "COMPLETE").write_text(str(step))
+    _fsync_tree(dst)
+    for old in run.complete_checkpoints()[:-save_total_limit]:
+        shutil.rmtree(old, ignore_errors=True)
+    return dst
+
+
 def make_callback(run: RunDir, save_total_limit: int, stop: threading.Event, probe: RankProbe | None = None):
     """A TrainerCallback that turns Trainer events into run-directory events (rank 0) and heartbeats (every rank)."""
     from transformers import TrainerCallback
@@ -195,31 +252,15 @@ def make_callback(run: RunDir, save_total_limit: int, stop: threading.Event, pro
             if "loss" not in logs:
                 return
             now, tokens = time.time(), logs.get("num_tokens")
-            last_time, last_tokens = self._last
-            tokens_per_s = None
-            if tokens is not None and last_tokens is not None and now > last_time:
-                tokens_per_s = (tokens - last_tokens) / (now - last_time)
+            tokens_per_s = _tokens_per_s(self._last, now, tokens)
             self._last = (now, tokens)
-            loss = float(logs.pop("loss"))
-            event = dict(
-                step=state.global_step,
-                max_steps=state.max_steps,
-                loss=loss,
-                lr=logs.pop("learning_rate", None),
-                grad_norm=logs.pop("grad_norm", None),
-                tokens_per_s=tokens_per_s,
-                **logs,
-            )
+            event = _step_event(state, logs, tokens_per_s)
             run.append_event("step", **event)
-            run.write_status(step=state.global_step, max_steps=state.max_steps, loss=loss)
-            from engine.gpu import sample_gpus
-
-            gpus = sample_gpus()
-            if gpus:
-                run.append_event("gpu", step=state.global_step, devices=gpus)
-            grad_norm = event["grad_norm"]
-            if not math.isfinite(loss) or (isinstance(grad_norm, float) and not math.isfinite(grad_norm)):
-                self.nonfinite_loss = loss if not math.isfinite(loss) else grad_norm
+            run.write_status(step=state.global_step, max_steps=state.max_steps, loss=event["loss"])
+            _sample_gpus(run, state.global_step)
+            nonfinite = _nonfinite(event["loss"], event["grad_norm"])
+            if nonfinite is not None:
+                self.nonfinite_loss = nonfinite
                 control.should_training_stop = True
 
         def on_save(self, args, state, control, **kwargs):
@@ -230,16 +271,7 @@ def make_callback(run: RunDir, save_total_limit: int, stop: threading.Event, pro
                 dist.barrier()  # every rank has written its part (RNG state) before rank 0 renames
             if rank != 0 or not src.is_dir():
                 return
-            _fault("save", state.global_step)  # a kill here leaves a partial, unmarked checkpoint-N
-            _fsync_tree(src)
-            dst = run.checkpoints / f"step-{state.global_step:06d}"
-            if dst.exists():
-                shutil.rmtree(dst)
-            os.replace(src, dst)
-            (dst / "COMPLETE").write_text(str(state.global_step))
-            _fsync_tree(dst)
-            for old in run.complete_checkpoints()[:-save_total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
+            dst = _promote_checkpoint(run, src, state.global_step, save_total_limit)
             run.append_event("checkpoint", step=state.global_step, path=str(dst))
 
     return RunEventsCallback()
