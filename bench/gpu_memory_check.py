@@ -59,7 +59,7 @@ def build_workspace(root: Path, config: dict, seq: int, rows: int) -> tuple[Path
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from engine.templates import CHATML
+    from engine.templates.specs import CHATML
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
     words = [f"w{i}" for i in range(config["vocab_size"] - len(specials))]

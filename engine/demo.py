@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from itertools import cycle
 from pathlib import Path
 
-from engine.templates import CHATML
+from engine.templates.specs import CHATML
 
 SEED = 1234
 N = 20  # operands 0..N-1

@@ -24,7 +24,7 @@ from typing import Any
 
 from engine.demo import PRETRAIN, SEED, Progress, build_once, cache_root, habit_chats, pretrain, pretrain_lines
 from engine.gguf_import import mark_control_tokens, write_sentencepiece_model
-from engine.templates import KNOWN_END_OF_TURN
+from engine.templates.specs import KNOWN_END_OF_TURN
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def family_dir(name: str) -> Path:
 
 def _vocab_file(vocab: str, into: Path) -> Path:
     """ggml-vocab-<vocab>.gguf (and llama.cpp's test vectors for it) out of the llama-cpp-python sdist."""
-    from engine.template_corpus import llama_cpp_sdist
+    from engine.templates.corpus import llama_cpp_sdist
 
     sdist = llama_cpp_sdist()
     if sdist is None or not sdist.is_file():

@@ -204,10 +204,10 @@ def _folder(sha: str) -> Path:
     """The cached folder for a GGUF: keyed by its sha256 and by the code and templates that build it."""
     import inspect
 
-    from engine.templates import BUILTIN_TEMPLATES
+    from engine.templates.specs import TEMPLATES
 
     code = [inspect.getsource(f) for f in (_dequantize, _declare_user_defined, mark_control_tokens, write_sentencepiece_model)]
-    spec = json.dumps([code, [BUILTIN_TEMPLATES[m.template] for m in PACKAGED.values()]])
+    spec = json.dumps([code, [TEMPLATES[m.template].text for m in PACKAGED.values()]])
     return cache_root() / f"gguf-{sha[:16]}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
 
 

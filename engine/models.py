@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from engine.recipe import Recipe, RecipeError
-from engine.templates import resolve_template
+from engine.templates.specs import resolve_template
 
 
 class ModelLoadError(RuntimeError):

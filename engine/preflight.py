@@ -75,7 +75,7 @@ def _mask_notes(recipe: Recipe, rows: list[dict]) -> list[str]:
     if recipe.method.name != "sft" or not rows:
         return []
     from engine.models import load_tokenizer
-    from engine.templates import check_trainable
+    from engine.templates.check import check_trainable
 
     tokenizer = load_tokenizer(recipe)
     chats = any("messages" in r for r in rows)

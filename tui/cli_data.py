@@ -132,7 +132,9 @@ def _token_section(args, report, result: dict) -> list[str]:
     """Token-length stats over a sample and the loss-mask check; returns problems that fail the command."""
     from engine.data.stats import length_stats
     from engine.models import load_chat_tokenizer
-    from engine.templates import TemplateRefused, check_trainable, token_lengths
+    from engine.templates.check import check_trainable
+    from engine.templates.render import TemplateRefused
+    from engine.templates.views import token_lengths
 
     try:
         tokenizer, template = load_chat_tokenizer(args.model, args.template or "model")
@@ -345,7 +347,8 @@ def cmd_template_render(args) -> int:
     from engine.data.formats import parse_columns
     from engine.data.inspect import read_row
     from engine.models import load_chat_tokenizer
-    from engine.templates import check_trainable, token_views
+    from engine.templates.check import check_trainable
+    from engine.templates.views import token_views
 
     try:
         _quiet_if_needed(args.data)
@@ -417,13 +420,13 @@ def cmd_template_render(args) -> int:
 
 
 def cmd_template_list(args) -> int:
-    from engine.templates import BUILTIN_END_OF_TURN, BUILTIN_TEMPLATES, DOCUMENTED_TEMPLATES, FAMILY_TEMPLATES
+    from engine.templates.specs import TEMPLATES
 
-    for name in BUILTIN_TEMPLATES:
-        source = (f"{FAMILY_TEMPLATES[name]}'s own template" if name in FAMILY_TEMPLATES
-                  else f"written from {DOCUMENTED_TEMPLATES[name]}" if name in DOCUMENTED_TEMPLATES
+    for name, spec in TEMPLATES.items():
+        source = (f"{spec.llama_cpp}'s own template" if spec.llama_cpp
+                  else f"written from {spec.documented}" if spec.documented
                   else "a format (no model's own)")  # fmt: skip
-        print(f"{name:<13} {source}; ends turns with {BUILTIN_END_OF_TURN[name] or 'the eos_token'}")
+        print(f"{name:<13} {source}; ends turns with {spec.end_of_turn or 'the eos_token'}")
     print("model         the tokenizer's own chat template (the default);  PATH.jinja  a custom template file")
     return EXIT_OK
 

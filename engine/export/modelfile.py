@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.export.samples import SYNTHETIC_PROBES, Conversation
-from engine.templates import Render, render_turn
+from engine.templates.mask import render_turn
+from engine.templates.render import Render
 
 _MARK = {"system": "\u2063SYS\u2063", "user": "\u2063USR\u2063", "assistant": "\u2063AST\u2063", "user2": "\u2063US2\u2063"}
 

@@ -47,7 +47,7 @@ def expected_template(tokenizer, probes: list[Conversation]) -> tuple[str | None
     are removed when that renders every probe identically (it always should; whitespace control
     around a marker is the exception), otherwise the template is kept as it is.
     """
-    from engine.templates import has_generation_markers, strip_generation_markers
+    from engine.templates.render import has_generation_markers, strip_generation_markers
 
     template = tokenizer.chat_template
     if not isinstance(template, str) or not has_generation_markers(template):

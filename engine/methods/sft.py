@@ -13,7 +13,8 @@ from engine.data.errors import DataError
 from engine.methods.common import common_args, eval_args, load_splits
 from engine.models import load_model, load_tokenizer
 from engine.recipe import Recipe
-from engine.templates import TemplateRefused, chat_view
+from engine.templates.render import TemplateRefused
+from engine.templates.views import chat_view
 
 
 def tokenize_chats(tokenizer, dataset, template: str, assistant_only: bool, train_on_reasoning: bool, split: str):

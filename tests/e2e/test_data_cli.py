@@ -124,7 +124,7 @@ def test_token_stats_and_mask_check_with_a_model(demo_assets):
 
 def test_rows_a_real_template_refuses_are_named_and_the_rest_inspected(demo_assets, tmp_path):
     """gemma-2's own template raises "System role not supported": that row is FILE:LINE, the others go on."""
-    from engine.template_corpus import llama_cpp_sdist, vendored_templates
+    from engine.templates.corpus import llama_cpp_sdist, vendored_templates
 
     template = tmp_path / "gemma-2.jinja"
     template.write_text(vendored_templates(llama_cpp_sdist())["google-gemma-2-2b-it"])

@@ -201,7 +201,7 @@ def test_a_real_models_own_template_keeps_parity_in_the_gguf(demo_assets, tmp_pa
     conversation as the HF tokenizer does."""
     from transformers import AutoTokenizer
 
-    from engine.template_corpus import llama_cpp_sdist, vendored_templates
+    from engine.templates.corpus import llama_cpp_sdist, vendored_templates
 
     run = make_run(demo_assets, tmp_path, eval_rows=0, fidelity_texts=4)
     tokenizer = AutoTokenizer.from_pretrained(run / "adapter")

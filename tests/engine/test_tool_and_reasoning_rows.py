@@ -14,7 +14,7 @@ import pytest
 
 from engine.data import prepare_splits
 from engine.methods.sft import tokenize_chats
-from engine.template_corpus import TOOLS, llama_cpp_sdist, vendored_templates
+from engine.templates.corpus import TOOLS, llama_cpp_sdist, vendored_templates
 
 ROW = {
     "tools": TOOLS,

@@ -15,7 +15,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from engine.templates import TemplateRefused, assistant_spans, chat_render
+from engine.templates.mask import assistant_spans
+from engine.templates.render import TemplateRefused, chat_render
 
 LLAMA_CPP_VERSION = "0.3.36"
 TOOLS = [
