@@ -85,22 +85,34 @@ def check_model_source(name: str, progress=lambda m: None) -> str:
     return name
 
 
-def load_tokenizer(recipe: Recipe):
+def _pretrained_tokenizer(source: str, trust_remote_code: bool, revision: str | None):
+    """The tokenizer of a model folder or Hub id (at ``revision``): the one place tunedeck loads a tokenizer."""
     from transformers import AutoTokenizer
 
+    return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
+
+
+def _with_template(tokenizer, template: str) -> str:
+    """Set the tokenizer's chat template to ``template`` resolved (engine.templates.specs.resolve_template), and a
+    pad token where it has none; returns the template text."""
+    text = resolve_template(template, tokenizer.chat_template)
+    tokenizer.chat_template = text
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return text
+
+
+def load_tokenizer(recipe: Recipe):
+    """The recipe's tokenizer, at model.revision, with template.name as its chat template."""
     source = model_path(recipe.model.name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, trust_remote_code=recipe.model.trust_remote_code, revision=recipe.model.revision
-        )
+        tokenizer = _pretrained_tokenizer(source, recipe.model.trust_remote_code, recipe.model.revision)
     except OSError as e:
         raise ModelLoadError(
             f"model.name_or_path: could not load a tokenizer from {source!r}: it is not a local model folder "
             f"and the Hugging Face Hub could not provide it (offline?). Detail: {e}"
         ) from None
-    tokenizer.chat_template = resolve_template(recipe.template.name, tokenizer.chat_template)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    _with_template(tokenizer, recipe.template.name)
     return tokenizer
 
 
@@ -267,19 +279,15 @@ def model_summary(model) -> dict[str, Any]:
     }
 
 
-def load_chat_tokenizer(model: str, template: str = "model", trust_remote_code: bool = False):
-    """(tokenizer, template text) for a local model folder or Hub id; ValueError says what to do."""
-    from transformers import AutoTokenizer
-
+def load_chat_tokenizer(model: str, template: str = "model", trust_remote_code: bool = False,
+                        revision: str | None = None):  # fmt: skip
+    """(tokenizer, template text) for a local model folder or Hub id (at ``revision``, a recipe's model.revision);
+    ValueError says what to do. The tokenizer is load_tokenizer's, for the CLI and the screens."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path(model), trust_remote_code=trust_remote_code)
+        tokenizer = _pretrained_tokenizer(model_path(model), trust_remote_code, revision)
     except (OSError, ValueError) as e:
         raise ValueError(
             f"{model}: could not load a tokenizer: not a local model folder, and the Hugging Face Hub could not "
             f"provide it (offline?). Detail: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
         ) from None
-    text = resolve_template(template, tokenizer.chat_template)
-    tokenizer.chat_template = text
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, text
+    return tokenizer, _with_template(tokenizer, template)
