@@ -120,27 +120,39 @@ def check_metadata(gguf_path: Path, tokenizer, stop_ids: list[int], template: st
 
 
 def _check_metadata(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, list[Mismatch]]:
+    """Each check in turn (they all take these arguments): its part of the report, and its mismatches."""
+    report: dict[str, Any] = {}
+    problems: list[Mismatch] = []
+    for check in (_check_template, _check_stop_tokens, _check_special_tokens, _check_conversations):
+        part, found = check(llm, tokenizer, stop_ids, template, probes)
+        report.update(part)
+        problems += found
+    return report, problems
+
+
+def _check_template(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, list[Mismatch]]:
+    """The chat template itself."""
+    gguf_template = llm.metadata.get("tokenizer.chat_template")
+    report = {"chat_template": {"equal": gguf_template == template, "hf": template is not None, "gguf": gguf_template is not None}}
+    if template is None or gguf_template == template:
+        return report, []
+    what = "has no tokenizer.chat_template" if gguf_template is None else f"tokenizer.chat_template differs from the HF tokenizer's {short_diff(gguf_template, template)}"
+    return report, [Mismatch("chat_template", f"the GGUF {what}", {"tokenizer.chat_template": template})]
+
+
+def _check_stop_tokens(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, list[Mismatch]]:
+    """End of sequence, end of turn, end of generation."""
     import llama_cpp
 
     problems: list[Mismatch] = []
     vocab = _vocab(llm)
-    meta = llm.metadata
-    report: dict[str, Any] = {}
-
-    # --- the chat template itself
-    gguf_template = meta.get("tokenizer.chat_template")
-    report["chat_template"] = {"equal": gguf_template == template, "hf": template is not None, "gguf": gguf_template is not None}
-    if template is not None and gguf_template != template:
-        what = "has no tokenizer.chat_template" if gguf_template is None else f"tokenizer.chat_template differs from the HF tokenizer's {short_diff(gguf_template, template)}"
-        problems.append(Mismatch("chat_template", f"the GGUF {what}", {"tokenizer.chat_template": template}))
-
-    # --- end of sequence / end of turn / end of generation
     hf_eos = tokenizer.eos_token_id
     eos = llm.token_eos()
     eot = llama_cpp.llama_vocab_eot(vocab)
     eog = [i for i in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, i)]
+    report: dict[str, Any] = {}
     report["eos"] = {"gguf": _token(llm, eos), "hf": [{"id": i, "token": tokenizer.convert_ids_to_tokens(i)} for i in stop_ids]}
-    report["eot"] = {"gguf": _token(llm, eot), "explicit": "tokenizer.ggml.eot_token_id" in meta}
+    report["eot"] = {"gguf": _token(llm, eot), "explicit": "tokenizer.ggml.eot_token_id" in llm.metadata}
     report["eog"] = [_token(llm, i) for i in eog]
     names = ", ".join(f"{tokenizer.convert_ids_to_tokens(i)!r} (id {i})" for i in stop_ids) or "nothing"
     if stop_ids and eos not in stop_ids:
@@ -170,36 +182,48 @@ def _check_metadata(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, l
                     {key: sid},
                 )
             )
+    return report, problems
 
-    # --- special tokens added around plain text (BOS/EOS)
+
+def _check_special_tokens(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, list[Mismatch]]:
+    """Special tokens added around plain text (BOS/EOS)."""
+    import llama_cpp
+
+    meta = llm.metadata
     probe = "Hello world"
     hf_ids = tokenizer(probe, add_special_tokens=True)["input_ids"]
     gguf_ids = llm.tokenize(probe.encode(), add_bos=True, special=True)
     hf_bos = bool(hf_ids) and hf_ids[0] == tokenizer.bos_token_id and tokenizer.bos_token_id is not None
-    gguf_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
-    report["add_bos"] = {"hf": hf_bos, "gguf": gguf_bos}
-    if hf_ids != gguf_ids and _forced_bos(meta, tokenizer, template, hf_ids, gguf_ids):
+    gguf_bos = bool(llama_cpp.llama_vocab_get_add_bos(_vocab(llm)))
+    report: dict[str, Any] = {"add_bos": {"hf": hf_bos, "gguf": gguf_bos}}
+    if hf_ids == gguf_ids:
+        return report, []
+    if _forced_bos(meta, tokenizer, template, hf_ids, gguf_ids):
         report["add_bos"]["note"] = (
             "llama.cpp adds BOS to every Gemma 4 text whatever the file says (src/llama-vocab.cpp, ggml-org/llama.cpp"
             "#21500) where the HF tokenizer leaves it to the chat template: chat prompts get one BOS either way, raw "
             "completions get a BOS in llama.cpp only"
         )
         log.warning(report["add_bos"]["note"])
-    elif hf_ids != gguf_ids:
-        fix: dict[str, Any] = {"tokenizer.ggml.add_bos_token": hf_bos}
-        if hf_bos:
-            fix["tokenizer.ggml.bos_token_id"] = tokenizer.bos_token_id
-        fix["tokenizer.ggml.add_eos_token"] = bool(hf_ids) and hf_ids[-1] == tokenizer.eos_token_id and len(hf_ids) > len(tokenizer(probe, add_special_tokens=False)["input_ids"])
-        problems.append(
-            Mismatch(
-                "special_tokens",
-                f"tokenizing {probe!r} with special tokens: the HF tokenizer gives {_pieces(tokenizer, hf_ids)}, "
-                f"llama.cpp {[_text(llm, i) for i in gguf_ids]} (add_bos: HF {hf_bos}, GGUF {gguf_bos})",
-                fix,
-            )
+        return report, []
+    fix: dict[str, Any] = {"tokenizer.ggml.add_bos_token": hf_bos}
+    if hf_bos:
+        fix["tokenizer.ggml.bos_token_id"] = tokenizer.bos_token_id
+    fix["tokenizer.ggml.add_eos_token"] = bool(hf_ids) and hf_ids[-1] == tokenizer.eos_token_id and len(hf_ids) > len(tokenizer(probe, add_special_tokens=False)["input_ids"])
+    return report, [
+        Mismatch(
+            "special_tokens",
+            f"tokenizing {probe!r} with special tokens: the HF tokenizer gives {_pieces(tokenizer, hf_ids)}, "
+            f"llama.cpp {[_text(llm, i) for i in gguf_ids]} (add_bos: HF {hf_bos}, GGUF {gguf_bos})",
+            fix,
         )
+    ]
 
-    # --- rendering and tokenization of conversations
+
+def _check_conversations(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, list[Mismatch]]:
+    """Rendering and tokenization of conversations, with and without the generation prompt."""
+    gguf_template = llm.metadata.get("tokenizer.chat_template")
+    problems: list[Mismatch] = []
     rendered = equal = token_equal = tokenized = 0
     renderer = None
     if gguf_template is not None and template is not None:
@@ -232,25 +256,33 @@ def _check_metadata(llm, tokenizer, stop_ids, template, probes) -> tuple[dict, l
                     )
                     continue
                 equal += 1
-                hf_tok = tokenizer(want, add_special_tokens=False)["input_ids"]
-                gg_tok = llm.tokenize(want.encode(), add_bos=False, special=True)
                 tokenized += 1
-                if hf_tok == gg_tok:
+                mismatch = _compare_tokens(llm, tokenizer, want, f"conversation {k} (add_generation_prompt={agp})")
+                if mismatch is None:
                     token_equal += 1
                 else:
-                    i = next((j for j, (x, y) in enumerate(zip(hf_tok, gg_tok, strict=False)) if x != y), min(len(hf_tok), len(gg_tok)))
-                    problems.append(
-                        Mismatch(
-                            "tokens",
-                            f"llama.cpp tokenizes conversation {k} (add_generation_prompt={agp}) differently from the HF tokenizer from token {i}: "
-                            f"HF {_pieces(tokenizer, hf_tok[i : i + 6])} vs llama.cpp "
-                            f"{[_text(llm, t) for t in gg_tok[i : i + 6]]} (pre-tokenizer "
-                            f"{meta.get('tokenizer.ggml.pre')!r}); set export.pre_tokenizer to the one this tokenizer uses",
-                        )
-                    )
-    report["render"] = {"renderer": renderer, "conversations": rendered, "equal": equal}
-    report["tokenization"] = {"texts": tokenized, "equal": token_equal}
+                    problems.append(mismatch)
+    report = {
+        "render": {"renderer": renderer, "conversations": rendered, "equal": equal},
+        "tokenization": {"texts": tokenized, "equal": token_equal},
+    }
     return report, problems
+
+
+def _compare_tokens(llm, tokenizer, text: str, what: str) -> Mismatch | None:
+    """None where llama.cpp tokenizes ``text`` (a rendered ``what``) as the HF tokenizer does; else the first difference."""
+    hf_tok = tokenizer(text, add_special_tokens=False)["input_ids"]
+    gg_tok = llm.tokenize(text.encode(), add_bos=False, special=True)
+    if hf_tok == gg_tok:
+        return None
+    i = next((j for j, (x, y) in enumerate(zip(hf_tok, gg_tok, strict=False)) if x != y), min(len(hf_tok), len(gg_tok)))
+    return Mismatch(
+        "tokens",
+        f"llama.cpp tokenizes {what} differently from the HF tokenizer from token {i}: "
+        f"HF {_pieces(tokenizer, hf_tok[i : i + 6])} vs llama.cpp "
+        f"{[_text(llm, t) for t in gg_tok[i : i + 6]]} (pre-tokenizer "
+        f"{llm.metadata.get('tokenizer.ggml.pre')!r}); set export.pre_tokenizer to the one this tokenizer uses",
+    )
 
 
 def _forced_bos(meta, tokenizer, template, hf_ids: list[int], gguf_ids: list[int]) -> bool:
