@@ -119,6 +119,121 @@ def _first_rows(records, limit: int) -> list:
 ROWS_EVERY = 10_000
 
 
+def _detect_format(name: str, head: list, fmt: str, columns) -> tuple[str, float, list, int]:
+    """(format, confidence, candidates, rows detected from) for the first rows of a source; DataError when none."""
+    if not head:
+        raise DataError(f"{name}: no rows (only blank lines); there is nothing to train on")
+    parsed = [map_row(rec[3], columns) for rec in head if rec[3] is not None]
+    if not parsed and fmt == "auto":
+        _, line, row, _, err, _ = head[0]
+        where = Location(row, head[0][0], line)
+        raise DataError(
+            f"{name}: none of the first {len(head)} rows could be read, so the format is unknown; "
+            f"first problem at {where}: {err[2] if err else 'unreadable'}"
+        )
+    found, confidence, candidates = choose_format(parsed, fmt, name)
+    return found, confidence, candidates, len(parsed) if fmt == "auto" else 0
+
+
+class _RowChecker:
+    """Checks records one at a time into a report: errors, ignored columns, labels, duplicates, sample and preview."""
+
+    def __init__(self, report: DataReport, columns, reservoir: Reservoir, sample_size: int, max_errors: int):
+        self.report = report
+        self.fmt = report.format
+        self.columns = columns
+        self.validator = RowValidator(self.fmt)
+        self.read = FORMAT_COLUMNS.get(self.fmt)
+        self.reservoir = reservoir
+        self.sample_size = sample_size
+        self.max_errors = max_errors
+        self.seen: dict[int, int] = {}  # row digest -> the first row with it, packed by _ref
+        self.files: list[str] = []  # file names by index, for packed duplicate references
+
+    def __call__(self, rec, keep_preview: bool) -> None:
+        file, line, row, obj, err, raw = rec
+        self.report.rows += 1
+        if err is not None:
+            problems = [err]
+            mapped = None
+        else:
+            mapped = map_row(obj, self.columns) if self.columns else obj
+            problems = self.validator(mapped, Location(row, file, line) if self.validator.form is None else "")
+            self._count_ignored(mapped)
+        if problems:
+            self._invalid(Location(row, file, line), obj, problems, keep_preview)
+        else:
+            self._valid(rec, mapped, keep_preview)
+
+    def _count_ignored(self, mapped: dict) -> None:
+        """Columns with a value that the format does not read."""
+        if self.read is None:
+            return
+        unread = mapped.keys() - self.read
+        if self.fmt in ("preference", "kto") and not conversation_key(mapped):  # a text prompt has no system turn
+            unread |= {"system"} & mapped.keys()
+        ignored = self.report.ignored
+        for key in unread:
+            if mapped[key] not in (None, "", [], {}):
+                ignored[key] = ignored.get(key, 0) + 1
+
+    def _invalid(self, where: Location, obj, problems: list, keep_preview: bool) -> None:
+        report = self.report
+        report.invalid += 1
+        errors = [RowError(where, user_field(f, self.columns), k, r) for f, k, r in problems]
+        kinds = report.error_kinds
+        for e in errors:
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+        room = self.max_errors - len(report.errors)
+        if room > 0:
+            report.errors.extend(errors[:room])
+        if keep_preview:
+            report.preview.append(PreviewRow(where, obj, errors))
+
+    def _valid(self, rec, mapped: dict, keep_preview: bool) -> None:
+        file, line, row = rec[:3]
+        report = self.report
+        report.valid += 1
+        if report.needs != (True, True):
+            extras, tools = needs_fields(mapped)
+            report.needs = (report.needs[0] or extras, report.needs[1] or tools)
+        if self.fmt == "kto":
+            label = "true" if parse_label(mapped[label_key(mapped) or "label"]) else "false"
+            report.labels[label] = report.labels.get(label, 0) + 1
+        self._count_duplicate(rec)
+        slot = self.reservoir.wants() if self.sample_size else None
+        if slot is not None or keep_preview:
+            normalized = normalize_row(mapped, self.fmt)
+            if slot is not None:
+                self.reservoir.put(slot, (Location(row, file, line), normalized))
+            if keep_preview:
+                report.preview.append(PreviewRow(Location(row, file, line), normalized, []))
+
+    def _count_duplicate(self, rec) -> None:
+        file, line, row, obj, _, raw = rec
+        digest = hash(raw) if raw is not None else hash(json.dumps(obj, sort_keys=True, default=str))
+        here = self._ref(file, line, row)
+        first = self.seen.setdefault(digest, here)
+        if first != here:
+            self.report.duplicates += 1
+            if len(self.report.duplicate_examples) < 10:
+                by_line = line is not None
+                self.report.duplicate_examples.append((self._unref(here, by_line), self._unref(first, by_line)))
+
+    def _ref(self, file: str, line: int | None, row: int) -> int:
+        """A row's place as one int: the file's index and the line, or the row number where there are no lines."""
+        if line is None:
+            return row
+        if not self.files or self.files[-1] != file:
+            self.files.append(file)
+        return (len(self.files) - 1) << 40 | line
+
+    def _unref(self, value: int, kind_line: bool) -> str:
+        if not kind_line:
+            return str(Location(value, self.report.source))
+        return f"{self.files[value >> 40]}:{value & ((1 << 40) - 1)}"
+
+
 def inspect_data(
     source: str | Source,
     *,
@@ -146,102 +261,24 @@ def inspect_data(
     report = DataReport(src.name, src.kind, [str(f) for f in src.files], columns=dict(columns or {}))
     records = iter_records(src)
     head = _first_rows(records, _HEAD_LIMIT)
-    if not head:
-        raise DataError(f"{src.name}: no rows (only blank lines); there is nothing to train on")
-    parsed = [map_row(rec[3], columns) for rec in head if rec[3] is not None]
-    if not parsed and fmt == "auto":
-        _, line, row, _, err, _ = head[0]
-        where = Location(row, head[0][0], line)
-        raise DataError(
-            f"{src.name}: none of the first {len(head)} rows could be read, so the format is unknown; "
-            f"first problem at {where}: {err[2] if err else 'unreadable'}"
-        )
-    report.format, report.confidence, report.candidates = choose_format(parsed, fmt, src.name)
-    report.detected_from = len(parsed) if fmt == "auto" else 0
-    fmt = report.format
+    report.format, report.confidence, report.candidates, report.detected_from = _detect_format(
+        src.name, head, fmt, columns
+    )
     report.notes = list(src.notes)
-    validator = RowValidator(fmt)
-    read = FORMAT_COLUMNS.get(fmt)
-    ignored = report.ignored
     reservoir = Reservoir(sample_size, seed)
-    seen: dict[int, int] = {}
-    files: list[str] = []  # file names by index, for packed duplicate references
-    kinds = report.error_kinds
-
-    def ref(file: str, line: int | None, row: int) -> int:
-        if line is None:
-            return row
-        if not files or files[-1] != file:
-            files.append(file)
-        return (len(files) - 1) << 40 | line
-
-    def unref(value: int, kind_line: bool) -> str:
-        if not kind_line:
-            return str(Location(value, src.name))
-        return f"{files[value >> 40]}:{value & ((1 << 40) - 1)}"
-
-    def process(rec, keep_preview: bool) -> None:
-        file, line, row, obj, err, raw = rec
-        report.rows += 1
-        if err is not None:
-            problems = [err]
-            mapped = None
-        else:
-            mapped = map_row(obj, columns) if columns else obj
-            problems = validator(mapped, Location(row, file, line) if validator.form is None else "")
-            if read is not None:
-                unread = mapped.keys() - read
-                if fmt in ("preference", "kto") and not conversation_key(mapped):  # a text prompt has no system turn
-                    unread |= {"system"} & mapped.keys()
-                for key in unread:
-                    if mapped[key] not in (None, "", [], {}):
-                        ignored[key] = ignored.get(key, 0) + 1
-        if problems:
-            report.invalid += 1
-            where = Location(row, file, line)
-            errors = [RowError(where, user_field(f, columns), k, r) for f, k, r in problems]
-            for e in errors:
-                kinds[e.kind] = kinds.get(e.kind, 0) + 1
-            room = max_errors - len(report.errors)
-            if room > 0:
-                report.errors.extend(errors[:room])
-            if keep_preview:
-                report.preview.append(PreviewRow(where, obj, errors))
-            return
-        report.valid += 1
-        if report.needs != (True, True):
-            extras, tools = needs_fields(mapped)
-            report.needs = (report.needs[0] or extras, report.needs[1] or tools)
-        if fmt == "kto":
-            label = "true" if parse_label(mapped[label_key(mapped) or "label"]) else "false"
-            report.labels[label] = report.labels.get(label, 0) + 1
-        digest = hash(raw) if raw is not None else hash(json.dumps(obj, sort_keys=True, default=str))
-        here = ref(file, line, row)
-        first = seen.setdefault(digest, here)
-        if first != here:
-            report.duplicates += 1
-            if len(report.duplicate_examples) < 10:
-                report.duplicate_examples.append((unref(here, line is not None), unref(first, line is not None)))
-        slot = reservoir.wants() if sample_size else None
-        if slot is not None or keep_preview:
-            normalized = normalize_row(mapped, fmt)
-            if slot is not None:
-                reservoir.put(slot, (Location(row, file, line), normalized))
-            if keep_preview:
-                report.preview.append(PreviewRow(Location(row, file, line), normalized, []))
-
+    check = _RowChecker(report, columns, reservoir, sample_size, max_errors)
     for i, rec in enumerate(head):
-        process(rec, i < preview_rows)
-    report.form = validator.form
+        check(rec, i < preview_rows)
+    report.form = check.validator.form
     if on_preview is not None:
         on_preview(report)
     for rec in records:
-        process(rec, False)
+        check(rec, False)
         if on_rows is not None and report.rows % ROWS_EVERY == 0:
             on_rows(report.rows)
     if on_rows is not None:
         on_rows(report.rows)
-    report.form = validator.form
+    report.form = check.validator.form
     report.sample = sorted(reservoir.items, key=lambda item: item[0].row)
     report.complete = True
     return report
