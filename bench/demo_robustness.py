@@ -96,6 +96,7 @@ def train_cell(root: Path, seed: int, threads: int, precision: str, max_steps: i
     from engine.demo import DemoAssets, demo_recipe
     from engine.demo_pipeline import hf_accuracy
     from engine.evaluate import load_eval_rows
+    from engine.events import events_of
     from engine.export.merge import merge_run
     from engine.launch import create_run
     from engine.worker import run_worker
@@ -113,7 +114,7 @@ def train_cell(root: Path, seed: int, threads: int, precision: str, max_steps: i
     if run_worker(run) != 0 or run.state() != "finished":
         return {"error": f"training ended {run.state()}: see {run.log_path}"}
     train_s = time.time() - t
-    losses = [e["loss"] for e in run.read_events()[0] if e["kind"] == "step"]
+    losses = [e["loss"] for e in events_of(run, "step")]
     return {
         "accuracy": hf_accuracy(merge_run(run), load_eval_rows(assets.eval)),
         "final_loss": round(losses[-1], 4) if losses else None,

@@ -29,6 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.events import events_of  # noqa: E402
 from engine.runs import RunDir  # noqa: E402
 
 GOAL = 0.97
@@ -54,9 +55,9 @@ def run_tunedeck(ws: Path, steps: int, logging_steps: int, env: dict, threads: i
     if proc.returncode != 0:
         raise RuntimeError(f"tunedeck train failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     run_path = next(line.split(" started in ", 1)[1] for line in proc.stdout.splitlines() if " started in " in line)
-    events, _ = RunDir(Path(run_path)).read_events()
-    begin = next(e["ts"] for e in events if e["kind"] == "train_begin")
-    steps = [e for e in events if e["kind"] == "step"]
+    run = RunDir(Path(run_path))
+    begin = events_of(run, "train_begin")[0]["ts"]
+    steps = events_of(run, "step")
     last = steps[-1]
     loop_s = last["ts"] - begin
     return {

@@ -55,14 +55,14 @@ def run_case(workspace: Path, name: str, gpus: int, steps: int, timeout: float) 
         cwd=workspace, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     seconds = time.time() - t
+    from engine.events import events_of
     from engine.runs import RunDir
 
     new = sorted(set((workspace / "runs").glob("*")) - before)
     if not new:
         return {"case": name, "state": "refused", "error": (proc.stderr or proc.stdout).strip()[-800:]}
     run = RunDir(new[-1])
-    events, _ = run.read_events()
-    losses = [e["loss"] for e in events if e["kind"] == "step"]
+    losses = [e["loss"] for e in events_of(run, "step")]
     status = run.read_status()
     return {
         "case": name,

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine.events import events_of  # noqa: E402
 from engine.runs import RunDir  # noqa: E402
 
 MODEL = "gemma3-270m"
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         out = _run([*cli, "train", "recipe.yaml", "--set", "adapter.kind=qlora", "--set", f"train.max_steps={args.steps}",
                     "--set", "train.logging_steps=2", "--set", f"train.torch_threads={args.threads}"], env, cwd=ws)  # fmt: skip
         run = Path(next(line.split(" started in ", 1)[1] for line in out.splitlines() if " started in " in line))
-        steps = [e for e in RunDir(run).read_events()[0] if e["kind"] == "step"]
+        steps = events_of(RunDir(run), "step")
         result["qlora_training"] = {
             "losses": [round(e["loss"], 4) for e in steps],
             "seconds_per_step": round((steps[-1]["ts"] - steps[0]["ts"]) / max(steps[-1]["step"] - steps[0]["step"], 1), 2),

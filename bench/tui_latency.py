@@ -77,8 +77,9 @@ def startup_tmux(workspace: Path) -> float | None:
 
 def tokens_per_s(run, since: float, until: float) -> float | None:
     """Mean training tokens/s of the step events logged in [since, until]."""
-    events, _ = run.read_events()
-    rates = [e["tokens_per_s"] for e in events if e.get("kind") == "step" and since <= e.get("ts", 0) <= until
+    from engine.events import events_of
+
+    rates = [e["tokens_per_s"] for e in events_of(run, "step") if since <= e.get("ts", 0) <= until
              and isinstance(e.get("tokens_per_s"), (int, float))]  # fmt: skip
     return round(statistics.mean(rates), 1) if rates else None
 

@@ -1,15 +1,23 @@
-"""Reading a run's events: the kinds the worker writes, one progress fold and one formatter.
+"""A run's events, both sides: one TypedDict per kind for the writers, one follow generator, one progress fold and
+one formatter for the readers.
 
-``tunedeck attach``/``train``/``resume``, the Runs screen and the Train screen all show events
-through this module, so a new event kind is taught here once. Writing is engine.runs.RunDir.
+Writers append through engine.runs.RunDir.append_event(kind, **fields), typed per kind by the TypedDicts below (a
+type checker names a wrong field; an unknown kind is a ValueError at once). ``tunedeck attach``/``train``/
+``resume``/``export``, the Runs, Train and Export screens and the bench scripts all read events through
+RunDir.read_events or ``follow`` and show them through this module, so a new event kind is taught here once.
 """
 
-from __future__ import annotations
-
 import time
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from typing_extensions import NotRequired, TypedDict
 
 from engine.units import fmt_bytes, fmt_duration
+
+# No ``from __future__ import annotations`` here: the TypedDicts keep their required and optional keys at runtime.
+if TYPE_CHECKING:
+    from engine.runs import RunDir
 
 # Every kind the worker (engine.worker, engine.launch, engine.supervisor) appends to events.jsonl.
 EventKind = Literal[
@@ -18,6 +26,173 @@ EventKind = Literal[
     # the export job (engine.export.job), into the same file: started, its stages, what it does, each file, the end
     "export_started", "export_stage", "export_line", "export_file", "export", "export_failed",
 ]  # fmt: skip
+
+# ---- the writing side: the fields of each kind, as the writers write them (every event also has ts and kind)
+
+
+class StartedEvent(TypedDict):  # engine.worker: the worker process is up
+    pid: int
+    resume: bool
+    world_size: int
+
+
+class ModelEvent(TypedDict):  # engine.worker: the model is loaded (engine.models.model_summary)
+    adapter: str
+    trainable_params: int
+    total_params: int
+    trainable_percent: float
+
+
+class LaunchedEvent(TypedDict):  # engine.supervisor: accelerate launch started the ranks
+    command: str
+    machine_rank: int
+    num_processes: int
+    num_machines: int
+    strategy: str
+    host: str
+
+
+class TrainBeginEvent(TypedDict):
+    step: int
+    max_steps: int
+    world_size: int
+
+
+class StepEvent(TypedDict, extra_items=Any):  # the Trainer's other log metrics ride along (num_tokens, rewards/...)
+    step: int
+    max_steps: int
+    loss: float
+    lr: float | None
+    grad_norm: float | None
+    tokens_per_s: float | None
+
+
+class EvalEvent(TypedDict, extra_items=Any):  # the Trainer's eval log as it is: eval_loss, eval_..., epoch
+    step: int
+
+
+class GpuEvent(TypedDict):  # engine.gpu.sample_gpus: one dict per device
+    step: int
+    devices: list[dict[str, Any]]
+
+
+class CheckpointEvent(TypedDict):  # a complete checkpoint folder
+    step: int
+    path: str
+
+
+class WarningEvent(TypedDict):
+    message: str
+
+
+class StoppingEvent(TypedDict):  # a stop was asked for (the signal's name)
+    signal: str
+
+
+class StoppedEvent(TypedDict):
+    step: int | None
+
+
+class KilledEvent(TypedDict):  # engine.launch: stop --now
+    step: int | None
+
+
+class ResumedEvent(TypedDict):
+    checkpoint: str | None  # None: no complete checkpoint, training starts at step 0 (``note`` says so)
+    note: NotRequired[str]
+
+
+class FinishedEvent(TypedDict):
+    step: int | None
+    output: NotRequired[str]  # the adapter or model folder
+    note: NotRequired[str]  # a machine other than 0 under accelerate: its ranks ended cleanly
+
+
+class FailedEvent(TypedDict):
+    error: str
+    hint: str
+    traceback: list[str]  # the last lines
+    rank: NotRequired[int]  # engine.supervisor: the rank that died first, and its exit code
+    exitcode: NotRequired[int]
+
+
+class ExportStartedEvent(TypedDict):  # engine.export.job: the job's pid and its request
+    pid: int
+    quants: NotRequired[list[str] | None]
+    overrides: NotRequired[dict[str, Any]]
+    checkpoint: NotRequired[str | None]
+
+
+class ExportStageEvent(TypedDict):  # a pipeline stage started ("start") or ended ("done", "failed")
+    stage: str
+    state: str
+    seconds: float | None
+
+
+class ExportLineEvent(TypedDict):  # what the pipeline does now
+    message: str
+
+
+class ExportFileEvent(TypedDict):  # one file written and checked (the report row's fields)
+    path: str | None
+    type: str | None
+    size_bytes: int | None
+    fidelity: dict[str, Any] | None
+
+
+class ExportEvent(TypedDict):  # the export ended well: every file
+    files: list[dict[str, Any]]
+
+
+class ExportFailedEvent(TypedDict):
+    error: str
+
+
+EVENT_FIELDS: dict[str, type] = {
+    "started": StartedEvent, "model": ModelEvent, "launched": LaunchedEvent, "train_begin": TrainBeginEvent,
+    "step": StepEvent, "eval": EvalEvent, "gpu": GpuEvent, "checkpoint": CheckpointEvent, "warning": WarningEvent,
+    "stopping": StoppingEvent, "stopped": StoppedEvent, "killed": KilledEvent, "resumed": ResumedEvent,
+    "finished": FinishedEvent, "failed": FailedEvent, "export_started": ExportStartedEvent,
+    "export_stage": ExportStageEvent, "export_line": ExportLineEvent, "export_file": ExportFileEvent,
+    "export": ExportEvent, "export_failed": ExportFailedEvent,
+}  # fmt: skip
+
+
+def check_kind(kind: str) -> None:
+    """ValueError naming ``kind`` when it is not an EventKind: a typo'd kind never reaches events.jsonl."""
+    if kind not in EVENT_FIELDS:
+        raise ValueError(f"unknown event kind {kind!r}: engine.events.EventKind lists the kinds a run writes")
+
+
+# ---- the reading side
+
+
+def follow(run: "RunDir", since: int = 0, *, until: Callable[[], bool] | None = None,
+           poll: float = 0.5) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Every follower's generator: the run's events from byte offset ``since``, then new ones live as they are
+    written, each once and in order.
+
+    Exit rule: a read that finds nothing new asks ``until()`` (default ``run.ended``: the training run is in a
+    terminal state and no export of it is starting or running); once it is true, one last read yields whatever was written before it, then the generator
+    returns. So every event written before the end is yielded, and nothing after. It sleeps ``poll`` seconds
+    between reads that find nothing."""
+    until = until or run.ended
+    offset = since
+    while True:
+        events, offset = run.read_events(offset)
+        yield from events
+        if not events and until():
+            events, offset = run.read_events(offset)
+            yield from events
+            return
+        if not events:
+            time.sleep(poll)
+
+
+def events_of(run: "RunDir", *kinds: EventKind) -> list[dict[str, Any]]:
+    """The run's events so far, only those of ``kinds`` (all when none is named): what the bench scripts read."""
+    events, _ = run.read_events()
+    return [e for e in events if not kinds or e.get("kind") in kinds]
 
 
 def run_summary(run) -> dict[str, Any]:
@@ -148,7 +323,9 @@ def format_event(event: dict[str, Any], progress: RunProgress | None = None, clo
     elif kind == "export_failed":
         text = f"export failed: {event.get('error')}"
     elif kind == "export_started":
-        text = f"export started (pid {event.get('pid')}): " + (",".join(event.get("quants") or []) or "the recipe's types")
+        text = f"export started (pid {event.get('pid')}): " + (
+            ",".join(event.get("quants") or []) or "the recipe's types"
+        )
     elif kind == "export_line":
         text = f"export: {event.get('message')}"
     elif kind == "export_file":

@@ -12,13 +12,21 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from engine.events import EventKind, check_kind
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    import engine.events as ev
 
 TERMINAL_STATES = ("finished", "failed", "stopped", "crashed")
+EXPORT_DONE = ("finished", "failed", "crashed")  # an export job's (engine.export.job) terminal states
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -72,7 +80,9 @@ class StatusFile:
         atomic_write_text(self.path, json.dumps(status, indent=2))
         return status
 
-    def state(self, terminal: tuple[str, ...], default: str | None, started: Callable[[dict[str, Any]], float]) -> str | None:
+    def state(
+        self, terminal: tuple[str, ...], default: str | None, started: Callable[[dict[str, Any]], float]
+    ) -> str | None:
         """The status's state (``default`` when it has none): as written once it is None or ``terminal``, or when
         the process is on another machine (a SLURM job: its pid means nothing here) or alive; else ``starting``
         for 30 s from ``started(status)`` while it says starting (its process may not exist yet), then
@@ -106,6 +116,7 @@ class RunDir:
     merged = property(lambda self: self.path / "merged")
     gguf = property(lambda self: self.path / "gguf")
     export_report = property(lambda self: self.path / "export-report.json")
+    export_status_path = property(lambda self: self.path / "export-status.json")  # engine.export.job's status
     ranks_dir = property(lambda self: self.path / "ranks")  # one heartbeat file per training process
     accelerate_config = property(lambda self: self.path / "accelerate_config.yaml")
 
@@ -114,8 +125,67 @@ class RunDir:
 
     # ---- writing (the worker)
 
-    def append_event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Append one event as a single write of one line (readers never see half a line)."""
+    if TYPE_CHECKING:  # one signature per kind: a type checker names a field the kind does not have
+
+        @overload
+        def append_event(self, kind: Literal["started"], **fields: Unpack[ev.StartedEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["model"], **fields: Unpack[ev.ModelEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["launched"], **fields: Unpack[ev.LaunchedEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(
+            self, kind: Literal["train_begin"], **fields: Unpack[ev.TrainBeginEvent]
+        ) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["step"], **fields: Unpack[ev.StepEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["eval"], **fields: Unpack[ev.EvalEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["gpu"], **fields: Unpack[ev.GpuEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["checkpoint"], **fields: Unpack[ev.CheckpointEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["warning"], **fields: Unpack[ev.WarningEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["stopping"], **fields: Unpack[ev.StoppingEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["stopped"], **fields: Unpack[ev.StoppedEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["killed"], **fields: Unpack[ev.KilledEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["resumed"], **fields: Unpack[ev.ResumedEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["finished"], **fields: Unpack[ev.FinishedEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["failed"], **fields: Unpack[ev.FailedEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(
+            self, kind: Literal["export_started"], **fields: Unpack[ev.ExportStartedEvent]
+        ) -> dict[str, Any]: ...
+        @overload
+        def append_event(
+            self, kind: Literal["export_stage"], **fields: Unpack[ev.ExportStageEvent]
+        ) -> dict[str, Any]: ...
+        @overload
+        def append_event(
+            self, kind: Literal["export_line"], **fields: Unpack[ev.ExportLineEvent]
+        ) -> dict[str, Any]: ...
+        @overload
+        def append_event(
+            self, kind: Literal["export_file"], **fields: Unpack[ev.ExportFileEvent]
+        ) -> dict[str, Any]: ...
+        @overload
+        def append_event(self, kind: Literal["export"], **fields: Unpack[ev.ExportEvent]) -> dict[str, Any]: ...
+        @overload
+        def append_event(
+            self, kind: Literal["export_failed"], **fields: Unpack[ev.ExportFailedEvent]
+        ) -> dict[str, Any]: ...
+
+    def append_event(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
+        """Append one event as a single write of one line (readers never see half a line); its fields are
+        engine.events' TypedDict for ``kind``. ValueError for a kind engine.events.EventKind does not name."""
+        check_kind(kind)
         event = {"ts": time.time(), "kind": kind, **fields}
         line = (json.dumps(event, default=str) + "\n").encode()
         fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -153,6 +223,17 @@ class RunDir:
         younger than 30 s with no live worker yet is ``starting``)."""
         return StatusFile(self.status_path).state(TERMINAL_STATES, "starting", lambda status: self.path.stat().st_mtime)
 
+    def export_state(self) -> str | None:
+        """The export job's state (engine.export.job): None when the run was never exported that way; ``crashed``
+        when its process is gone (start_export writes ``starting`` with no pid just before the process exists, which
+        has 30 s to write its own)."""
+        return StatusFile(self.export_status_path).state(EXPORT_DONE, None, lambda status: status.get("started", 0))
+
+    def ended(self) -> bool:
+        """The training run is in a terminal state and no export job of it is starting or running: what a follower
+        of the whole run (engine.events.follow) waits for."""
+        return self.state() in TERMINAL_STATES and self.export_state() not in ("starting", "running")
+
     def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Complete events from byte ``offset``; returns them and the offset to continue from."""
         try:
@@ -164,20 +245,6 @@ class RunDir:
         end = data.rfind(b"\n") + 1  # a trailing partial line waits for the next read
         events = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
         return events, offset + end
-
-    def follow_events(self, poll: float = 0.5, offset: int = 0, done: Callable[[], bool] | None = None) -> Iterator[dict[str, Any]]:
-        """Yield the events from byte ``offset``, then new ones live, until ``done()`` (default: the run reached a
-        terminal state) and every event written before it was yielded. Every follower reads through this."""
-        done = done or (lambda: self.state() in TERMINAL_STATES)
-        while True:
-            events, offset = self.read_events(offset)
-            yield from events
-            if not events and done():
-                events, offset = self.read_events(offset)
-                yield from events
-                return
-            if not events:
-                time.sleep(poll)
 
     def complete_checkpoints(self) -> list[Path]:
         """Checkpoints whose completion marker exists, oldest first."""

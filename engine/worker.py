@@ -23,6 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
+from engine.events import StepEvent, check_kind
 from engine.runs import RunDir
 
 
@@ -80,7 +81,8 @@ def _rank() -> tuple[int, int]:
 class FollowerRunDir(RunDir):
     """The run directory as ranks other than 0 see it: they read it, and never write events or status."""
 
-    def append_event(self, kind: str, **fields):
+    def append_event(self, kind, **fields):
+        check_kind(kind)  # the same refusal rank 0 gives
         return {"kind": kind, **fields}
 
     def write_status(self, **fields):
@@ -153,11 +155,11 @@ def _tokens_per_s(last: tuple[float, float | None], now: float, tokens: float | 
     return None
 
 
-def _step_event(state, logs: dict, tokens_per_s: float | None) -> dict:
+def _step_event(state, logs: dict, tokens_per_s: float | None) -> StepEvent:
     """The ``step`` event's fields from one Trainer log holding a loss: step, max_steps, loss, lr, grad_norm,
     tokens_per_s, then the log's other metrics as they are (``logs`` loses loss, learning_rate and grad_norm)."""
     loss = float(logs.pop("loss"))
-    return dict(
+    return StepEvent(
         step=state.global_step,
         max_steps=state.max_steps,
         loss=loss,

