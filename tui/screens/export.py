@@ -109,9 +109,9 @@ class ExportScreen(StudioScreen):
         self.action_load_report()
         job = ExportJob(self.run) if self.run else None
         if job is not None and job.live():  # started earlier, here or by `tunedeck export`: follow it
+            status = job.read_status()
             self._reset_stages([])
-            self._follow_job(int(job.read_status().get("events_offset") or 0))
-            self.job_started = float(job.read_status().get("started") or time.time())
+            self._follow_job(int(status.get("events_offset") or 0), float(status.get("started") or time.time()))
 
     def action_load_report(self) -> None:
         """Fill the table from the run's export-report.json, when there is one."""
@@ -189,11 +189,12 @@ class ExportScreen(StudioScreen):
             self.query_one("#export-now", Static).update(f"not started: {message.error}")
             self.notify(message.error, severity="error", markup=False)
             return
-        self._follow_job(message.offset or 0)
+        self._follow_job(message.offset or 0, time.time())
 
-    def _follow_job(self, offset: int) -> None:
-        """Read the job's events from ``offset`` every POLL_SECONDS until it has ended."""
-        self.busy, self.job_offset, self.job_started, self._reading = True, offset, time.time(), False
+    def _follow_job(self, offset: int, started: float) -> None:
+        """Read the job's events from ``offset`` every POLL_SECONDS until it has ended; the log line's seconds count
+        from ``started``."""
+        self.busy, self.job_offset, self.job_started, self._reading = True, offset, started, False
         if self._poller is None:
             self._poller = self.set_interval(POLL_SECONDS, self._poll)
         self._poller.resume()
