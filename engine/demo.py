@@ -444,16 +444,17 @@ def ensure_instruct_model(progress: Progress = lambda msg: None) -> Path:
     if (target / "COMPLETE").exists():
         return target
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     from engine.data import load_rows
     from engine.evaluate import hf_exact_match, load_eval_rows
+    from engine.tokenizers import load_saved_tokenizer
 
     progress(f"building the demo instruct model in {target} (once)")
     tmp = Path(tempfile.mkdtemp(prefix=".instruct-", dir=assets.root))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(assets.base)
+        tokenizer = load_saved_tokenizer(assets.base)
         trainer = SFTTrainer(
             model=AutoModelForCausalLM.from_pretrained(assets.base),
             args=SFTConfig(

@@ -89,12 +89,13 @@ def real_demo(model: str) -> Demo:
 
 
 def hf_accuracy(model_dir: Path, rows: list[dict]) -> float:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from engine.evaluate import hf_exact_match, reply_budget
+    from engine.tokenizers import load_saved_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = load_saved_tokenizer(model_dir)
     return hf_exact_match(model, tokenizer, rows, max_new_tokens=reply_budget(tokenizer, rows))
 
 
@@ -192,11 +193,10 @@ def _run_demo(workspace: Path, follow, progress: Heartbeat, chat_out, demo: Demo
     seconds["eval_tuned"] = time.time() - t
 
     t = time.time()
-    from transformers import AutoTokenizer
-
     from engine.evaluate import reply_budget
+    from engine.tokenizers import load_saved_tokenizer
 
-    budget = reply_budget(AutoTokenizer.from_pretrained(run.merged), rows)  # the HF side's, for every GGUF
+    budget = reply_budget(load_saved_tokenizer(run.merged), rows)  # the HF side's, for every GGUF
     accuracy["gguf"] = {}
     for f in report["files"]:
         progress(f"evaluating {Path(f['path']).name} on {len(rows)} held-out prompts (llama.cpp)")

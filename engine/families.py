@@ -106,9 +106,10 @@ def load_vocab_tokenizer(gguf: Path, sentencepiece: bool = False):
     one, as Llama 2's and Mistral's own tokenizers do; transformers' GGUF builder uses Metaspace, which merges a
     leading space into the prefix (" Hello" -> "▁Hello" where SentencePiece gives "▁", "▁Hello")."""
     from tokenizers import normalizers
-    from transformers import PreTrainedTokenizerFast
 
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    from engine.tokenizers import load_saved_tokenizer
+
+    tokenizer = load_saved_tokenizer(gguf.parent, gguf_file=gguf.name, fast=True)
     mark_control_tokens(tokenizer, gguf)
     if sentencepiece:
         backend = tokenizer.backend_tokenizer

@@ -271,17 +271,18 @@ def import_gguf(source: str, progress: Progress = lambda m: None) -> Path:
 
 def _dequantize(path: Path, sha: str, packaged: PackagedModel | None, out: Path, progress: Progress) -> None:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from engine.export.gguf import read_metadata
     from engine.templates import BUILTIN_TEMPLATES, end_of_turn_ids
+    from engine.tokenizers import load_saved_tokenizer
 
     meta = read_metadata(path)
     quant = _file_type(meta)
     progress(f"reading the tokenizer of {path.name} (transformers' GGUF loader; about 20 s for 262k tokens)")
     try:
         with _gguf_loading():
-            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            tokenizer = load_saved_tokenizer(path.parent, gguf_file=path.name)
             progress(f"dequantizing {path.name} ({quant}) into float32 weights")
             model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     except Exception as e:  # whatever transformers' GGUF loader meets in a file it cannot read

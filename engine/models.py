@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.recipe import Recipe, RecipeError
 from engine.templates.specs import resolve_template
+from engine.tokenizers import pretrained_tokenizer
 
 
 class ModelLoadError(RuntimeError):
@@ -85,13 +86,6 @@ def check_model_source(name: str, progress=lambda m: None) -> str:
     return name
 
 
-def _pretrained_tokenizer(source: str, trust_remote_code: bool, revision: str | None):
-    """The tokenizer of a model folder or Hub id (at ``revision``): the one place tunedeck loads a tokenizer."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
-
-
 def _with_template(tokenizer, template: str) -> str:
     """Set the tokenizer's chat template to ``template`` resolved (engine.templates.specs.resolve_template), and a
     pad token where it has none; returns the template text."""
@@ -106,7 +100,7 @@ def load_tokenizer(recipe: Recipe):
     """The recipe's tokenizer, at model.revision, with template.name as its chat template."""
     source = model_path(recipe.model.name_or_path)
     try:
-        tokenizer = _pretrained_tokenizer(source, recipe.model.trust_remote_code, recipe.model.revision)
+        tokenizer = pretrained_tokenizer(source, recipe.model.trust_remote_code, recipe.model.revision)
     except OSError as e:
         raise ModelLoadError(
             f"model.name_or_path: could not load a tokenizer from {source!r}: it is not a local model folder "
@@ -284,7 +278,7 @@ def load_chat_tokenizer(model: str, template: str = "model", trust_remote_code: 
     """(tokenizer, template text) for a local model folder or Hub id (at ``revision``, a recipe's model.revision);
     ValueError says what to do. The tokenizer is load_tokenizer's, for the CLI and the screens."""
     try:
-        tokenizer = _pretrained_tokenizer(model_path(model), trust_remote_code, revision)
+        tokenizer = pretrained_tokenizer(model_path(model), trust_remote_code, revision)
     except (OSError, ValueError) as e:
         raise ValueError(
             f"{model}: could not load a tokenizer: not a local model folder, and the Hugging Face Hub could not "

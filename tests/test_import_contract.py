@@ -206,3 +206,17 @@ def test_bench_scripts_use_only_public_engine_names() -> None:
         if uses:
             offenders[path.name] = sorted(uses)
     assert not offenders, offenders
+
+
+def test_only_engine_tokenizers_loads_a_tokenizer() -> None:
+    """One place loads tokenizers (revision, trust_remote_code and the chat template are decided there)."""
+    offenders = []
+    for path in [*ENGINE_FILES, *sorted((ROOT / "tui").rglob("*.py"))]:
+        if path == ROOT / "engine" / "tokenizers.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Attribute) and node.attr == "from_pretrained":
+                owner = ast.unparse(node.value)
+                if "Tokenizer" in owner:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {owner}.from_pretrained")
+    assert not offenders, offenders

@@ -73,3 +73,19 @@ class ExportStarted(Message):
     run_id: str
     offset: int | None
     error: str | None = None
+
+
+@dataclass
+class RunsRead(Message):
+    """The runs folder as a worker read it: table rows newest first (or ``error``), whether the recipe file
+    exists, and the events appended to run ``tail_run`` from byte ``tail_start`` on (or ``tail_error``)."""
+
+    asked: int  # which refresh this answers: an older answer than the one shown is dropped
+    recipe_exists: bool
+    rows: list[tuple[str, str, str, str]]
+    error: str = ""
+    tail_run: str | None = None
+    tail_start: int = 0
+    tail_end: int = 0
+    tail_lines: list[str] = field(default_factory=list)
+    tail_error: str = ""

@@ -29,10 +29,12 @@ class HFReference:
 
     def __init__(self, model_dir: Path):
         import torch
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoConfig
+
+        from engine.tokenizers import load_saved_tokenizer
 
         self.model_dir = Path(model_dir)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer = load_saved_tokenizer(model_dir)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.config = AutoConfig.from_pretrained(model_dir)
         self._model = None

@@ -59,9 +59,9 @@ def quantize_hf(method: str, model_dir: Path, out_dir: Path, texts: list[str], b
         model.quantize(texts, batch_size=1 if device == "cpu" else 4)
         model.save(str(tmp))
     del model
-    from transformers import AutoTokenizer
+    from engine.tokenizers import load_saved_tokenizer
 
-    AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp)
+    load_saved_tokenizer(model_dir).save_pretrained(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     return {"method": method, "bits": bits, "group_size": group_size, "path": str(out_dir), "device": device, "calibration_texts": len(texts)}

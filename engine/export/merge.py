@@ -60,7 +60,9 @@ def merge_run(run: RunDir, max_shard_size: str = "2GB", source: WeightsSource | 
     """Write run/merged (the adapter of ``source``, default the final one, merged into the base in float32)."""
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from engine.tokenizers import load_saved_tokenizer
 
     recipe = load_recipe(run.recipe_path)
     if recipe.adapter.kind == "full":
@@ -82,7 +84,7 @@ def merge_run(run: RunDir, max_shard_size: str = "2GB", source: WeightsSource | 
     tmp = run.path / ".merged.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
-    AutoTokenizer.from_pretrained(adapter).save_pretrained(tmp)
+    load_saved_tokenizer(adapter).save_pretrained(tmp)
     _carry_sentencepiece_model(recipe, adapter, tmp)
     _carry_added_tokens_decoder(Path(recipe.model.name_or_path).expanduser(), tmp)
     shutil.rmtree(run.merged, ignore_errors=True)

@@ -203,11 +203,10 @@ def _report_checks(plan, report: dict, ref) -> None:
 
 def _adapter_logits(recipe, dest: Path, conv) -> tuple[list[int], Any]:
     """Load base + the exported adapter (unmerged) for one text: its ids and logits, to compare with the merge."""
-    from transformers import AutoTokenizer
-
     from engine.export.merge import adapter_logits
+    from engine.tokenizers import load_saved_tokenizer
 
-    tok = AutoTokenizer.from_pretrained(dest)
+    tok = load_saved_tokenizer(dest)
     if not isinstance(conv, str) and not tok.chat_template:
         conv = "\n".join(m["content"] for m in conv)
     text = conv if isinstance(conv, str) else tok.apply_chat_template(conv, tokenize=False)

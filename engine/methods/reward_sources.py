@@ -10,7 +10,9 @@ from engine.recipe import RecipeError
 
 def _load_reward_model(path: Path):
     """A reward run of ours (runs/<id>: base + SEQ_CLS adapter, merged) or a sequence-classification model."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
+
+    from engine.tokenizers import load_saved_tokenizer
 
     if (path / "recipe.yaml").exists():  # one of our reward runs
         from peft import PeftModel
@@ -30,10 +32,10 @@ def _load_reward_model(path: Path):
                 recipe.model.name_or_path, num_labels=1, use_safetensors=True
             )
             model = PeftModel.from_pretrained(base, weights).merge_and_unload()
-        tokenizer = AutoTokenizer.from_pretrained(weights)
+        tokenizer = load_saved_tokenizer(weights)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, use_safetensors=True)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_saved_tokenizer(path)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
     return model, tokenizer

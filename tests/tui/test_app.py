@@ -9,7 +9,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from tests.helpers import RUN_ID, drive, make_run, record_notifications
+from tests.helpers import RUN_ID, drive, make_run, record_notifications, settle
 from themes import ThemeError, load_themes, parse_theme
 from tui.app import TunedeckApp
 from tui.screens.keys import KeysScreen
@@ -33,6 +33,7 @@ def test_runs_table_shows_run_state_progress_loss_and_events(tmp_path: Path) -> 
 
     async def steps(pilot: Pilot) -> None:
         assert isinstance(app.screen, RunsScreen)
+        await settle(pilot)  # the runs are read in a worker
         assert table_rows(app) == [[RUN_ID, "finished", "5/10", "1.5000"]]
         assert "step 5/10  loss 0.6000  lr 1.00e-03" in static_text(app, "#detail")
         assert static_text(app, "#recipe").startswith(f"no recipe.yaml in {tmp_path}")
@@ -48,10 +49,51 @@ def test_refresh_picks_up_new_runs_newest_first_and_the_recipe(tmp_path: Path) -
         make_run(tmp_path, "20260102-000000-sft-beef", state="failed", step=2, loss=2.25)
         (tmp_path / "recipe.yaml").write_text("model: {}\n")
         await pilot.press("r")
-        await pilot.pause()
+        await settle(pilot)
         ids_states = [row[:2] for row in table_rows(app)]
         assert ids_states == [["20260102-000000-sft-beef", "failed"], [RUN_ID, "finished"]]
         assert static_text(app, "#recipe") == f"recipe: {tmp_path / 'recipe.yaml'}"
+
+    drive(app, steps)
+
+
+def test_the_runs_are_read_off_the_ui_thread_and_shown_by_one_message(tmp_path: Path, monkeypatch) -> None:
+    """The folder, every run's status and the selected run's events are read by a worker; RunsRead fills the table
+    and the events pane, so a run written to disk shows up after a refresh without the UI thread touching a file."""
+    import threading
+
+    import tui.screens.runs as runs_module
+    from tui.messages import RunsRead
+
+    make_run(tmp_path)
+    app = TunedeckApp(workspace=tmp_path)
+    readers: list[threading.Thread] = []
+    answers: list[RunsRead] = []
+    real_list, real_handler = runs_module.list_runs, RunsScreen.on_runs_read
+
+    def list_runs(path):
+        readers.append(threading.current_thread())
+        return real_list(path)
+
+    def on_runs_read(self, message: RunsRead) -> None:
+        answers.append(message)
+        real_handler(self, message)
+
+    monkeypatch.setattr(runs_module, "list_runs", list_runs)
+    monkeypatch.setattr(RunsScreen, "on_runs_read", on_runs_read)
+
+    async def steps(pilot: Pilot) -> None:
+        await settle(pilot)
+        assert table_rows(app) == [[RUN_ID, "finished", "5/10", "1.5000"]]
+        newer = "20260103-000000-sft-cafe"
+        make_run(tmp_path, newer, state="failed", step=3, loss=2.0)
+        shown = len(answers)
+        app.screen.refresh_runs()
+        await settle(pilot)
+        assert [row[:2] for row in table_rows(app)] == [[newer, "failed"], [RUN_ID, "finished"]]
+        assert len(answers) > shown and answers[-1].rows[0][0] == newer
+        assert "step 5/10" in static_text(app, "#detail")  # the cursor stayed on the run it was on
+        assert readers and threading.main_thread() not in readers
 
     drive(app, steps)
 
@@ -60,6 +102,7 @@ def test_empty_workspace_says_how_to_start(tmp_path: Path) -> None:
     app = TunedeckApp(workspace=tmp_path)
 
     async def steps(pilot: Pilot) -> None:
+        await settle(pilot)
         assert table_rows(app) == []
         assert "press t to train" in static_text(app, "#detail")
 

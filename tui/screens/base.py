@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Header
 
 from engine.runs import RunDir, list_runs
-from tui.messages import TrainLaunched, TrainLaunchFailed
+from tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed
 from tui.widgets.key_footer import KeyBar
 from tui.workers import background
 
@@ -66,3 +66,25 @@ class StudioScreen(Screen[None]):
             self.post_message(TrainLaunchFailed(str(e)))
             return
         self.post_message(TrainLaunched(self.store.path, run.id))
+
+    def stop_run(self, run: RunDir) -> None:
+        """Stop ``run`` (Runs and Train both use this): SIGTERM, the worker checkpoints at the next step boundary
+        and exits; the wait runs in a thread and ends in a RunActionFinished."""
+        self.notify(f"stopping {run.id} (at the next step boundary)", markup=False)
+        self._wait_for_stop(run)
+
+    @background("run-verbs")
+    def _wait_for_stop(self, run: RunDir) -> None:
+        from engine.launch import RunStateError, stop_run
+
+        try:
+            seconds = stop_run(run)
+        except (RunStateError, OSError, TimeoutError) as e:
+            self.post_message(RunActionFinished(str(e), ok=False))
+            return
+        self.post_message(RunActionFinished(f"run {run.id} stopped after {seconds:.1f}s"))
+
+    def on_run_action_finished(self, message: RunActionFinished) -> None:
+        """Say how a stop/resume/delete ended (a screen that lists runs also re-reads them)."""
+        if message.text != "recipe opened":
+            self.notify(message.text, severity="information" if message.ok else "error", markup=False)

@@ -146,15 +146,4 @@ class TrainScreen(StudioScreen):
         if self.run is None:
             self.notify("no run to stop", severity="warning")
             return
-        self._stop(self.run)
-
-    @background("run-verbs")
-    def _stop(self, run: RunDir) -> None:
-        from engine.launch import RunStateError, stop_run
-
-        try:
-            seconds = stop_run(run)
-        except (RunStateError, OSError, TimeoutError) as e:
-            self.app.call_from_thread(self.notify, str(e), severity="error", markup=False)
-            return
-        self.app.call_from_thread(self.notify, f"run {run.id} stopped after {seconds:.1f}s", markup=False)
+        self.stop_run(self.run)
