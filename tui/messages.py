@@ -89,3 +89,48 @@ class RunsRead(Message):
     tail_end: int = 0
     tail_lines: list[str] = field(default_factory=list)
     tail_error: str = ""
+
+
+@dataclass
+class DataInspected(Message):
+    """data.train ``source`` was read: ``report`` (engine.data.inspect's), or ``error`` says why not."""
+
+    source: str
+    report: Any = None
+    error: str = ""
+
+
+@dataclass
+class TokenLengthsRead(Message):
+    """Token lengths of the sampled rows under the recipe's tokenizer, or ``error`` says why there are none."""
+
+    lengths: list[int]
+    error: str = ""
+
+
+@dataclass
+class EstimateComputed(Message):
+    """The Adapter screen's parameter math and memory estimate, or why it was not computed, as lines of text."""
+
+    text: str
+
+
+@dataclass
+class TemplateRendered(Message):
+    """Row ``index`` rendered with template ``name``: the head line, the tokens and the mask banner, or
+    ``error`` says why not."""
+
+    name: str
+    index: int
+    head: str = ""
+    tokens: list[Any] = field(default_factory=list)
+    banner: str = ""
+    error: str = ""
+
+
+@dataclass
+class DoctorChecked(Message):
+    """`tunedeck doctor`'s checks ran: engine.doctor's ``result`` and the panel's ``text``."""
+
+    result: dict[str, Any]
+    text: str

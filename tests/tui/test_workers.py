@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.helpers import ROOT, drive, record_notifications
+from tests.helpers import ROOT, drive, make_run, record_notifications, settle, write_workspace
 from tui.widgets.chat_pane import ChatPane
 from tui.workers import ML_QUEUE, MLQueue, background
 
@@ -110,3 +110,40 @@ def test_a_500_chunk_reply_is_folded_into_far_fewer_renders() -> None:
         assert len(pane.query(".chat-message")) == 2  # appended: user and model, one widget each
 
     drive(app, steps)
+
+
+def test_no_worker_queries_or_updates_a_widget(tmp_path, demo_assets, monkeypatch) -> None:
+    """Every screen's workers (runs, data, token lengths, template, estimate, tail, GPU, ranks, export) report through
+    a message: query_one and Static.update run on the UI thread only."""
+    from textual.dom import DOMNode
+
+    from tui.app import TunedeckApp
+    from tui.screens import SCREEN_ORDER
+
+    write_workspace(tmp_path / "ws", demo_assets.base)
+    make_run(tmp_path / "ws")
+    off_thread: list[str] = []
+    real_query_one, real_update = DOMNode.query_one, Static.update
+
+    def query_one(self, *args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            off_thread.append(f"query_one{args} on {type(self).__name__}")
+        return real_query_one(self, *args, **kwargs)
+
+    def update(self, *args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            off_thread.append(f"update of {type(self).__name__}#{self.id}")
+        return real_update(self, *args, **kwargs)
+
+    monkeypatch.setattr(DOMNode, "query_one", query_one)
+    monkeypatch.setattr(Static, "update", update)
+    app = TunedeckApp(workspace=tmp_path / "ws")
+
+    async def steps(pilot: Pilot) -> None:
+        for number in range(1, len(SCREEN_ORDER) + 1):
+            await pilot.press(str(number))
+            await settle(pilot, rounds=4)
+        assert "tokens per row" in str(app.get_screen_stack("data")[0].query_one("#data-stats", Static).content)
+
+    drive(app, steps)
+    assert not off_thread, off_thread

@@ -12,6 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from engine.recipe import INIT_LORA_WEIGHTS, TARGET_PRESETS
+from tui.messages import EstimateComputed
 from tui.screens.base import StudioScreen
 from tui.widgets.field_form import FieldForm, FormField
 from tui.workers import background, ml_turn
@@ -99,12 +100,16 @@ class AdapterScreen(StudioScreen):
     @background("estimate", exclusive=True)
     def _compute(self, recipe) -> None:
         from engine.estimate import estimate, estimate_lines
+        from engine.models import ModelLoadError
 
         m = recipe.model
-        try:
-            with ml_turn(self, "the memory estimate"):
+        with ml_turn(self, "the memory estimate"):
+            try:
                 model = _meta_model(m.name_or_path, m.revision, m.trust_remote_code)
                 text = "\n".join(estimate_lines(estimate(recipe, model=model)))
-        except Exception as e:  # the estimate explains; it never takes the screen down
-            text = f"cannot estimate: {e}"
-        self.app.call_from_thread(self.query_one("#adapter-math", Static).update, text)
+            except (ModelLoadError, OSError, ValueError) as e:  # no config, or settings it cannot size: said here
+                text = f"cannot estimate: {e}"
+        self.post_message(EstimateComputed(text))
+
+    def on_estimate_computed(self, message: EstimateComputed) -> None:
+        self.query_one("#adapter-math", Static).update(message.text)

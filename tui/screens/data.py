@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import ContentSwitcher, DataTable, Static
 
-from tui.messages import WorkFailed
+from tui.messages import DataInspected, TokenLengthsRead, WorkFailed
 from tui.screens.base import StudioScreen
 from tui.screens.row_view import RowViewScreen, message_lines, raw_line
 from tui.widgets.histogram import Histogram
@@ -77,11 +77,19 @@ class DataScreen(StudioScreen):
         try:
             report = inspect_data(source)
         except (DataError, OSError, ValueError) as e:
-            self.post_message(WorkFailed("data", str(e)))
-            self.app.call_from_thread(self.query_one("#data-summary", Static).update, f"cannot read {source}: {e}")
+            self.post_message(DataInspected(source, error=str(e)))
             return
-        self.app.call_from_thread(self._show_report, report)
-        self._token_lengths([row for _, row in report.sample])
+        self.post_message(DataInspected(source, report))
+
+    def on_data_inspected(self, message: DataInspected) -> None:
+        if message.error:
+            self.query_one("#data-summary", Static).update(f"cannot read {message.source}: {message.error}")
+            self.post_message(WorkFailed("data", message.error))
+            return
+        self._show_report(message.report)
+        model = self.store.resolve(str(self.store.get("model.name_or_path", "")))
+        template = str(self.store.get("template.name", "model"))
+        self._token_lengths([row for _, row in message.report.sample], model, template)
 
     def _show_report(self, report: Any) -> None:
         self.report = report
@@ -105,20 +113,25 @@ class DataScreen(StudioScreen):
         self._show_stats()
 
     @background("data-tokens", exclusive=True)
-    def _token_lengths(self, rows: list[dict]) -> None:
-        try:
-            with ml_turn(self, "the token lengths"):
-                from engine.models import load_chat_tokenizer
-                from engine.templates import token_lengths
+    def _token_lengths(self, rows: list[dict], model: str, template_name: str) -> None:
+        with ml_turn(self, "the token lengths"):
+            from engine.models import load_chat_tokenizer
+            from engine.templates import token_lengths
 
-                model = self.store.resolve(str(self.store.get("model.name_or_path", "")))
-                tokenizer, template = load_chat_tokenizer(model, str(self.store.get("template.name", "model")))
+            try:
+                tokenizer, template = load_chat_tokenizer(model, template_name)
                 lengths = token_lengths(tokenizer, rows, template)
-        except Exception as e:  # a tokenizer problem must not hide the rest of the report
-            self.app.call_from_thread(self.notify, f"token lengths unavailable: {e}", severity="warning", markup=False)
+            except (OSError, ValueError) as e:  # no tokenizer, or the template refuses: the rest of the report stays
+                self.post_message(TokenLengthsRead([], str(e)))
+                return
+        self.post_message(TokenLengthsRead(lengths))
+
+    def on_token_lengths_read(self, message: TokenLengthsRead) -> None:
+        if message.error:
+            self.notify(f"token lengths unavailable: {message.error}", severity="warning", markup=False)
             return
-        self.lengths = lengths
-        self.app.call_from_thread(self._show_stats)
+        self.lengths = message.lengths
+        self._show_stats()
 
     def _show_stats(self) -> None:
         r = self.report

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.messages import DoctorChecked
 from tui.workers import background
 
 
@@ -39,8 +40,8 @@ class DoctorScreen(ModalScreen[None]):
         checks = run_checks(self.runs_dir)
         result = report(checks)
         head = "all checks pass" if result["ok"] else "some checks FAIL: see the fixes"
-        self.app.call_from_thread(self._show, result, "\n".join([head, "", *lines(checks)]))
+        self.post_message(DoctorChecked(result, "\n".join([head, "", *lines(checks)])))
 
-    def _show(self, result: dict, text: str) -> None:
-        self.result = result
-        self.query_one("#doctor-lines", Static).update(text)
+    def on_doctor_checked(self, message: DoctorChecked) -> None:
+        self.result = message.result
+        self.query_one("#doctor-lines", Static).update(message.text)

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tui.messages import WorkFailed
+from tui.messages import TemplateRendered, WorkFailed
 from tui.screens.base import StudioScreen
 from tui.widgets.token_view import Token, TokenView
 from tui.workers import background, ml_turn
@@ -61,27 +61,27 @@ class TemplateScreen(StudioScreen):
         """Render the current row with the recipe's template (in a thread: it loads the tokenizer)."""
         name = str(self.store.get("template.name", "model"))
         self.query_one("#tpl-head", Static).update(f"template: {name}   row {self.index}   rendering...")
-        self._render_tokens(name, self.index)
+        source = self.store.resolve(str(self.store.get("data.train", "")))
+        model = self.store.resolve(str(self.store.get("model.name_or_path", "")))
+        assistant_only = bool(self.store.get("method.assistant_only_loss", True))
+        self._render_tokens(name, self.index, source, model, self.store.resolve(name), assistant_only)
 
     @background("template", exclusive=True)
-    def _render_tokens(self, name: str, index: int) -> None:
+    def _render_tokens(self, name: str, index: int, source: str, model: str, template_path: str,
+                       assistant_only: bool) -> None:  # fmt: skip
         from engine.data.inspect import read_row
         from engine.models import load_chat_tokenizer
         from engine.templates import token_views
 
         try:
-            source = self.store.resolve(str(self.store.get("data.train", "")))
             fmt, where, row, errors = read_row(source, index)
             if row is None:
                 raise ValueError(f"{where}: invalid row: {'; '.join(e.reason for e in errors)}")
-            model = self.store.resolve(str(self.store.get("model.name_or_path", "")))
-            assistant_only = bool(self.store.get("method.assistant_only_loss", True))
             with ml_turn(self, "the template preview"):
-                tokenizer, template = load_chat_tokenizer(model, self.store.resolve(name))  # a .jinja beside the recipe
+                tokenizer, template = load_chat_tokenizer(model, template_path)  # a .jinja beside the recipe
                 views = token_views(tokenizer, row, template, assistant_only_loss=assistant_only)
-        except Exception as e:  # a bad template or row is shown, never raised
-            self.post_message(WorkFailed("template", str(e)))
-            self.app.call_from_thread(self._show_error, name, index, str(e))
+        except (OSError, ValueError) as e:  # a bad template or row is shown, never raised
+            self.post_message(TemplateRendered(name, index, error=str(e)))
             return
         special = set(tokenizer.all_special_ids)
         tokens: list[Token] = []
@@ -92,7 +92,16 @@ class TemplateScreen(StudioScreen):
         trained = sum(sum(v.trained) for v in views)
         total = sum(len(v.ids) for v in views)
         head = f"template: {name}   row {index} ({where.short()}, {fmt})   {trained}/{total} tokens trained"
-        self.app.call_from_thread(self._show, head, tokens, mask_banner(views))
+        self.post_message(TemplateRendered(name, index, head, tokens, mask_banner(views)))
+
+    def on_template_rendered(self, message: TemplateRendered) -> None:
+        if message.index != self.index:  # n/p moved on while this row rendered
+            return
+        if message.error:
+            self.post_message(WorkFailed("template", message.error))
+            self._show_error(message.name, message.index, message.error)
+        else:
+            self._show(message.head, message.tokens, message.banner)
 
     def _show(self, head: str, tokens: list[Token], banner: str = "") -> None:
         self.query_one("#tpl-head", Static).update(head)

@@ -28,6 +28,22 @@ class ReplyGrew(Message):
         return isinstance(message, ReplyGrew)
 
 
+@dataclass
+class GgufLoaded(Message):
+    """The pane's worker loaded ``path`` into ``session``, or ``problem`` says why not."""
+
+    session: Any
+    path: Path
+    problem: str = ""
+
+
+@dataclass
+class ReplyEnded(Message):
+    """The reply's stream ended; ``note`` says how when it did not simply finish ("stopped", "generation failed")."""
+
+    note: str
+
+
 class ChatPane(VerticalScroll):
     """Transcript of one model; ``ask`` streams the reply chunk by chunk; ``stop`` ends it between chunks."""
 
@@ -52,6 +68,7 @@ class ChatPane(VerticalScroll):
         self.updates = 0  # reply renders of the current stream (chunks are folded into fewer)
         self._chunks: list[str] = []
         self._chunks_lock = threading.Lock()
+        self._loading: Path | None = None  # the GGUF the last choose() asked for
 
     def compose(self):
         yield Static(id="chat-reply", markup=False)
@@ -94,24 +111,31 @@ class ChatPane(VerticalScroll):
         self.border_title = path.name
         self.note = f"loading {path.name}..."
         self._show_note()
-        self._load(path)
+        previous, self.session, self._loading = self.session, None, path
+        self._load(path, previous)
 
     @background("chat-load", exclusive=True)
-    def _load(self, path: Path) -> None:
+    def _load(self, path: Path, previous: Any) -> None:
         from engine.chat import ChatSession
 
-        self.close()
+        if previous is not None:
+            previous.close()  # free the llama.cpp session before the next one loads
         try:
             with ml_turn(self, "loading the GGUF"):
                 session = ChatSession(path)
-        except Exception as e:  # a bad file is reported in the pane
-            self.app.call_from_thread(self._loaded, None, path, f"cannot load {path.name}: {e}")
+        except (OSError, ValueError) as e:  # no such file, or llama.cpp refuses it: said in the pane
+            self.post_message(GgufLoaded(None, path, f"cannot load {path.name}: {e}"))
             return
-        self.app.call_from_thread(self._loaded, session, path, "")
+        self.post_message(GgufLoaded(session, path))
 
-    def _loaded(self, session: Any, path: Path, problem: str) -> None:
-        self.session, self.path = session, path if session else None
-        self.note = problem or f"{path.name} ready"
+    def on_gguf_loaded(self, message: GgufLoaded) -> None:
+        message.stop()
+        if message.path != self._loading:  # another GGUF was chosen while this one loaded
+            if message.session is not None:
+                message.session.close()
+            return
+        self.session, self.path = message.session, message.path if message.session else None
+        self.note = message.problem or f"{message.path.name} ready"
         self._show_note()
 
     def ask(self, prompt: str, system: str, settings: dict[str, Any]) -> None:
@@ -131,18 +155,20 @@ class ChatPane(VerticalScroll):
 
     @background("chat-stream")
     def _stream(self, convo: list[dict[str, str]], settings: dict[str, Any]) -> None:
-        note = ""
+        note, stopped = "generation failed", False  # an unexpected error keeps this note and goes on to report_error
         try:
             for chunk in self.session.stream(convo, **settings):
                 with self._chunks_lock:
                     self._chunks.append(chunk)
                 self.post_message(ReplyGrew())
                 if self.stopping:
-                    note = "stopped"
+                    stopped = True
                     break
-        except Exception as e:  # shown in the pane; the session stays usable
+            note = "stopped" if stopped else ""
+        except (OSError, RuntimeError, ValueError) as e:  # llama.cpp's (context full, decode failed): the session stays
             note = f"generation failed: {e}"
-        self.app.call_from_thread(self._finish, note)
+        finally:
+            self.post_message(ReplyEnded(note))
 
     def _take_chunks(self) -> None:
         with self._chunks_lock:
@@ -155,9 +181,10 @@ class ChatPane(VerticalScroll):
             self._take_chunks()
             self._show_reply()
 
-    def _finish(self, note: str) -> None:
+    def on_reply_ended(self, message: ReplyEnded) -> None:
+        message.stop()
         self._take_chunks()
-        self.busy, self.note = False, note
+        self.busy, self.note = False, message.note
         self._add_message("assistant", self.reply)
         self.reply = ""
         self._show_reply()
