@@ -87,9 +87,8 @@ class DataScreen(StudioScreen):
             self.post_message(WorkFailed("data", message.error))
             return
         self._show_report(message.report)
-        model = self.store.resolve(str(self.store.get("model.name_or_path", "")))
         template = str(self.store.get("template.name", "model"))
-        self._token_lengths([row for _, row in message.report.sample], model, template)
+        self._token_lengths([row for _, row in message.report.sample], self.store.tokenizer_source(), template)
 
     def _show_report(self, report: Any) -> None:
         self.report = report
@@ -113,13 +112,13 @@ class DataScreen(StudioScreen):
         self._show_stats()
 
     @background("data-tokens", exclusive=True)
-    def _token_lengths(self, rows: list[dict], model: str, template_name: str) -> None:
+    def _token_lengths(self, rows: list[dict], source: dict, template_name: str) -> None:
         with ml_turn(self, "the token lengths"):
             from engine.models import load_chat_tokenizer
             from engine.templates import token_lengths
 
             try:
-                tokenizer, template = load_chat_tokenizer(model, template_name)
+                tokenizer, template = load_chat_tokenizer(template=template_name, **source)
                 lengths = token_lengths(tokenizer, rows, template)
             except (OSError, ValueError) as e:  # no tokenizer, or the template refuses: the rest of the report stays
                 self.post_message(TokenLengthsRead([], str(e)))

@@ -112,6 +112,14 @@ class RecipeStore:
         p = p if p.is_absolute() else self.base / p
         return str(p) if p.exists() else value
 
+    def tokenizer_source(self) -> dict[str, Any]:
+        """engine.models.load_chat_tokenizer's model, revision and trust_remote_code, as the recipe says."""
+        return {
+            "model": self.resolve(str(self.get("model.name_or_path", ""))),
+            "revision": self.get("model.revision") or None,
+            "trust_remote_code": bool(self.get("model.trust_remote_code", False)),
+        }
+
     def save(self, path: Path | None = None) -> Path:
         """Write the YAML `tunedeck train` runs (Recipe.save); raises RecipeError when invalid."""
         target = path or self.path

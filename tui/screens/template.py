@@ -62,12 +62,12 @@ class TemplateScreen(StudioScreen):
         name = str(self.store.get("template.name", "model"))
         self.query_one("#tpl-head", Static).update(f"template: {name}   row {self.index}   rendering...")
         source = self.store.resolve(str(self.store.get("data.train", "")))
-        model = self.store.resolve(str(self.store.get("model.name_or_path", "")))
         assistant_only = bool(self.store.get("method.assistant_only_loss", True))
+        model = self.store.tokenizer_source()
         self._render_tokens(name, self.index, source, model, self.store.resolve(name), assistant_only)
 
     @background("template", exclusive=True)
-    def _render_tokens(self, name: str, index: int, source: str, model: str, template_path: str,
+    def _render_tokens(self, name: str, index: int, source: str, model: dict, template_path: str,
                        assistant_only: bool) -> None:  # fmt: skip
         from engine.data.inspect import read_row
         from engine.models import load_chat_tokenizer
@@ -78,7 +78,7 @@ class TemplateScreen(StudioScreen):
             if row is None:
                 raise ValueError(f"{where}: invalid row: {'; '.join(e.reason for e in errors)}")
             with ml_turn(self, "the template preview"):
-                tokenizer, template = load_chat_tokenizer(model, template_path)  # a .jinja beside the recipe
+                tokenizer, template = load_chat_tokenizer(template=template_path, **model)  # a .jinja beside the recipe
                 views = token_views(tokenizer, row, template, assistant_only_loss=assistant_only)
         except (OSError, ValueError) as e:  # a bad template or row is shown, never raised
             self.post_message(TemplateRendered(name, index, error=str(e)))
