@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.runs import RunDir
+from tunedeck.engine.run.rundir import RunDir
 
 N_EVENTS = 100_000
 
@@ -33,7 +33,7 @@ def make_run(root: Path) -> RunDir:
 
 
 def main() -> None:
-    from tui.cli import follow_run
+    from tunedeck.tui.cli.main import follow_run
 
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(Path(tmp))
@@ -42,7 +42,7 @@ def main() -> None:
         in_process = time.perf_counter() - t
         t = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "tui.cli", "attach", str(run.path)],
+            [sys.executable, "-m", "tunedeck.tui.cli.main", "attach", str(run.path)],
             capture_output=True, text=True, env={**os.environ},
         )  # fmt: skip
         cli = time.perf_counter() - t

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     if args.cpu_compact:
-        from engine.trl_compat import score_labelled_positions_only_on_cpu
+        from tunedeck.engine.trl_compat import score_labelled_positions_only_on_cpu
 
         score_labelled_positions_only_on_cpu()
     with tempfile.TemporaryDirectory(prefix="bare-trl-") as out:

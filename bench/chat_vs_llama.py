@@ -1,4 +1,4 @@
-"""Chat: our path (engine.chat.ChatSession.stream) against llama-cpp-python called directly; JSON out.
+"""Chat: our path (tunedeck.engine.chat.ChatSession.stream) against llama-cpp-python called directly; JSON out.
 
 One GGUF for both: the demo base converted with llama.cpp's converter and quantized to Q4_K_M
 (cached in the temp dir, keyed by the demo assets). Both load it with the same Llama() arguments
@@ -33,13 +33,13 @@ PROMPTS = [
 
 def demo_gguf() -> Path:
     """The demo base as a Q4_K_M GGUF, built once per demo-assets version."""
-    from engine.demo import ensure_demo_assets
+    from tunedeck.engine.demo.base import ensure_demo_assets
 
     assets = ensure_demo_assets(lambda m: print(m, file=sys.stderr))
     out = Path(tempfile.gettempdir()) / "tunedeck-bench" / f"{assets.root.name}.Q4_K_M.gguf"
     if not out.exists():
-        from engine.export.gguf import convert_to_gguf
-        from engine.export.quantize import quantize_gguf
+        from tunedeck.engine.export.gguf import convert_to_gguf
+        from tunedeck.engine.export.quantize import quantize_gguf
 
         out.parent.mkdir(parents=True, exist_ok=True)
         f32 = out.with_suffix(".f32.tmp")
@@ -88,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from llama_cpp import Llama
 
-    from engine.chat import ChatSession, gpu_layers
+    from tunedeck.engine.chat import ChatSession, gpu_layers
 
     path = Path(args.gguf) if args.gguf else demo_gguf()
     if args.eval:
-        from engine.evaluate import load_eval_rows, split_prompt
+        from tunedeck.engine.evaluate import load_eval_rows, split_prompt
 
         conversations = [split_prompt(r)[0] for r in load_eval_rows(Path(args.eval))[: len(PROMPTS)]]
     else:

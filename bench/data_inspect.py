@@ -89,7 +89,7 @@ def main() -> None:
         make_rows_file(path, args.rows)
         generated = round(time.perf_counter() - t, 1)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    base = [sys.executable, "-m", "tui.cli", "data", "inspect", str(path)]
+    base = [sys.executable, "-m", "tunedeck.tui.cli.main", "data", "inspect", str(path)]
     command = f"python bench/data_inspect.py --rows {args.rows} --runs {args.runs}"
     result: dict = {
         "name": "data_inspect",

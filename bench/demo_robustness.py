@@ -62,8 +62,7 @@ def _setup(threads: int, precision: str) -> None:
 
 def build_cell(root: Path, seed: int, threads: int, precision: str) -> dict:
     """A demo base pretrained with ``seed`` at ``precision`` on ``threads`` threads, plus its datasets, in ``root``."""
-    from engine import demo
-
+    from tunedeck.engine.demo import base as demo
     _setup(threads, precision)
     t = time.time()
     if not (root / "base" / "config.json").exists():
@@ -78,7 +77,7 @@ def _sum_accuracy(base: Path) -> float:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.demo import addition_pairs
+    from tunedeck.engine.demo.base import addition_pairs
 
     tok = AutoTokenizer.from_pretrained(base)
     tok.padding_side = "left"
@@ -93,13 +92,13 @@ def _sum_accuracy(base: Path) -> float:
 
 def train_cell(root: Path, seed: int, threads: int, precision: str, max_steps: int | None) -> dict:
     """The demo SFT recipe on the base in ``root``, run by the real worker in this process; held-out accuracy."""
-    from engine.demo import DemoAssets, demo_recipe
-    from engine.demo_pipeline import hf_accuracy
-    from engine.evaluate import load_eval_rows
-    from engine.events import events_of
-    from engine.export.merge import merge_run
-    from engine.launch import create_run
-    from engine.worker import run_worker
+    from tunedeck.engine.demo.base import DemoAssets, demo_recipe
+    from tunedeck.engine.demo.pipeline import hf_accuracy
+    from tunedeck.engine.evaluate import load_eval_rows
+    from tunedeck.engine.export.merge import merge_run
+    from tunedeck.engine.run.events import events_of
+    from tunedeck.engine.run.launch import create_run
+    from tunedeck.engine.run.worker import run_worker
 
     _setup(threads, precision)
     assets = DemoAssets(root)
@@ -156,7 +155,7 @@ def main() -> int:
     args = p.parse_args()
     if args.cell:
         return _child(args)
-    from engine.demo import DEMO_TRAIN
+    from tunedeck.engine.demo.base import DEMO_TRAIN
 
     ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
     tmp = None if args.work else tempfile.TemporaryDirectory(prefix="demo-robustness-")

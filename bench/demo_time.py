@@ -26,7 +26,7 @@ GOALS = {"empty_cache": 300.0, "base_cached": 120.0}
 def _demo(cache: Path, workspace: Path) -> dict:
     t = time.time()
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "demo", "--headless", "--json", "--dir", str(workspace)],
+        [sys.executable, "-m", "tunedeck.tui.cli.main", "demo", "--headless", "--json", "--dir", str(workspace)],
         capture_output=True,
         text=True,
         env={**os.environ, "TUNEDECK_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},

@@ -29,8 +29,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.events import events_of  # noqa: E402
-from engine.runs import RunDir  # noqa: E402
+from tunedeck.engine.run.events import events_of  # noqa: E402
+from tunedeck.engine.run.rundir import RunDir  # noqa: E402
 
 GOAL = 0.97
 
@@ -40,7 +40,7 @@ def run_tunedeck(ws: Path, steps: int, logging_steps: int, env: dict, threads: i
     cmd = [
         sys.executable,
         "-m",
-        "tui.cli",
+        "tunedeck.tui.cli.main",
         "train",
         "recipe.yaml",
         "--set",
@@ -74,7 +74,7 @@ def run_tunedeck(ws: Path, steps: int, logging_steps: int, env: dict, threads: i
 
 def run_bare(recipe: dict, steps: int, logging_steps: int, env: dict, threads: int = 0, kind: str = "bare_trl") -> dict:
     """One bench/bare_trl_sft.py with the recipe's settings (``bare_trl_compact``: with tunedeck's TRL switch)."""
-    from engine.gguf_import import resolve_model
+    from tunedeck.engine.model.gguf_import import resolve_model
 
     t, a = recipe["train"], recipe["adapter"]
     cmd = [
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tunedeck-overhead-") as tmp:
         ws = Path(tmp)
         subprocess.run(
-            [sys.executable, "-m", "tui.cli", "demo", "--init", str(ws), *(["--model", args.model] if args.model else [])],
+            [sys.executable, "-m", "tunedeck.tui.cli.main", "demo", "--init", str(ws), *(["--model", args.model] if args.model else [])],
             env=env, check=True, capture_output=True,
         )  # fmt: skip
         recipe = yaml.safe_load((ws / "recipe.yaml").read_text())

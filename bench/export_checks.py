@@ -46,7 +46,7 @@ def qwen2_0_5b(into: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from engine.families import ensure_family_model
+    from tunedeck.engine.demo.families import ensure_family_model
 
     family = ensure_family_model("qwen2", lambda m: print(m, file=sys.stderr))
     tokenizer = AutoTokenizer.from_pretrained(family)
@@ -85,10 +85,10 @@ def main() -> None:
     parser.add_argument("--quant", default="F16,Q8_0,Q4_K_M")
     args = parser.parse_args()
 
-    from engine.demo import ensure_demo_assets
-    from engine.export.pipeline import export_run
-    from engine.runs import RunDir
     from tests.helpers import make_lora_run
+    from tunedeck.engine.demo.base import ensure_demo_assets
+    from tunedeck.engine.export.pipeline import export_run
+    from tunedeck.engine.run.rundir import RunDir
 
     quants = args.quant.split(",")
     assets = ensure_demo_assets(lambda m: print(m, file=sys.stderr))

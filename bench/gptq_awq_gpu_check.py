@@ -22,7 +22,7 @@ MIN_TOP1 = 0.8
 def main() -> int:
     import torch
 
-    from engine.export.hfquant import availability
+    from tunedeck.engine.export.hfquant import availability
 
     if not torch.cuda.is_available():
         print(json.dumps({"skipped": "no CUDA device: run this on an NVIDIA GPU machine"}))
@@ -31,9 +31,9 @@ def main() -> int:
     if missing:
         print(json.dumps({"failed": missing}))
         return 1
-    from engine.demo import ensure_demo_assets
-    from engine.export.fidelity import HFReference, reference_scores, torch_scores
-    from engine.export.hfquant import load_quantized, quantize_hf
+    from tunedeck.engine.demo.base import ensure_demo_assets
+    from tunedeck.engine.export.fidelity import HFReference, reference_scores, torch_scores
+    from tunedeck.engine.export.hfquant import load_quantized, quantize_hf
 
     assets = ensure_demo_assets(lambda m: print(m, file=sys.stderr))
     ref = HFReference(assets.base)

@@ -51,12 +51,12 @@ def run_case(workspace: Path, name: str, gpus: int, steps: int, timeout: float) 
     before = set((workspace / "runs").glob("*")) if (workspace / "runs").exists() else set()
     t = time.time()
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "train", "recipe.yaml", *[a for s in sets for a in ("--set", s)]],
+        [sys.executable, "-m", "tunedeck.tui.cli.main", "train", "recipe.yaml", *[a for s in sets for a in ("--set", s)]],
         cwd=workspace, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     seconds = time.time() - t
-    from engine.events import events_of
-    from engine.runs import RunDir
+    from tunedeck.engine.run.events import events_of
+    from tunedeck.engine.run.rundir import RunDir
 
     new = sorted(set((workspace / "runs").glob("*")) - before)
     if not new:
@@ -89,7 +89,7 @@ def main() -> int:
     p.add_argument("--cpu-smoke", action="store_true", help="no GPU: the ddp case on CPU with 2 processes (gloo)")
     p.add_argument("--workspace", help="reuse this demo workspace (default: a temporary one)")
     args = p.parse_args()
-    from engine.accelerate_config import nvidia_gpus
+    from tunedeck.engine.run.accelerate_config import nvidia_gpus
 
     gpus = nvidia_gpus()
     if gpus == 0 and not args.cpu_smoke:
@@ -101,7 +101,7 @@ def main() -> int:
         p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     workspace = Path(args.workspace or tempfile.mkdtemp(prefix="tunedeck-dist-"))
     if not (workspace / "recipe.yaml").exists():
-        subprocess.run([sys.executable, "-m", "tui.cli", "demo", "--init", str(workspace)], check=True,
+        subprocess.run([sys.executable, "-m", "tunedeck.tui.cli.main", "demo", "--init", str(workspace)], check=True,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)  # fmt: skip
     results = []
     for name in names:
@@ -112,7 +112,7 @@ def main() -> int:
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # progress while the rest runs
     device = None
     if gpus:
-        from engine.gpu import sample_gpus
+        from tunedeck.engine.gpu import sample_gpus
 
         device = sample_gpus()[0]["name"]
     print(json.dumps({"gpus": gpus, "device": device, "steps": args.steps, "results": results}, indent=2))

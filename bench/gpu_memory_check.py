@@ -1,7 +1,7 @@
 """Estimate against measured peak GPU memory for LoRA and QLoRA on a ~0.5B Llama (random init, no downloads).
 
 Prints one JSON object. Each case runs ``--steps`` real steps through the worker's own trainer
-(engine.memory_probe.probe) and compares the estimate's peak with torch.cuda.max_memory_allocated
+(tunedeck.engine.model.memory_probe.probe) and compares the estimate's peak with torch.cuda.max_memory_allocated
 (the CUDA context is in neither). Goal: every ratio within 15%. Without CUDA it prints
 {"skipped": "no CUDA device"} and exits 0; ``--cpu-smoke`` runs a tiny config on CPU instead,
 to check the plumbing.
@@ -37,7 +37,7 @@ GOAL = 0.15
 
 def sft_recipe(tmp: Path, model_dir: Path, data: Path, kind: str, r: int, *, batch: int, seq: int, steps: int, **train):
     """The LoRA/QLoRA SFT recipe both GPU scripts measure (r, alpha 2r, every linear layer)."""
-    from engine.recipe import recipe_from_dict
+    from tunedeck.engine.recipe import recipe_from_dict
 
     return recipe_from_dict(
         {
@@ -59,7 +59,7 @@ def build_workspace(root: Path, config: dict, seq: int, rows: int) -> tuple[Path
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from engine.templates.specs import CHATML
+    from tunedeck.engine.templates.specs import CHATML
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
     words = [f"w{i}" for i in range(config["vocab_size"] - len(specials))]
@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if not cuda and not args.cpu_smoke:
         print(json.dumps({"skipped": "no CUDA device"}))
         return 0
-    from engine.estimate import estimate
-    from engine.memory_probe import probe
+    from tunedeck.engine.model.estimate import estimate
+    from tunedeck.engine.model.memory_probe import probe
 
     config = GPU_CONFIG if cuda else SMOKE_CONFIG
     seq = args.seq if cuda else min(args.seq, 64)

@@ -1,7 +1,7 @@
 """GPU throughput: LoRA and QLoRA SFT tokens/s, model-FLOPs utilization and peak memory against the estimate.
 
 For an NVIDIA machine; prints one JSON object. A ~0.49B random-init Llama (bench/gpu_memory_check.py's
-config) trains through the worker's own trainer (engine.methods.build_trainer) on rows of exactly
+config) trains through the worker's own trainer (tunedeck.engine.methods.build_trainer) on rows of exactly
 ``--seq`` tokens (no padding). Timed from the end of step ``--warmup`` to the end of the last step
 (CUDA synchronized), so model load and the first, slow steps are out.
 
@@ -11,7 +11,7 @@ config) trains through the worker's own trainer (engine.methods.build_trainer) o
 N counts the parameters of every matmul (the decoder linears and the output head, not the
 embedding lookup); attention's own FLOPs are left out. LoRA computes no weight gradients for
 the frozen base, so its real work is nearer 4N per token: ``mfu_4n`` reports that too. Peak
-memory: torch.cuda.max_memory_allocated from before the model loads, against engine.estimate.
+memory: torch.cuda.max_memory_allocated from before the model loads, against tunedeck.engine.model.estimate.
 Takes about 2 minutes on an H100/H200. Without CUDA it prints {"skipped": ...} and exits 0;
 ``--cpu-smoke`` runs a tiny config on CPU to check the plumbing.
 
@@ -61,8 +61,8 @@ def timed_train(recipe, warmup: int, cuda: bool) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from engine.methods.common import build_trainer
-    from engine.runs import RunDir
+    from tunedeck.engine.methods.common import build_trainer
+    from tunedeck.engine.run.rundir import RunDir
 
     marks: dict[int, float] = {}
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from gpu_memory_check import GPU_CONFIG, SMOKE_CONFIG, build_workspace, sft_recipe
 
-    from engine.estimate import estimate
+    from tunedeck.engine.model.estimate import estimate
 
     device = torch.cuda.get_device_name(0) if cuda else "cpu (smoke: plumbing only)"
     peak = args.peak_tflops or (peak_tflops(device) if cuda else None)

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tunedeck-real-demo-") as tmp:
         if not args.run:
             t = time.time()
-            proc = subprocess.run([sys.executable, "-m", "tui.cli", "demo", "--headless", "--json", "--model", "gemma3-270m",
+            proc = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli.main", "demo", "--headless", "--json", "--model", "gemma3-270m",
                                    "--dir", tmp], cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
             if not proc.stdout.strip():
                 raise SystemExit(f"the demo failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _export(run: Path, args, env: dict, demo: dict | None) -> int:
     t = time.time()
-    proc = subprocess.run([sys.executable, "-m", "tui.cli", "export", str(run), "--quant", args.quant, "--checks", "full",
+    proc = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli.main", "export", str(run), "--quant", args.quant, "--checks", "full",
                            "--no-adapter", "--json"], cwd=run.parent.parent, env=env, capture_output=True, text=True)  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(f"export failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.events import events_of  # noqa: E402
-from engine.runs import RunDir  # noqa: E402
+from tunedeck.engine.run.events import events_of  # noqa: E402
+from tunedeck.engine.run.rundir import RunDir  # noqa: E402
 
 MODEL = "gemma3-270m"
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
     args = p.parse_args(argv)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "TRL_EXPERIMENTAL_SILENCE": "1"}
-    cli = [sys.executable, "-m", "tui.cli"]
+    cli = [sys.executable, "-m", "tunedeck.tui.cli.main"]
     result: dict = {"name": "real_model", "model": MODEL, "command": "python bench/real_model.py " + " ".join(argv or sys.argv[1:])}
     with open("/proc/cpuinfo") as f:
         result["cpu"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")

@@ -2,7 +2,7 @@
 
 Every template in the llama-cpp-python sdist (``vendor/llama.cpp/models/templates``, kept in the
 wheelhouse by ``make install``) renders five conversations (single turn, system, multi-turn, tools,
-reasoning) through engine.templates.corpus. Handled: every conversation it accepts gets a mask that
+reasoning) through tunedeck.engine.templates.corpus. Handled: every conversation it accepts gets a mask that
 covers each assistant reply and no system/user/tool text. Goal: >= 90% handled, the rest refused
 with a reason, never a wrong mask.
 
@@ -26,8 +26,8 @@ def main() -> int:
     args = p.parse_args()
     from transformers import AutoTokenizer
 
-    from engine.demo import ensure_demo_assets
-    from engine.templates.corpus import coverage, llama_cpp_sdist, vendored_templates
+    from tunedeck.engine.demo.base import ensure_demo_assets
+    from tunedeck.engine.templates.corpus import coverage, llama_cpp_sdist, vendored_templates
 
     sdist = Path(args.sdist) if args.sdist else llama_cpp_sdist()
     if not sdist or not sdist.is_file():

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from bare_trl_sft import parse_args
     from transformers.utils import logging as hf_logging
 
-    from engine.demo import demo_recipe, ensure_demo_assets
+    from tunedeck.engine.demo.base import demo_recipe, ensure_demo_assets
 
     hf_logging.set_verbosity_error()
     recipe = demo_recipe(ensure_demo_assets())

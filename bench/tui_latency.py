@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRST_FRAME = """
 import time, sys
 from pathlib import Path
-from tui.app import TunedeckApp
+from tunedeck.tui.app import TunedeckApp
 
 stamp = []
 
 class Probe(TunedeckApp):
-    CSS_PATH = str(Path(sys.modules["tui.app"].__file__).with_name("app.tcss"))  # -c has no file to resolve from
+    CSS_PATH = str(Path(sys.modules["tunedeck.tui.app"].__file__).with_name("app.tcss"))  # -c has no file to resolve from
 
     def on_mount(self):
         super().on_mount()
@@ -62,7 +62,7 @@ def startup_tmux(workspace: Path) -> float | None:
         return None
     name = f"tunedeck-bench-{os.getpid()}"
     t0 = time.time()
-    cmd = f"cd {ROOT} && {sys.executable} -m tui.cli --workspace {workspace}"
+    cmd = f"cd {ROOT} && {sys.executable} -m tunedeck.tui.cli.main --workspace {workspace}"
     subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", cmd], check=True)
     try:
         while time.time() - t0 < 30:
@@ -77,7 +77,7 @@ def startup_tmux(workspace: Path) -> float | None:
 
 def tokens_per_s(run, since: float, until: float) -> float | None:
     """Mean training tokens/s of the step events logged in [since, until]."""
-    from engine.events import events_of
+    from tunedeck.engine.run.events import events_of
 
     rates = [e["tokens_per_s"] for e in events_of(run, "step") if since <= e.get("ts", 0) <= until
              and isinstance(e.get("tokens_per_s"), (int, float))]  # fmt: skip
@@ -99,10 +99,10 @@ def percentile(values: list[float], q: float) -> float:
 async def key_latency(workspace: Path, presses: int) -> dict:
     """Press 1/6 (Runs <-> Train, both reading the live run) and time each until the new screen's first frame is
     handed to the terminal driver (the composed update a terminal would be sent)."""
-    from tui.app import TunedeckApp
-    from tui.screens.runs import RunsScreen
-    from tui.screens.train import TrainScreen
-    from tui.textual_compat import on_frame
+    from tunedeck.tui.app import TunedeckApp
+    from tunedeck.tui.screens.runs import RunsScreen
+    from tunedeck.tui.screens.train import TrainScreen
+    from tunedeck.tui.textual_compat import on_frame
 
     app = TunedeckApp(workspace=workspace)
     frames: list[tuple[float, object]] = []
@@ -141,7 +141,7 @@ def main() -> None:
                         help="recipe override for the training, e.g. train.nice=0 train.torch_threads=2 (the old worker)")
     parser.add_argument("--closed-seconds", type=float, default=20.0, help="training alone, before the UI opens")
     args = parser.parse_args()
-    from engine.demo import init_workspace
+    from tunedeck.engine.demo.base import init_workspace
 
     flags = f" --presses {args.presses} --closed-seconds {args.closed_seconds:g}" + "".join(f" --set {x}" for x in args.set) + (" --no-train" if args.no_train else "") + (" --no-tmux" if args.no_tmux else "")
     result: dict = {"name": "tui_latency", "command": "python bench/tui_latency.py" + flags, "cpus": os.cpu_count(),
@@ -153,8 +153,8 @@ def main() -> None:
         result["tmux_first_frame_s"] = None if args.no_tmux else startup_tmux(ws)
         run = None
         if not args.no_train:
-            from engine.launch import start_run
-            from engine.recipe import load_recipe
+            from tunedeck.engine.recipe import load_recipe
+            from tunedeck.engine.run.launch import start_run
 
             run = start_run(load_recipe(ws / "recipe.yaml", ["train.max_steps=400", "train.logging_steps=5", *args.set]))
             for _ in range(600):  # wait until it really trains (steps logged)
@@ -177,7 +177,7 @@ def main() -> None:
                 result["worker_settings"] = next((ln for ln in log.splitlines() if "torch threads" in ln), None)
         finally:
             if run is not None:
-                from engine.launch import RunStateError, stop_run
+                from tunedeck.engine.run.launch import RunStateError, stop_run
 
                 result["training_step_at_end"] = run.read_status().get("step")
                 result["training_state_at_end"] = run.state()

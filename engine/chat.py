@@ -33,7 +33,7 @@ def open_llama(path: Path, **kwargs):
 
 def _context_length(path: Path) -> int | None:
     """The context length the model was trained with, read from the GGUF header."""
-    from engine.export.gguf import read_metadata
+    from tunedeck.engine.export.gguf import read_metadata
 
     meta = read_metadata(path)
     value = meta.get(f"{meta.get('general.architecture')}.context_length")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from engine.data.formats import FORMATS
-from engine.methods import METHODS
+from tunedeck.engine.data.formats import FORMATS
+from tunedeck.engine.methods import METHODS
 
 GGUF_TYPES = (
     "F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_1",
@@ -49,7 +49,7 @@ class ModelArgs:
     revision: str | None = None
 
 
-DATA_FORMATS = Literal[("auto", *FORMATS)]  # auto: detected from the rows; engine.data.formats defines the formats
+DATA_FORMATS = Literal[("auto", *FORMATS)]  # auto: detected from the rows; tunedeck.engine.data.formats defines the formats
 
 
 @dataclass
@@ -168,7 +168,7 @@ class AdapterArgs:
 class MethodArgs:
     """The alignment method and its own settings (TRL's argument names; None: TRL's default)."""
 
-    name: Literal[tuple(METHODS)] = "sft"  # a key of engine.methods.METHODS
+    name: Literal[tuple(METHODS)] = "sft"  # a key of tunedeck.engine.methods.METHODS
     assistant_only_loss: bool = True  # sft: train on assistant tokens only
     beta: float | None = None  # dpo/orpo/simpo/kto temperature; grpo/rloo KL coefficient to the reference
     loss_type: list[str] | str | None = None  # dpo: sigmoid, ipo, hinge, ...; kto: kto, apo_zero_unpaired

@@ -24,7 +24,7 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_assets(cache_dir):
-    from engine.demo import ensure_demo_assets
+    from tunedeck.engine.demo.base import ensure_demo_assets
 
     return ensure_demo_assets()
 

@@ -19,7 +19,7 @@ import yaml
 from rich.console import Console
 from textual.pilot import Pilot
 
-from engine.runs import RunDir
+from tunedeck.engine.run.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = "20260101-000000-sft-abcd"
@@ -97,7 +97,7 @@ def screen_lines(app) -> list[str]:
     """The screen as the terminal shows it, one string per row (what a user reads)."""
     width, height = app.size
     console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True, color_system=None)
-    from tui.textual_compat import screen_update
+    from tunedeck.tui.textual_compat import screen_update
 
     console.print(screen_update(app))
     return console.export_text().splitlines()
@@ -110,7 +110,7 @@ def start(workspace: Path, *overrides: str, env: dict | None = None) -> RunDir:
     """`tunedeck train recipe.yaml --detach` in ``workspace`` (logging every step, checkpoints every 10); the run."""
     before = set((workspace / "runs").glob("*")) if (workspace / "runs").exists() else set()
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "train", "recipe.yaml", "--detach", *SHORT, *overrides],
+        [sys.executable, "-m", "tunedeck.tui.cli.main", "train", "recipe.yaml", "--detach", *SHORT, *overrides],
         cwd=workspace, capture_output=True, text=True, timeout=60,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )  # fmt: skip
@@ -141,7 +141,7 @@ def wait_for(predicate, timeout: float = 300, what: str = "condition") -> None:
 def tunedeck(*args: str, cwd: Path | None = None, timeout: float = 900, check: bool = False) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, as a user would."""
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-m", "tunedeck.tui.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -160,7 +160,7 @@ def tunedeck_on_a_terminal(*args: str, cwd: Path | None = None, timeout: float =
     import threading
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=slave,
+    proc = subprocess.Popen([sys.executable, "-m", "tunedeck.tui.cli.main", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=slave,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"})  # fmt: skip
     os.close(slave)
     chunks: list[bytes] = []
@@ -186,7 +186,7 @@ def tunedeck_on_a_terminal(*args: str, cwd: Path | None = None, timeout: float =
 def train_demo(workspace: Path, method: str, *sets: str):
     """`tunedeck demo --init` + `tunedeck train` with ``sets`` overrides (``section.field=value``); the one
     finished run."""
-    from engine.runs import RunDir
+    from tunedeck.engine.run.rundir import RunDir
 
     tunedeck("demo", "--init", str(workspace), "--method", method, check=True)
     proc = tunedeck("train", "recipe.yaml", *[a for s in sets for a in ("--set", s)], cwd=workspace)
@@ -204,8 +204,8 @@ def make_lora_run(assets, workspace: Path, run_id: str = "20260101-000000-sft-te
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.demo import demo_recipe
-    from engine.runs import RunDir
+    from tunedeck.engine.demo.base import demo_recipe
+    from tunedeck.engine.run.rundir import RunDir
 
     run = RunDir(workspace / "runs" / run_id)
     run.path.mkdir(parents=True)

@@ -2,7 +2,7 @@
 
 - engine/ never imports tui, textual or rich (not even inside a function);
 - engine/ has no import cycle, counting imports inside functions;
-- the TUI's startup path (tui.app, tui.cli, the first frame) and the engine modules it reads
+- the TUI's startup path (tunedeck.tui.app, tunedeck.tui.cli.main, the first frame) and the engine modules it reads
   (recipe, runs, events, methods, data, templates, adapters, estimate) import no ML library;
 - test modules share code only through tests/helpers.py, never by importing each other;
 - a private name of Textual is used only in tui/textual_compat.py, and one of llama-cpp-python nowhere;
@@ -25,8 +25,8 @@ from tests.helpers import ROOT
 
 HEAVY = {"torch", "transformers", "trl", "peft", "llama_cpp", "datasets", "bitsandbytes", "accelerate"}
 UI = {"tui", "textual", "rich"}
-LIGHT_ENGINE = ["engine.recipe", "engine.runs", "engine.events", "engine.methods", "engine.data", "engine.templates",
-                "engine.adapters", "engine.estimate", "engine.export.stages"]  # fmt: skip
+LIGHT_ENGINE = ["tunedeck.engine.recipe", "tunedeck.engine.run.rundir", "tunedeck.engine.run.events", "tunedeck.engine.methods", "tunedeck.engine.data", "tunedeck.engine.templates",
+                "tunedeck.engine.model.adapters", "tunedeck.engine.model.estimate", "tunedeck.engine.export.stages"]  # fmt: skip
 
 
 def _module_name(path: Path) -> str:
@@ -34,8 +34,14 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _own(name: str) -> str:
+    """A module name as the repository spells its folders: tunedeck.engine.run -> engine.run (outside: unchanged)."""
+    return name.removeprefix("tunedeck.")
+
+
 def _imports(path: Path) -> set[str]:
-    """Absolute module names ``path`` imports anywhere (in functions too; ``if TYPE_CHECKING:`` excluded)."""
+    """Absolute module names ``path`` imports anywhere (in functions too; ``if TYPE_CHECKING:`` excluded), ours
+    without their tunedeck. prefix."""
     tree = ast.parse(path.read_text(), filename=str(path))
     typing_only = {
         id(n) for block in ast.walk(tree)
@@ -47,10 +53,10 @@ def _imports(path: Path) -> set[str]:
         if id(node) in typing_only:
             continue
         if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
+            found |= {_own(alias.name) for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+            found.add(_own(node.module))
+            found |= {_own(f"{node.module}.{alias.name}") for alias in node.names}
     return found
 
 
@@ -85,14 +91,14 @@ def test_engine_has_no_import_cycle():
 
 
 def imported_roots(code: str) -> set[str]:
-    """Top-level package names in sys.modules after running ``code`` in a fresh interpreter."""
-    code += "\nimport sys, json; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    """Top-level package names in sys.modules after running ``code`` in a fresh interpreter (tunedeck.tui: tui)."""
+    code += "\nimport sys, json; print(json.dumps(sorted({m.removeprefix('tunedeck.').split('.')[0] for m in sys.modules})))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def test_the_tui_and_the_engine_modules_it_reads_import_no_ml_library():
-    roots = imported_roots("import tui.app, tui.cli, " + ", ".join(LIGHT_ENGINE))
+    roots = imported_roots("import tunedeck.tui.app, tunedeck.tui.cli.main, " + ", ".join(LIGHT_ENGINE))
     assert "textual" in roots  # the probe really imported the app
     assert not roots & HEAVY, sorted(roots & HEAVY)
 
@@ -107,7 +113,7 @@ def test_first_frame_of_the_app_pulls_in_no_ml_library(tmp_path: Path) -> None:
     roots = imported_roots(
         "import asyncio\n"
         "from pathlib import Path\n"
-        "from tui.app import TunedeckApp\n"
+        "from tunedeck.tui.app import TunedeckApp\n"
         "async def main():\n"
         f"    async with TunedeckApp(workspace=Path({str(tmp_path)!r})).run_test(size=(80, 24)) as pilot:\n"
         "        await pilot.pause()\n"
@@ -196,7 +202,7 @@ def test_bench_scripts_use_only_public_engine_names() -> None:
             alias.asname or alias.name.split(".")[0]
             for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
             for alias in node.names
-            if ((node.module or "") if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0] == "engine"
+            if _own((node.module or "") if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0] == "engine"
         }  # fmt: skip
         uses = {m for m in _imports(path) if m.split(".")[0] == "engine" and any(map(_private, m.split(".")))}
         uses |= {
@@ -212,7 +218,7 @@ def test_only_engine_tokenizers_loads_a_tokenizer() -> None:
     """One place loads tokenizers (revision, trust_remote_code and the chat template are decided there)."""
     offenders = []
     for path in [*ENGINE_FILES, *sorted((ROOT / "tui").rglob("*.py"))]:
-        if path == ROOT / "engine" / "tokenizers.py":
+        if path == ROOT / "engine" / "model" / "tokenizers.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Attribute) and node.attr == "from_pretrained":

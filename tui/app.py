@@ -8,19 +8,19 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
-from engine.recipe import RecipeError
-from themes import DEFAULT_THEME, load_themes
-from tui.commands import TunedeckCommands
-from tui.keymap import keymap_path, load_keymap
-from tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed, WorkFailed
-from tui.screens import MODES, SCREEN_ORDER
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.keys import KeyRow, KeysScreen
-from tui.screens.open_recipe import OpenRecipeScreen
-from tui.screens.recipe_store import RecipeStore
-from tui.screens.row_view import RowViewScreen
-from tui.textual_compat import compose_mode_ahead
-from tui.widgets.key_footer import scoped_bindings
+from tunedeck.engine.recipe import RecipeError
+from tunedeck.themes import DEFAULT_THEME, load_themes
+from tunedeck.tui.commands import TunedeckCommands
+from tunedeck.tui.keymap import keymap_path, load_keymap
+from tunedeck.tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed, WorkFailed
+from tunedeck.tui.recipe_store import RecipeStore
+from tunedeck.tui.screens import MODES, SCREEN_ORDER
+from tunedeck.tui.screens.confirm import ConfirmScreen
+from tunedeck.tui.screens.keys import KeyRow, KeysScreen
+from tunedeck.tui.screens.open_recipe import OpenRecipeScreen
+from tunedeck.tui.screens.row_view import RowViewScreen
+from tunedeck.tui.textual_compat import compose_mode_ahead
+from tunedeck.tui.widgets.key_footer import scoped_bindings
 
 THEME_ENV = "TUNEDECK_THEME"
 SCREENS_GROUP = Binding.Group("screens", compact=True)
@@ -139,7 +139,7 @@ class TunedeckApp(App[None]):
 
     def action_doctor(self) -> None:
         """What this machine can do (`tunedeck doctor`), checked in a thread."""
-        from tui.screens.doctor import DoctorScreen
+        from tunedeck.tui.screens.doctor import DoctorScreen
 
         self.push_screen(DoctorScreen(self.workspace / "runs"))
 

@@ -22,7 +22,7 @@ class TunedeckCommands(Provider):
         The help names the key after the user's keymap. ``mode:action`` runs on that screen (switching to
         it first); ``app.``-prefixed actions run on the app.
         """
-        from tui.screens import SCREEN_ORDER
+        from tunedeck.tui.screens import SCREEN_ORDER
 
         app, screen = self.app, self.screen
         here = next(((mode, label) for mode, label, cls in SCREEN_ORDER if type(screen) is cls), None)

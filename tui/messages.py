@@ -93,7 +93,7 @@ class RunsRead(Message):
 
 @dataclass
 class DataInspected(Message):
-    """data.train ``source`` was read: ``report`` (engine.data.inspect's), or ``error`` says why not."""
+    """data.train ``source`` was read: ``report`` (tunedeck.engine.data.inspect's), or ``error`` says why not."""
 
     source: str
     report: Any = None
@@ -130,7 +130,7 @@ class TemplateRendered(Message):
 
 @dataclass
 class DoctorChecked(Message):
-    """`tunedeck doctor`'s checks ran: engine.doctor's ``result`` and the panel's ``text``."""
+    """`tunedeck doctor`'s checks ran: tunedeck.engine.doctor's ``result`` and the panel's ``text``."""
 
     result: dict[str, Any]
     text: str

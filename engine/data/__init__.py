@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from engine.data.errors import DataError, Location, RowError
-from engine.data.formats import (
+from tunedeck.engine.data.errors import DataError, Location, RowError
+from tunedeck.engine.data.formats import (
     FORMATS,
     TRL_COLUMNS,
     choose_format,
@@ -16,11 +16,11 @@ from engine.data.formats import (
     normalize_dataset,
     normalize_row,
 )
-from engine.data.inspect import DataReport, inspect_data
-from engine.data.load import BUILDERS, Source, iter_records, load_rows, resolve_source
-from engine.data.mix import MixSource, as_mix_sources, mix_datasets, plan_mix
-from engine.data.prepare import check_data, load_normalized, prepare_dataset, prepare_splits
-from engine.data.validate import RowValidator
+from tunedeck.engine.data.inspect import DataReport, inspect_data
+from tunedeck.engine.data.load import BUILDERS, Source, iter_records, load_rows, resolve_source
+from tunedeck.engine.data.mix import MixSource, as_mix_sources, mix_datasets, plan_mix
+from tunedeck.engine.data.prepare import check_data, load_normalized, prepare_dataset, prepare_splits
+from tunedeck.engine.data.validate import RowValidator
 
 __all__ = [
     "BUILDERS",

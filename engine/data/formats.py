@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.data.errors import DataError
+from tunedeck.engine.data.errors import DataError
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text", "preference", "kto", "prompt")
 FORMAT_HELP = {
@@ -381,7 +381,7 @@ def normalize_dataset(ds, fmt: str = "auto", columns_map: Mapping[str, str] | No
                       needs: tuple[bool, bool] | None = None):  # fmt: skip
     """A ``datasets.Dataset`` in TRL form (see ``TRL_COLUMNS``); extra columns are dropped.
 
-    Rows are assumed valid (``engine.data.validate`` first); ``fmt`` may be ``auto``. ``needs``: whether any
+    Rows are assumed valid (``tunedeck.engine.data.validate`` first); ``fmt`` may be ``auto``. ``needs``: whether any
     row has message extras / tools (``DataReport.needs``); without it the first rows decide.
     """
     if columns_map:
@@ -435,7 +435,7 @@ def _padder(sample: list[dict], needs: tuple[bool, bool] | None = None):
     """A function that gives a normalized row the fields any row has (tools, message extras), None where it
     lacks them: one schema for every row. ``needs`` (from ``inspect_data``, over every row) says which;
     without it, the ``sample`` of normalized rows decides. Renderers drop the None fields again
-    (engine.templates)."""
+    (tunedeck.engine.templates)."""
     if needs is not None:
         extras, tools = needs
     else:
@@ -457,7 +457,7 @@ def _padder(sample: list[dict], needs: tuple[bool, bool] | None = None):
 
 def check_method_format(method: str, fmt: str, field_path: str = "data.train", detail: str = "") -> None:
     """DataError when ``method`` cannot train on rows of format ``fmt`` (``detail``: more about the rows)."""
-    from engine.methods import METHODS
+    from tunedeck.engine.methods import METHODS
 
     allowed = METHODS[method].formats if method in METHODS else ()
     if allowed and fmt not in allowed:

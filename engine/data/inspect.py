@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.data.errors import DataError, Location, RowError
-from engine.data.formats import (
+from tunedeck.engine.data.errors import DataError, Location, RowError
+from tunedeck.engine.data.formats import (
     DETECT_ROWS,
     FORMAT_COLUMNS,
     TRL_COLUMNS,
@@ -26,9 +26,9 @@ from engine.data.formats import (
     parse_label,
     user_field,
 )
-from engine.data.load import Source, iter_records, resolve_source
-from engine.data.stats import TOKEN_SAMPLE, Reservoir
-from engine.data.validate import RowValidator
+from tunedeck.engine.data.load import Source, iter_records, resolve_source
+from tunedeck.engine.data.stats import TOKEN_SAMPLE, Reservoir
+from tunedeck.engine.data.validate import RowValidator
 
 MAX_ERRORS = 100  # kept in the report; all are counted
 PREVIEW_ROWS = 5

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.data.errors import DataError
+from tunedeck.engine.data.errors import DataError
 
 MARK = "dataset_info.json#"
 # LLaMA-Factory's alpaca column names -> tunedeck's alpaca fields.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.data.errors import DataError, json_type_name
+from tunedeck.engine.data.errors import DataError, json_type_name
 
 BUILDERS = {
     ".json": "json",
@@ -144,7 +144,7 @@ def _split_files(path: Path, split: str) -> list[Path]:
 
 def resolve_source(source: str, split: str = "train") -> Source:
     """Decide how to read ``source`` (a file, a folder, a dataset_info.json#entry or a Hub id) without reading it yet."""
-    from engine.data.llamafactory import is_dataset_info, read_entry
+    from tunedeck.engine.data.llamafactory import is_dataset_info, read_entry
 
     if is_dataset_info(source):
         entry = read_entry(source)
@@ -208,7 +208,7 @@ def load_rows(source: str, split: str = "train"):
     """Load a dataset as a ``datasets.Dataset`` from a file, a folder or a Hub id."""
     import datasets
 
-    from engine.data.llamafactory import is_dataset_info
+    from tunedeck.engine.data.llamafactory import is_dataset_info
 
     if is_dataset_info(source):  # rows rewritten by the entry, as validation reads them
         return _as_dataset(resolve_source(source, split))

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.data.errors import DataError
+from tunedeck.engine.data.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def inspect_mix(primary, sources: list[MixSource], seed: int = 0, split: str = "
 
     Mix sources are validated too; their invalid rows are returned (``errors``) so they can be shown.
     """
-    from engine.data.inspect import inspect_data
+    from tunedeck.engine.data.inspect import inspect_data
 
     reports = [
         inspect_data(s.path, fmt=s.format, columns=s.columns, split=split, sample_size=0, preview_rows=0, max_errors=10)

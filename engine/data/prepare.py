@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.data.errors import DataError
-from engine.data.formats import check_method_format, normalize_dataset
-from engine.data.inspect import DataReport, inspect_data
-from engine.data.load import load_rows
-from engine.data.mix import as_mix_sources, incompatibility, mix_datasets
+from tunedeck.engine.data.errors import DataError
+from tunedeck.engine.data.formats import check_method_format, normalize_dataset
+from tunedeck.engine.data.inspect import DataReport, inspect_data
+from tunedeck.engine.data.load import load_rows
+from tunedeck.engine.data.mix import as_mix_sources, incompatibility, mix_datasets
 
 SHOWN_ERRORS = 10
 
@@ -107,9 +107,9 @@ def check_data(recipe, rows_to_read: int = 100) -> tuple[str, list[dict]]:
     """
     from itertools import islice
 
-    from engine.data.formats import choose_format, label_key, map_row, normalize_row, parse_label
-    from engine.data.load import iter_records, resolve_source
-    from engine.data.validate import RowValidator
+    from tunedeck.engine.data.formats import choose_format, label_key, map_row, normalize_row, parse_label
+    from tunedeck.engine.data.load import iter_records, resolve_source
+    from tunedeck.engine.data.validate import RowValidator
 
     d = recipe.data
     source = resolve_source(d.train)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.data.errors import json_type_name
-from engine.data.formats import (
+from tunedeck.engine.data.errors import json_type_name
+from tunedeck.engine.data.formats import (
     MEDIA_COLUMNS,
     REASONING_PARTS,
     ROLES,

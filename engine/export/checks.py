@@ -11,7 +11,7 @@
 - ``none``: nothing is loaded or generated; the files are written unchecked, and the report says so.
 
 Both sides of every check run on the GPU when there is one: the HF reference on CUDA when torch sees it, the GGUF
-in llama.cpp with every layer offloaded when llama-cpp-python is built with GPU offload (``engine.chat.open_llama``,
+in llama.cpp with every layer offloaded when llama-cpp-python is built with GPU offload (``tunedeck.engine.chat.open_llama``,
 which falls back to the CPU when the GPU cannot hold the file, and says so).
 """
 
@@ -72,7 +72,7 @@ def within_budget(texts: list[tuple[list[int], int]], tokens: int | None) -> lis
 def devices(reference_device: str | None) -> tuple[dict, list[str]]:
     """Where each side of the checks ran (llama.cpp's "gpu": CUDA, or whatever backend the build offloads to), and
     a warning when the GGUF side could not use a GPU."""
-    from engine.chat import OFFLOAD_FAILED, gpu_layers
+    from tunedeck.engine.chat import OFFLOAD_FAILED, gpu_layers
 
     llama = "gpu" if gpu_layers() else "cpu"
     warnings = []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.export.samples import Conversation
+from tunedeck.engine.export.samples import Conversation
 
 MAX_TEXT_TOKENS = 512
 Text = tuple[list[int], int]  # token ids, first position whose token counts towards perplexity
@@ -31,7 +31,7 @@ class HFReference:
         import torch
         from transformers import AutoConfig
 
-        from engine.tokenizers import load_saved_tokenizer
+        from tunedeck.engine.model.tokenizers import load_saved_tokenizer
 
         self.model_dir = Path(model_dir)
         self.tokenizer = load_saved_tokenizer(model_dir)
@@ -133,7 +133,7 @@ class HFReference:
         return out
 
     def accuracy(self, rows: list[dict]) -> float:
-        from engine.evaluate import hf_exact_match, reply_budget
+        from tunedeck.engine.evaluate import hf_exact_match, reply_budget
 
         side = self.tokenizer.padding_side
         try:
@@ -196,7 +196,7 @@ class _Agreement:
 
 def gguf_scores(path: Path, ref: HFReference, texts: list[Text], threads: int | None = None) -> dict:
     """Perplexity of the GGUF, top-1 agreement and mean KL(HF || GGUF) per token, on the same ids."""
-    from engine.chat import open_llama
+    from tunedeck.engine.chat import open_llama
 
     n_ctx = max((len(ids) for ids, _ in texts), default=8) + 8
     llm = open_llama(path, n_ctx=n_ctx, n_batch=min(n_ctx, 512), logits_all=True, n_threads=threads, verbose=False)
@@ -216,8 +216,8 @@ def gguf_scores(path: Path, ref: HFReference, texts: list[Text], threads: int | 
 def gguf_generation(path: Path, prompts: list[tuple[Conversation, int]], eval_rows: list[dict], reply_tokens: int = 24) -> dict:
     """Load once through the chat path: replies to the probes (each up to its token limit: do they stop?) and task
     accuracy (replies up to ``reply_tokens``, the HF side's budget). Nothing to generate: the file is not loaded."""
-    from engine.chat import ChatSession
-    from engine.evaluate import exact_match
+    from tunedeck.engine.chat import ChatSession
+    from tunedeck.engine.evaluate import exact_match
 
     if not prompts and not eval_rows:
         return {"replies": [], "accuracy": None}

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from engine.export.errors import ExportError
+from tunedeck.engine.export.errors import ExportError
 
 # llama.cpp's name for the pre-tokenizer of a byte-level BPE with GPT-2's split regex.
 DEFAULT_PRE_TOKENIZER = "gpt-2"

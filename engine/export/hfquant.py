@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from engine.export.errors import ExportError
+from tunedeck.engine.export.errors import ExportError
 
 EXTRA = "pip install 'tunedeck[gptq]'  (gptqmodel==7.6.0 and optimum)"
 
@@ -59,7 +59,7 @@ def quantize_hf(method: str, model_dir: Path, out_dir: Path, texts: list[str], b
         model.quantize(texts, batch_size=1 if device == "cpu" else 4)
         model.save(str(tmp))
     del model
-    from engine.tokenizers import load_saved_tokenizer
+    from tunedeck.engine.model.tokenizers import load_saved_tokenizer
 
     load_saved_tokenizer(model_dir).save_pretrained(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)

@@ -47,7 +47,7 @@ def collect_activations(model, batches: list[list[int]]) -> dict[str, tuple[np.n
 
 def gguf_tensor_rows(gguf_path: Path) -> tuple[str, int, dict[str, int]]:
     """(architecture, block count, {tensor name: row length ne[0]}) of a GGUF file (its header alone)."""
-    from engine.export.gguf import read_header
+    from tunedeck.engine.export.gguf import read_header
 
     meta, tensors = read_header(gguf_path)
     arch = meta["general.architecture"]

@@ -1,7 +1,7 @@
 """Export as a detached job, the way training runs: it outlives the terminal, the TUI and the SSH session.
 
-``start_export`` starts ``python -m engine.export.job RUN_DIR`` in its own session and returns at once. The job
-runs ``engine.export.pipeline.export_run`` and writes, as it goes, into the run's folder:
+``start_export`` starts ``python -m tunedeck.engine.export.job RUN_DIR`` in its own session and returns at once. The job
+runs ``tunedeck.engine.export.pipeline.export_run`` and writes, as it goes, into the run's folder:
 
 - ``export-status.json``: state (starting, running, finished, failed; crashed when its process died without
   saying so), pid, the request, started/ended; replaced atomically like status.json;
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.launch import RunStateError
-from engine.runs import EXPORT_DONE, RunDir, StatusFile
+from tunedeck.engine.run.launch import RunStateError
+from tunedeck.engine.run.rundir import EXPORT_DONE, RunDir, StatusFile
 
 DONE = EXPORT_DONE
 
@@ -66,9 +66,9 @@ class ExportJob:
         return f"export of {self.run.id} ({quants}, started {since}, pid {status.get('pid')})"
 
     def follow(self, offset: int = 0, poll: float = 0.5) -> Iterator[dict[str, Any]]:
-        """The run's export events from byte ``offset`` until the job has ended (engine.events.follow, whose exit
+        """The run's export events from byte ``offset`` until the job has ended (tunedeck.engine.run.events.follow, whose exit
         rule here is the job's own end: a training run may go on after it)."""
-        from engine.events import follow
+        from tunedeck.engine.run.events import follow
 
         for event in follow(self.run, offset, until=lambda: not self.live(), poll=poll):
             if str(event.get("kind", "")).startswith("export"):
@@ -81,9 +81,9 @@ def start_export(run: RunDir, quants: list[str] | None = None, overrides: dict[s
 
     Refused at once (ExportError, RecipeError): a request the pipeline would refuse (an unknown type, no weights to
     export); ExportBusy: another export of the run is running."""
-    from engine.export.merge import weights_source
-    from engine.export.pipeline import export_args
-    from engine.recipe import load_recipe
+    from tunedeck.engine.export.merge import weights_source
+    from tunedeck.engine.export.pipeline import export_args
+    from tunedeck.engine.recipe import load_recipe
 
     run = RunDir(run.path.resolve())
     export_args(load_recipe(run.recipe_path), quants, overrides)
@@ -100,8 +100,8 @@ def start_export(run: RunDir, quants: list[str] | None = None, overrides: dict[s
         job.write_status(state="starting", pid=None, request=request, started=time.time(), ended=None,
                          events_offset=offset, error=None)  # fmt: skip
         with job.log_path.open("ab") as log:
-            subprocess.Popen(  # not waited for: a reader tells a dead job by its pid (engine.runs.pid_alive)
-                [sys.executable, "-m", "engine.export.job", str(run.path), "--lock-fd", str(fd)],
+            subprocess.Popen(  # not waited for: a reader tells a dead job by its pid (tunedeck.engine.run.rundir.pid_alive)
+                [sys.executable, "-m", "tunedeck.engine.export.job", str(run.path), "--lock-fd", str(fd)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 cwd=run.path, pass_fds=(fd,), env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
@@ -125,8 +125,8 @@ def _lock(fd: int, job: ExportJob) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m engine.export.job RUN_DIR --lock-fd N``: the job itself (start_export starts it)."""
-    p = argparse.ArgumentParser(prog="python -m engine.export.job")
+    """``python -m tunedeck.engine.export.job RUN_DIR --lock-fd N``: the job itself (start_export starts it)."""
+    p = argparse.ArgumentParser(prog="python -m tunedeck.engine.export.job")
     p.add_argument("run")
     p.add_argument("--lock-fd", type=int, required=True, help="the export.lock descriptor it inherits and holds")
     args = p.parse_args(argv)
@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     request = job.read_status().get("request") or {}
     job.write_status(state="running", pid=os.getpid())
     job.run.append_event("export_started", pid=os.getpid(), **request)
-    from engine.export.errors import ExportError
-    from engine.export.pipeline import export_run
+    from tunedeck.engine.export.errors import ExportError
+    from tunedeck.engine.export.pipeline import export_run
 
     try:
         export_run(job.run, request.get("quants"), overrides=request.get("overrides"),

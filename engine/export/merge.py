@@ -8,8 +8,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.recipe import load_recipe
-from engine.runs import RunDir
+from tunedeck.engine.recipe import load_recipe
+from tunedeck.engine.run.rundir import RunDir
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 TOKENIZER_FILES = (
@@ -34,7 +34,7 @@ class WeightsSource:
 def weights_source(run: RunDir, checkpoint: str | None = None) -> WeightsSource:
     """The weights to export: ``checkpoint`` ("step-000213", "213" or "latest") when given; else the final adapter
     (or model) of a finished run, else the newest complete checkpoint of a stopped, crashed or failed one."""
-    from engine.export.errors import ExportError
+    from tunedeck.engine.export.errors import ExportError
 
     recipe = load_recipe(run.recipe_path)
     final = run.model if recipe.adapter.kind == "full" else run.adapter
@@ -62,7 +62,7 @@ def merge_run(run: RunDir, max_shard_size: str = "2GB", source: WeightsSource | 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from engine.tokenizers import load_saved_tokenizer
+    from tunedeck.engine.model.tokenizers import load_saved_tokenizer
 
     recipe = load_recipe(run.recipe_path)
     if recipe.adapter.kind == "full":
@@ -95,7 +95,7 @@ def merge_run(run: RunDir, max_shard_size: str = "2GB", source: WeightsSource | 
 def _carry_added_tokens_decoder(base: Path, dest: Path) -> None:
     """Keep the base folder's ``added_tokens_decoder`` declarations that the saved tokenizer_config.json dropped
     (transformers 5 does not write them): llama.cpp's converter types a SentencePiece token USER_DEFINED only from
-    there, and a model folder made from a GGUF (engine.gguf_import) declares its user-defined tokens in it."""
+    there, and a model folder made from a GGUF (tunedeck.engine.model.gguf_import) declares its user-defined tokens in it."""
     source, target = base / "tokenizer_config.json", dest / "tokenizer_config.json"
     if not (source.is_file() and target.is_file()):
         return

@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.export.samples import SYNTHETIC_PROBES, Conversation
-from engine.templates.mask import render_turn
-from engine.templates.render import Render
+from tunedeck.engine.export.samples import SYNTHETIC_PROBES, Conversation
+from tunedeck.engine.templates.mask import render_turn
+from tunedeck.engine.templates.render import Render
 
 _MARK = {"system": "\u2063SYS\u2063", "user": "\u2063USR\u2063", "assistant": "\u2063AST\u2063", "user2": "\u2063US2\u2063"}
 
@@ -287,7 +287,7 @@ def build_modelfile(gguf_name: str, render: Render, stops: list[str], probes: li
             got = render_go_template(template, conv)
             checked += 1
             if got != want:
-                from engine.export.parity import short_diff
+                from tunedeck.engine.export.parity import short_diff
 
                 report["matches"] = False
                 report["difference"] = f"conversation {k}: {short_diff(got, want)}"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.export.errors import ExportError
-from engine.export.samples import SYNTHETIC_PROBES, Conversation
+from tunedeck.engine.export.errors import ExportError
+from tunedeck.engine.export.samples import SYNTHETIC_PROBES, Conversation
 
 log = logging.getLogger("tunedeck.export")
 
@@ -47,7 +47,7 @@ def expected_template(tokenizer, probes: list[Conversation]) -> tuple[str | None
     are removed when that renders every probe identically (it always should; whitespace control
     around a marker is the exception), otherwise the template is kept as it is.
     """
-    from engine.templates.render import has_generation_markers, strip_generation_markers
+    from tunedeck.engine.templates.render import has_generation_markers, strip_generation_markers
 
     template = tokenizer.chat_template
     if not isinstance(template, str) or not has_generation_markers(template):
@@ -109,7 +109,7 @@ def check_metadata(gguf_path: Path, tokenizer, stop_ids: list[int], template: st
     """Template, EOS/EOT/EOG, BOS, rendering and tokenization parity; needs only the GGUF's vocabulary."""
     from llama_cpp import Llama
 
-    from engine.export.llamalog import captured_llama_log
+    from tunedeck.engine.export.llamalog import captured_llama_log
 
     with captured_llama_log():  # a vocabulary-only load warns about the context size: noise here
         llm = Llama(str(gguf_path), vocab_only=True, verbose=False)
@@ -314,7 +314,7 @@ def check_stop(gguf_path: Path, tokenizer, probes: list[Conversation], hf_replie
     Only a reply that repeats the HF reply and then runs on is a stop failure; a reply that took
     another path (float rounding at a near tie) is counted as ``diverged``, not blamed on metadata.
     """
-    from engine.chat import ChatSession
+    from tunedeck.engine.chat import ChatSession
 
     judged = [(conv, hf) for conv, hf in zip(probes, hf_replies, strict=True) if hf["stopped"]]
     report: dict[str, Any] = {"probes": len(probes), "hf_stopped": len(judged), "gguf_stopped": 0, "same_reply": 0, "diverged": 0}

@@ -2,7 +2,7 @@
 -> fidelity of each file against the HF model -> Modelfiles -> GPTQ/AWQ -> export-report.json.
 
 Every file written is checked before the report calls it done, as much as ``export.checks`` says
-(``engine.export.checks``): its chat template, EOS and end-of-turn tokens, rendering and tokenization
+(``tunedeck.engine.export.checks``): its chat template, EOS and end-of-turn tokens, rendering and tokenization
 equal the HF tokenizer's (``parity``), generation stops where the HF model stops, and its perplexity,
 top-1 agreement and KL against the HF model on held-out text, and (full) task accuracy on the eval
 set, are measured (``fidelity``). ``report["checks"]`` says what was covered and what it cost.
@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.recipe import GGUF_IMATRIX_TYPES, load_recipe, normalize_quant
-from engine.runs import RunDir, atomic_write_text
+from tunedeck.engine.recipe import GGUF_IMATRIX_TYPES, load_recipe, normalize_quant
+from tunedeck.engine.run.rundir import RunDir, atomic_write_text
 
 Progress = Callable[[str], None]
-# (stage, "start" | "done" | "failed", seconds once it ended); the stage ids: engine.export.stages
+# (stage, "start" | "done" | "failed", seconds once it ended); the stage ids: tunedeck.engine.export.stages
 Stage = Callable[[str, str, float | None], None]
 FLOAT_TYPES = ("F32", "F16", "BF16")
 ADAPTER_TOLERANCE = 1e-3  # max |logit difference| between the exported adapter and the merged model
@@ -67,11 +67,11 @@ def export_run(
     """Export ``run`` as the recipe's export section says (``overrides`` replace its fields).
 
     ``checkpoint`` ("step-000213", "213", "latest"): export that complete checkpoint; default the final weights of a
-    finished run, else the newest complete checkpoint (engine.export.merge.weights_source).
+    finished run, else the newest complete checkpoint (tunedeck.engine.export.merge.weights_source).
     ``progress`` gets a line per step; ``stage`` is called as each stage starts and ends (for progress bars).
     """
-    from engine.export.errors import ExportError
-    from engine.export.merge import weights_source
+    from tunedeck.engine.export.errors import ExportError
+    from tunedeck.engine.export.merge import weights_source
 
     run = RunDir(run.path.resolve())  # the report's paths must work from anywhere
     recipe = load_recipe(run.recipe_path)
@@ -105,12 +105,12 @@ def _write_report(run: RunDir, report: dict) -> None:
 
 
 def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: _Clock, source) -> None:
-    from engine.export.checks import plan as check_plan
-    from engine.export.checks import within_budget
-    from engine.export.fidelity import HFReference, reference_scores
-    from engine.export.merge import describe_model_dir, merge_run
-    from engine.export.parity import expected_template
-    from engine.export.samples import run_samples
+    from tunedeck.engine.export.checks import plan as check_plan
+    from tunedeck.engine.export.checks import within_budget
+    from tunedeck.engine.export.fidelity import HFReference, reference_scores
+    from tunedeck.engine.export.merge import describe_model_dir, merge_run
+    from tunedeck.engine.export.parity import expected_template
+    from tunedeck.engine.export.samples import run_samples
 
     plan = check_plan(args.checks, args.eval_rows)
     report["seconds"] = clock.seconds
@@ -137,7 +137,7 @@ def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: 
     }
 
     if recipe.adapter.kind != "full" and args.adapter:
-        from engine.export.merge import export_adapter
+        from tunedeck.engine.export.merge import export_adapter
 
         with clock.time("adapter"):
             progress("copying the adapter (PEFT safetensors)")
@@ -180,7 +180,7 @@ def _export(run: RunDir, recipe, args, report: dict, progress: Progress, clock: 
 def _report_checks(plan, report: dict, ref) -> None:
     """report["checks"]: the level, where the checks ran, what they covered and what they cost beside the bare
     merge + convert + quantize work."""
-    from engine.export.checks import coverage, devices
+    from tunedeck.engine.export.checks import coverage, devices
 
     seconds = report["seconds"]
     bare = sum(v for k, v in seconds.items() if k in ("merge", "convert") or k.startswith("quantize_"))
@@ -203,8 +203,8 @@ def _report_checks(plan, report: dict, ref) -> None:
 
 def _adapter_logits(recipe, dest: Path, conv) -> tuple[list[int], Any]:
     """Load base + the exported adapter (unmerged) for one text: its ids and logits, to compare with the merge."""
-    from engine.export.merge import adapter_logits
-    from engine.tokenizers import load_saved_tokenizer
+    from tunedeck.engine.export.merge import adapter_logits
+    from tunedeck.engine.model.tokenizers import load_saved_tokenizer
 
     tok = load_saved_tokenizer(dest)
     if not isinstance(conv, str) and not tok.chat_template:
@@ -232,7 +232,7 @@ def _compare_adapter(ref, adapter: tuple[list[int], Any], warnings: list[str]) -
 
 
 def _gguf_exports(run, args, plan, report, progress, clock, ref, samples, texts, hf_replies, template, stripped) -> None:
-    from engine.export.gguf import convert_to_gguf
+    from tunedeck.engine.export.gguf import convert_to_gguf
 
     run.gguf.mkdir(exist_ok=True)
     source = run.gguf / f"{file_stem(run, report)}.F32.gguf"
@@ -287,7 +287,7 @@ def _reference_accuracy(report, ref, samples, progress, clock) -> None:
 
 def _importance_matrix(args, report, progress, clock, ref, samples, source) -> tuple[dict | None, str | None]:
     """(imatrix or None, why not) as export.imatrix asks: auto computes it only for the types that need one."""
-    from engine.export.imatrix import compute_imatrix
+    from tunedeck.engine.export.imatrix import compute_imatrix
 
     quants = set(args.quant)
     needed = quants & set(GGUF_IMATRIX_TYPES)
@@ -310,9 +310,9 @@ def _importance_matrix(args, report, progress, clock, ref, samples, source) -> t
 
 def _export_file(run, qtype, source, imatrix, args, plan, report, progress, clock, ref, samples, texts, hf_replies, stops) -> dict:
     """Quantize one type from the checked F32 file, then measure it and write its Modelfile."""
-    from engine.export.gguf import read_metadata, tensor_stats
-    from engine.export.parity import ParityError
-    from engine.export.quantize import quantize_gguf
+    from tunedeck.engine.export.gguf import read_metadata, tensor_stats
+    from tunedeck.engine.export.parity import ParityError
+    from tunedeck.engine.export.quantize import quantize_gguf
 
     out = run.gguf / f"{file_stem(run, report)}.{qtype}.gguf"
     entry: dict[str, Any] = {"path": str(out), "type": qtype, "fallback_tensors": [], "imatrix": bool(imatrix)}
@@ -333,7 +333,7 @@ def _export_file(run, qtype, source, imatrix, args, plan, report, progress, cloc
             progress(f"measuring {out.name} against the HF model")
             entry["verify"], entry["fidelity"] = _measure(out, plan, ref, samples, texts, hf_replies, report["reference"])
     if args.modelfile:
-        from engine.export.modelfile import write_modelfile
+        from tunedeck.engine.export.modelfile import write_modelfile
 
         mf = entry["modelfile"] = write_modelfile(out, ref.render, stops, samples.probes)
         if not mf["matches"]:
@@ -370,8 +370,8 @@ def _probes_that_fit(ref, probes: list, warnings: list[str], reply_tokens: int) 
 
 def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata, stop_tokens, progress) -> dict:
     """Check parity; with export.fix_metadata, re-convert with corrected metadata and check again."""
-    from engine.export.gguf import convert_to_gguf
-    from engine.export.parity import check_metadata, check_stop, raise_for
+    from tunedeck.engine.export.gguf import convert_to_gguf
+    from tunedeck.engine.export.parity import check_metadata, check_stop, raise_for
 
     def check() -> tuple[dict, list]:
         meta_report, problems = check_metadata(source, ref.tokenizer, stop_ids, template, samples.probes)
@@ -399,9 +399,9 @@ def _parity(source, ref, samples, hf_replies, template, stop_ids, args, metadata
 def _measure(path: Path, plan, ref, samples, texts, hf_replies: list[dict], reference: dict) -> tuple[dict, dict]:
     """The file's replies to the probes, and its scores on the held-out texts. Full: every probe up to the plan's
     limit, and the eval rows. Quick: only the probes the HF model ended, each a few tokens past where it did."""
-    from engine.evaluate import reply_budget
-    from engine.export.checks import QUICK_REPLY_SLACK
-    from engine.export.fidelity import gguf_generation, gguf_scores
+    from tunedeck.engine.evaluate import reply_budget
+    from tunedeck.engine.export.checks import QUICK_REPLY_SLACK
+    from tunedeck.engine.export.fidelity import gguf_generation, gguf_scores
 
     if plan.level == "full":
         prompts = [(c, plan.stop_tokens) for c in samples.replied]
@@ -435,9 +435,9 @@ def _measure(path: Path, plan, ref, samples, texts, hf_replies: list[dict], refe
 
 
 def _hf_exports(args, report, progress, clock, ref, samples, texts, export_dir: Path, model_dir: Path) -> None:
-    from engine.evaluate import hf_exact_match, reply_budget
-    from engine.export.fidelity import torch_scores
-    from engine.export.hfquant import availability, load_quantized, quantize_hf
+    from tunedeck.engine.evaluate import hf_exact_match, reply_budget
+    from tunedeck.engine.export.fidelity import torch_scores
+    from tunedeck.engine.export.hfquant import availability, load_quantized, quantize_hf
 
     out: list[dict] = []
     report["hf_quant"] = out

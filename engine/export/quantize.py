@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.export.errors import ExportError
+from tunedeck.engine.export.errors import ExportError
 
 # K- and IQ-quants need rows that are multiples of 256 (IQ4_NL and the legacy types 32). Narrower
 # tensors fall back to another type; llama.cpp logs one line per tensor:
@@ -77,7 +77,7 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, threads: int = 0, imatrix: d
     """
     import llama_cpp
 
-    from engine.export.llamalog import captured_llama_log
+    from tunedeck.engine.export.llamalog import captured_llama_log
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype(qtype)

@@ -54,7 +54,7 @@ def load_conversations(source: str, limit: int | None = None, seed: int | None =
     """Rows of a dataset (any format the data layer knows) as conversations; a sample of ``limit``."""
     import datasets
 
-    from engine.data import detect_format, load_rows, normalize_row
+    from tunedeck.engine.data import detect_format, load_rows, normalize_row
 
     datasets.disable_progress_bars()
     ds = load_rows(source)
@@ -91,7 +91,7 @@ def _eval_source(recipe) -> tuple[str | None, str | None]:
 
 def _heldout_split(recipe) -> list[Conversation | str]:
     """The rows training held out with data.eval_size (same split and seed as training)."""
-    from engine.data import detect_format, load_rows, normalize_row
+    from tunedeck.engine.data import detect_format, load_rows, normalize_row
 
     ds = load_rows(recipe.data.train).train_test_split(test_size=recipe.data.eval_size, seed=recipe.train.seed)["test"]
     rows = list(ds)

@@ -1,4 +1,4 @@
-"""The export pipeline's stages (engine.export.pipeline): which run for a set of quant types, in order, and
+"""The export pipeline's stages (tunedeck.engine.export.pipeline): which run for a set of quant types, in order, and
 their names as a user reads them. Stage ids: merge, samples, adapter, reference, convert, parity,
 reference_accuracy, imatrix, quantize_<TYPE>, verify_<TYPE>, gptq, awq (the keys of report["seconds"]).
 """

@@ -25,7 +25,7 @@ KNOWN["gemma4"] = KNOWN["gemma4_text"]
 
 def model_config(name_or_path: str) -> dict | None:
     """config.json of a local folder or of a Hub model already in the cache; None when neither has it."""
-    from engine.gguf_import import is_gguf_source, source_folder
+    from tunedeck.engine.model.gguf_import import is_gguf_source, source_folder
 
     path = Path((source_folder(name_or_path) or "-") if is_gguf_source(name_or_path) else name_or_path).expanduser()
     if path.is_dir():

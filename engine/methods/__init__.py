@@ -5,7 +5,7 @@ A spec says what the method is (name, one line), what it trains on (data formats
 online, keeps a reference), and its demo (data and recipe changes). The recipe validation, the
 data format check, the memory estimate, the Method screen and the demo all read this table.
 A method that is a TRL (config, trainer) pair is built from its spec alone; the others have a module
-(``engine/methods/<name>.py``) that builds the trainer; engine.methods.common.build_trainer builds
+(``engine/methods/<name>.py``) that builds the trainer; tunedeck.engine.methods.common.build_trainer builds
 either. This module is data only (the recipe imports it): nothing here imports torch or the trainers.
 """
 
@@ -17,12 +17,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Demo:
-    """The method's demo: its data files (written by engine.demo) and its changes to the demo recipe."""
+    """The method's demo: its data files (written by tunedeck.engine.demo.base) and its changes to the demo recipe."""
 
     train: str
     eval: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # method.* settings
-    train_overrides: dict[str, Any] = field(default_factory=dict)  # train.* over engine.demo.DEMO_TRAIN
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # train.* over tunedeck.engine.demo.base.DEMO_TRAIN
     adapter: dict[str, Any] = field(default_factory=dict)  # adapter.* over LoRA r16 on every linear layer
     from_base: bool = False  # starts from the demo base, not from the SFT'd instruct model
 
@@ -32,7 +32,7 @@ class Method:
     name: str
     title: str  # the full name
     summary: str  # what it does, in one line
-    formats: tuple[str, ...]  # data formats it trains on (engine.data.formats)
+    formats: tuple[str, ...]  # data formats it trains on (tunedeck.engine.data.formats)
     settings: tuple[str, ...]  # the method.* settings that apply (MethodArgs field names)
     demo: Demo
     paired: bool = False  # chosen and rejected go through the model together (2 x batch sequences)
@@ -40,7 +40,7 @@ class Method:
     reference: bool = False  # keeps a reference model (a frozen copy, or the base with the adapter off)
     # How the trainer is built: a TRL (config, trainer) pair in ``trl`` = (module, config class, trainer
     # class), given the recipe's settings over ``fixed``; else ``builder`` "module:function", by default
-    # engine.methods.<name>:build_trainer.
+    # tunedeck.engine.methods.<name>:build_trainer.
     trl: tuple[str, str, str] | None = None
     fixed: dict[str, Any] = field(default_factory=dict)
     builder: str = ""
@@ -55,7 +55,7 @@ _ONLINE = ("reward_funcs", "beta", "num_generations", "max_completion_length", "
 # can: train lm_head too.
 _ONLINE_DEMO = dict(
     settings={
-        "reward_funcs": ["engine.demo:sum_reward"],
+        "reward_funcs": ["tunedeck.engine.demo.base:sum_reward"],
         "beta": 0.04,
         "num_generations": 8,
         "max_completion_length": 16,
@@ -108,13 +108,13 @@ METHODS: dict[str, Method] = {
                Demo("prompts.jsonl", **_ONLINE_DEMO), online=True, reference=True),
         Method("rloo", "REINFORCE leave-one-out", "online RL with a leave-one-out baseline", ("prompt",), _ONLINE,
                Demo("prompts.jsonl", **_ONLINE_DEMO), online=True, reference=True,
-               builder="engine.methods.grpo:build_online_trainer"),
+               builder="tunedeck.engine.methods.grpo:build_online_trainer"),
         Method("ppo", "proximal policy optimization", "online RL: clipped policy and value updates", ("prompt",),
                ("reward_funcs", "max_completion_length", "temperature", "num_ppo_epochs", "num_mini_batches", "kl_coef",
                 "kl_estimator", "cliprange", "cliprange_value", "vf_coef", "gamma", "lam", "whiten_rewards",
                 "missing_eos_penalty"),
                # Sampled at 1.5 like the other online demos; 25 rollouts of 8 (reward 0.76 -> 0.86, Intel Xeon).
-               Demo("prompts.jsonl", settings={"reward_funcs": ["engine.demo:sum_reward"], "kl_coef": 0.05,
+               Demo("prompts.jsonl", settings={"reward_funcs": ["tunedeck.engine.demo.base:sum_reward"], "kl_coef": 0.05,
                     "num_ppo_epochs": 2, "num_mini_batches": 2, "max_completion_length": 16, "temperature": 1.5},
                     train_overrides=dict(max_steps=100, learning_rate=3e-3, warmup_steps=0, per_device_train_batch_size=8,
                                          logging_steps=4),

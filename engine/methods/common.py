@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.recipe import Recipe
+from tunedeck.engine.recipe import Recipe
 
 
 def common_args(recipe: Recipe, run) -> dict[str, Any]:
-    from engine.models import precision
+    from tunedeck.engine.model.loading import precision
 
     t = recipe.train
     bf16 = precision(recipe)[1]
@@ -40,7 +40,7 @@ def common_args(recipe: Recipe, run) -> dict[str, Any]:
 
 def load_splits(recipe: Recipe):
     """(train, eval or None): every row validated (bad rows named), normalized to TRL form, mixed."""
-    from engine.data import prepare_splits
+    from tunedeck.engine.data import prepare_splits
 
     d = recipe.data
     return prepare_splits(
@@ -67,8 +67,8 @@ def method_kwargs(recipe: Recipe, *names: str) -> dict[str, Any]:
 
 def build_trl_trainer(recipe: Recipe, run, callbacks: list, config_cls, trainer_cls, **config: Any):
     """The shape most TRL trainers share: recipe data, model, tokenizer, PEFT config and callbacks."""
-    from engine.adapters import peft_config
-    from engine.models import load_model, load_tokenizer
+    from tunedeck.engine.model.adapters import peft_config
+    from tunedeck.engine.model.loading import load_model, load_tokenizer
 
     train, eval_ds = load_splits(recipe)
     args = config_cls(**common_args(recipe, run), **eval_args(recipe, eval_ds), max_length=recipe.train.max_length, **config)
@@ -84,13 +84,13 @@ def build_trl_trainer(recipe: Recipe, run, callbacks: list, config_cls, trainer_
 
 
 def build_trainer(recipe: Recipe, run, callbacks: list):
-    """The trainer for the recipe's method (engine.methods.METHODS), seeded before any model is built."""
+    """The trainer for the recipe's method (tunedeck.engine.methods.METHODS), seeded before any model is built."""
     import importlib
 
     from transformers import set_seed
 
-    from engine.methods import method_spec
-    from engine.trl_compat import score_labelled_positions_only_on_cpu
+    from tunedeck.engine.methods import method_spec
+    from tunedeck.engine.trl_compat import score_labelled_positions_only_on_cpu
 
     spec = method_spec(recipe.method.name)
     if not score_labelled_positions_only_on_cpu():
@@ -103,5 +103,5 @@ def build_trainer(recipe: Recipe, run, callbacks: list):
         config_cls, trainer_cls = getattr(module, spec.trl[1]), getattr(module, spec.trl[2])
         settings = {**spec.fixed, **method_kwargs(recipe, *spec.settings)}
         return build_trl_trainer(recipe, run, callbacks, config_cls, trainer_cls, **settings)
-    module, _, function = (spec.builder or f"engine.methods.{spec.name}:build_trainer").partition(":")
+    module, _, function = (spec.builder or f"tunedeck.engine.methods.{spec.name}:build_trainer").partition(":")
     return getattr(importlib.import_module(module), function)(recipe, run, callbacks)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.adapters import peft_config
-from engine.methods.common import common_args, eval_args, load_splits
-from engine.methods.reward_sources import resolve_rewards
-from engine.models import load_model, load_tokenizer
-from engine.recipe import Recipe
+from tunedeck.engine.methods.common import common_args, eval_args, load_splits
+from tunedeck.engine.methods.reward_sources import resolve_rewards
+from tunedeck.engine.model.adapters import peft_config
+from tunedeck.engine.model.loading import load_model, load_tokenizer
+from tunedeck.engine.recipe import Recipe
 
 TRAINERS = {"grpo": ("GRPOConfig", "GRPOTrainer"), "rloo": ("RLOOConfig", "RLOOTrainer")}
 

@@ -29,12 +29,12 @@ import torch
 from transformers import Trainer
 from trl.trainer.utils import RepeatSampler
 
-from engine.adapters import converts_on_save, peft_config
-from engine.methods import ppo_math as pm
-from engine.methods.common import common_args, load_splits
-from engine.methods.reward_sources import resolve_rewards
-from engine.models import load_model, load_tokenizer
-from engine.recipe import MethodArgs, Recipe, RecipeError
+from tunedeck.engine.methods import ppo_math as pm
+from tunedeck.engine.methods.common import common_args, load_splits
+from tunedeck.engine.methods.reward_sources import resolve_rewards
+from tunedeck.engine.model.adapters import converts_on_save, peft_config
+from tunedeck.engine.model.loading import load_model, load_tokenizer
+from tunedeck.engine.recipe import MethodArgs, Recipe, RecipeError
 
 CRITIC = "critic"  # the critic's adapter name; the policy's is PEFT's "default"
 ROLLOUT = "rollout.safetensors"  # in a checkpoint: the rollout the next steps train on

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from engine.adapters import peft_config
-from engine.methods.common import common_args, eval_args, load_splits, method_kwargs
-from engine.models import load_tokenizer
-from engine.recipe import Recipe
+from tunedeck.engine.methods.common import common_args, eval_args, load_splits, method_kwargs
+from tunedeck.engine.model.adapters import peft_config
+from tunedeck.engine.model.loading import load_tokenizer
+from tunedeck.engine.recipe import Recipe
 
 
 def build_trainer(recipe: Recipe, run, callbacks: list):

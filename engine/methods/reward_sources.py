@@ -5,19 +5,19 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from engine.recipe import RecipeError
+from tunedeck.engine.recipe import RecipeError
 
 
 def _load_reward_model(path: Path):
     """A reward run of ours (runs/<id>: base + SEQ_CLS adapter, merged) or a sequence-classification model."""
     from transformers import AutoModelForSequenceClassification
 
-    from engine.tokenizers import load_saved_tokenizer
+    from tunedeck.engine.model.tokenizers import load_saved_tokenizer
 
     if (path / "recipe.yaml").exists():  # one of our reward runs
         from peft import PeftModel
 
-        from engine.recipe import load_recipe
+        from tunedeck.engine.recipe import load_recipe
 
         recipe = load_recipe(path / "recipe.yaml")
         if recipe.method.name != "reward":

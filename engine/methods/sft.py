@@ -1,6 +1,6 @@
 """Supervised fine-tuning with TRL's SFTTrainer, assistant-only loss by default on any chat template.
 
-Conversations (with their tools and reasoning) are tokenized here, with the mask engine.templates
+Conversations (with their tools and reasoning) are tokenized here, with the mask tunedeck.engine.templates
 derives from the template itself ({% generation %} markers where it has them, else rendering
 growing prefixes), and handed to TRL as ``input_ids`` + ``assistant_masks``: TRL turns the mask
 into labels and truncates.
@@ -8,13 +8,13 @@ into labels and truncates.
 
 from __future__ import annotations
 
-from engine.adapters import peft_config
-from engine.data.errors import DataError
-from engine.methods.common import common_args, eval_args, load_splits
-from engine.models import load_model, load_tokenizer
-from engine.recipe import Recipe
-from engine.templates.render import TemplateRefused
-from engine.templates.views import chat_view
+from tunedeck.engine.data.errors import DataError
+from tunedeck.engine.methods.common import common_args, eval_args, load_splits
+from tunedeck.engine.model.adapters import peft_config
+from tunedeck.engine.model.loading import load_model, load_tokenizer
+from tunedeck.engine.recipe import Recipe
+from tunedeck.engine.templates.render import TemplateRefused
+from tunedeck.engine.templates.views import chat_view
 
 
 def tokenize_chats(tokenizer, dataset, template: str, assistant_only: bool, train_on_reasoning: bool, split: str):
@@ -39,7 +39,7 @@ def build_trainer(recipe: Recipe, run, callbacks: list):
     train, eval_ds = load_splits(recipe)
     chats = "messages" in train.column_names
     assistant_only = recipe.method.assistant_only_loss and chats
-    # engine.preflight checked the loss mask on the first rows before this process started.
+    # tunedeck.engine.run.preflight checked the loss mask on the first rows before this process started.
     if chats:
         settings = (tokenizer.chat_template, assistant_only, recipe.template.train_on_reasoning)
         train = tokenize_chats(tokenizer, train, *settings, "data.train")

@@ -7,15 +7,15 @@
 - ``check``: the loss-mask check before training starts;
 - ``corpus``: the masks checked against the chat templates llama.cpp vendors (tests and bench).
 
-Loading a tokenizer is engine.models' (load_tokenizer, load_chat_tokenizer). Nothing here imports an ML
+Loading a tokenizer is tunedeck.engine.model.loading' (load_tokenizer, load_chat_tokenizer). Nothing here imports an ML
 library: the tokenizer comes in as an argument.
 """
 
 from __future__ import annotations
 
-from engine.templates.check import CHECK_ROWS, check_trainable, end_of_turn_ids
-from engine.templates.mask import ChatSpans, TurnRender, assistant_spans, render_turn, spans_to_tokens
-from engine.templates.render import (
+from tunedeck.engine.templates.check import CHECK_ROWS, check_trainable, end_of_turn_ids
+from tunedeck.engine.templates.mask import ChatSpans, TurnRender, assistant_spans, render_turn, spans_to_tokens
+from tunedeck.engine.templates.render import (
     Render,
     TemplateRefused,
     chat_render,
@@ -23,7 +23,7 @@ from engine.templates.render import (
     strip_generation_markers,
     template_inputs,
 )
-from engine.templates.specs import (
+from tunedeck.engine.templates.specs import (
     ALPACA,
     BUILTIN_END_OF_TURN,
     BUILTIN_TEMPLATES,
@@ -35,7 +35,7 @@ from engine.templates.specs import (
     TemplateSpec,
     resolve_template,
 )
-from engine.templates.views import TokenView, chat_view, is_chat, token_lengths, token_views
+from tunedeck.engine.templates.views import TokenView, chat_view, is_chat, token_lengths, token_views
 
 __all__ = [
     "ALPACA",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from engine.templates.render import TemplateRefused
-from engine.templates.specs import KNOWN_END_OF_TURN, TEMPLATES
-from engine.templates.views import is_chat, token_views
+from tunedeck.engine.templates.render import TemplateRefused
+from tunedeck.engine.templates.specs import KNOWN_END_OF_TURN, TEMPLATES
+from tunedeck.engine.templates.views import is_chat, token_views
 
 CHECK_ROWS = 64
 

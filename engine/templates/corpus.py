@@ -15,8 +15,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from engine.templates.mask import assistant_spans
-from engine.templates.render import TemplateRefused, chat_render
+from tunedeck.engine.templates.mask import assistant_spans
+from tunedeck.engine.templates.render import TemplateRefused, chat_render
 
 LLAMA_CPP_VERSION = "0.3.36"
 TOOLS = [

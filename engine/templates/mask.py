@@ -1,6 +1,6 @@
 """The assistant-only loss mask of any template, derived by rendering growing prefixes of the conversation.
 
-A template with ``{% generation %}`` markers says itself what is trained (engine.templates.views reads
+A template with ``{% generation %}`` markers says itself what is trained (tunedeck.engine.templates.views reads
 them); for every other one, a model's own included, ``assistant_spans`` finds the character spans of
 the assistant turns, and ``spans_to_tokens`` turns them into the trained-token mask.
 """
@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from engine.templates.render import Render, safe_render
-from engine.templates.specs import KNOWN_END_OF_TURN
+from tunedeck.engine.templates.render import Render, safe_render
+from tunedeck.engine.templates.specs import KNOWN_END_OF_TURN
 
 _TAG = re.compile(r"<\|?[^<>\s|]{1,40}\|?>|</?s>|\[/?[A-Z_]{1,20}\]")
 

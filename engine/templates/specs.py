@@ -3,7 +3,7 @@
 Two built-ins are formats, written here: ``chatml`` and ``alpaca`` wrap the assistant content *and its
 end-of-turn token* in ``{% generation %}…{% endgeneration %}``. The others are model families' own
 templates, byte for byte (engine/chat_templates/). Templates without markers, a model's own included,
-get their assistant-only mask from engine.templates.mask.assistant_spans. Adding a built-in is one spec here.
+get their assistant-only mask from tunedeck.engine.templates.mask.assistant_spans. Adding a built-in is one spec here.
 """
 
 from __future__ import annotations

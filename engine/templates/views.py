@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.templates.mask import assistant_spans, common_prefix, spans_to_tokens
-from engine.templates.render import (
+from tunedeck.engine.templates.mask import assistant_spans, common_prefix, spans_to_tokens
+from tunedeck.engine.templates.render import (
     TemplateRefused,
     chat_render,
     chat_text,

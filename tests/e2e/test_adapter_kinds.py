@@ -38,7 +38,7 @@ def _events(run: Path) -> list[dict]:
 
 def _wait_any(running: dict[str, Path], timeout: float = 600) -> str:
     """The name of a run that has ended."""
-    from engine.runs import TERMINAL_STATES, RunDir
+    from tunedeck.engine.run.rundir import TERMINAL_STATES, RunDir
 
     t = time.time()
     while True:

@@ -1,6 +1,6 @@
 """`data inspect` and `template render` as a user runs them: exit codes, text, --json, no tracebacks.
 
-They run as ``python -m tui.cli`` (the ``tunedeck`` entry point).
+They run as ``python -m tunedeck.tui.cli.main`` (the ``tunedeck`` entry point).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ GOOD = {"messages": [{"role": "user", "content": "What is 3 plus 4?"}, {"role": 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-m", "tunedeck.tui.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -124,7 +124,7 @@ def test_token_stats_and_mask_check_with_a_model(demo_assets):
 
 def test_rows_a_real_template_refuses_are_named_and_the_rest_inspected(demo_assets, tmp_path):
     """gemma-2's own template raises "System role not supported": that row is FILE:LINE, the others go on."""
-    from engine.templates.corpus import llama_cpp_sdist, vendored_templates
+    from tunedeck.engine.templates.corpus import llama_cpp_sdist, vendored_templates
 
     template = tmp_path / "gemma-2.jinja"
     template.write_text(vendored_templates(llama_cpp_sdist())["google-gemma-2-2b-it"])

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.demo import DEMO_TRAIN
-from engine.demo_pipeline import demo_failure
 from tests.helpers import tunedeck
+from tunedeck.engine.demo.base import DEMO_TRAIN
+from tunedeck.engine.demo.pipeline import demo_failure
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_the_tuned_model_learned_what_the_base_could_not(demo_result):
 
 
 def test_a_demo_that_did_not_learn_says_so_in_one_line():
-    """The exit status and the line under the table come from this verdict (tui/cli.py cmd_demo)."""
+    """The exit status and the line under the table come from this verdict (tui/cli/main.py cmd_demo)."""
     learned = {"tuned": 0.97, "gguf": {"F16": 0.97, "Q8_0": 0.96, "Q4_K_M": 0.93}}
     assert demo_failure(learned, "runs/x") is None
     collapsed = {"tuned": 0.0, "gguf": {"F16": 0.0, "Q8_0": 0.0, "Q4_K_M": 0.0}}
@@ -42,7 +42,7 @@ def test_a_demo_that_did_not_learn_says_so_in_one_line():
 
 
 def test_the_real_model_goals_say_which_one_was_missed():
-    from engine.demo_pipeline import REAL_GOALS
+    from tunedeck.engine.demo.pipeline import REAL_GOALS
 
     met = {"base": 0.0, "tuned": 0.96, "gguf": {"F16": 0.96, "Q8_0": 0.94, "Q4_K_M": 0.92, "Q2_K": 0.0}}
     assert demo_failure(met, "r", REAL_GOALS) is None  # Q2_K has no goal: it is there to show its cost
@@ -55,7 +55,7 @@ def test_the_real_model_goals_say_which_one_was_missed():
 def test_a_long_stage_is_never_silent():
     import time
 
-    from engine.demo_pipeline import Heartbeat
+    from tunedeck.engine.demo.pipeline import Heartbeat
 
     said: list[str] = []
     beat = Heartbeat(said.append, every=0.3)
@@ -120,7 +120,7 @@ def test_interactive_chat_keeps_history(demo_result):
 
     result, _ = demo_result
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "chat", result["gguf_files"]["Q8_0"], "--temperature", "0"],
+        [sys.executable, "-m", "tunedeck.tui.cli.main", "chat", result["gguf_files"]["Q8_0"], "--temperature", "0"],
         input="What is 3 plus 4?\nAdd 10 and 9.\n\n",
         capture_output=True,
         text=True,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.runs import RunDir, pid_alive
 from tests.helpers import ROOT, losses, tunedeck, wait_for
+from tunedeck.engine.run.rundir import RunDir, pid_alive
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def train(workspace: Path, *overrides: str, env: dict | None = None) -> tuple[su
     """``tunedeck train recipe.yaml`` in the foreground, as a user runs it."""
     before = set((workspace / "runs").glob("*")) if (workspace / "runs").exists() else set()
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "train", "recipe.yaml", *overrides],
+        [sys.executable, "-m", "tunedeck.tui.cli.main", "train", "recipe.yaml", *overrides],
         cwd=workspace, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )  # fmt: skip
@@ -74,7 +74,7 @@ def test_two_process_ddp_goes_through_accelerate_launch_with_the_runs_config(ddp
     config = yaml.safe_load(run.accelerate_config.read_text())
     assert (config["distributed_type"], config["num_processes"], config["use_cpu"]) == ("MULTI_GPU", 2, True)
     [launched] = [e for e in events(run) if e["kind"] == "launched"]
-    assert f"-m accelerate.commands.launch --config_file {run.accelerate_config} -m engine.worker {run.path}" in launched["command"]
+    assert f"-m accelerate.commands.launch --config_file {run.accelerate_config} -m tunedeck.engine.run.worker {run.path}" in launched["command"]
     assert run.read_status()["pid"] not in {r["pid"] for r in run.read_ranks()}  # the supervisor owns the status
     assert (run.adapter / "adapter_model.safetensors").exists()
     [ckpt] = run.complete_checkpoints()[-1:]
@@ -131,7 +131,7 @@ def test_a_rank_that_dies_fails_the_run_naming_it(workspace):
 def test_stop_reaches_every_rank_and_resume_continues(workspace):
     before = set((workspace / "runs").glob("*"))
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "train", "recipe.yaml", "--detach", *DDP,
+        [sys.executable, "-m", "tunedeck.tui.cli.main", "train", "recipe.yaml", "--detach", *DDP,
          "--set", "train.max_steps=30", "--set", "train.logging_steps=1", "--set", "train.save_steps=100"],
         cwd=workspace, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip

@@ -35,7 +35,7 @@ def test_a_broken_install_fails_with_exit_1_and_a_token_is_never_printed(tmp_pat
     (shadow / "__init__.py").write_text("raise ImportError('libllama.so: cannot open shared object file')\n")
     secret = "hf_doctorTestSecretValue123"
     env = {**os.environ, "PYTHONPATH": f"{shadow.parent}{os.pathsep}{ROOT}", "HF_TOKEN": secret}
-    proc = subprocess.run([sys.executable, "-m", "tui.cli", "doctor", "--json"], cwd=tmp_path, env=env,
+    proc = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli.main", "doctor", "--json"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     result = json.loads(proc.stdout)
@@ -50,8 +50,8 @@ def test_the_doctor_panel_shows_the_same_checks_from_the_palette(tmp_path: Path,
     from textual.widgets import Static
 
     from tests.helpers import drive, settle
-    from tui.app import TunedeckApp
-    from tui.screens.doctor import DoctorScreen
+    from tunedeck.tui.app import TunedeckApp
+    from tunedeck.tui.screens.doctor import DoctorScreen
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     app = TunedeckApp(workspace=tmp_path)

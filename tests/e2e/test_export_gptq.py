@@ -13,8 +13,8 @@ HAS_EXTRA = all(importlib.util.find_spec(m) is not None for m in ("gptqmodel", "
 
 @pytest.mark.skipif(not HAS_EXTRA, reason="GPTQ needs the optional extra: pip install 'tunedeck[gptq]'")
 def test_gptq_export_is_calibrated_on_the_run_and_loads_back_in_transformers(demo_assets, tmp_path):
-    from engine.export.pipeline import export_run
-    from engine.runs import RunDir
+    from tunedeck.engine.export.pipeline import export_run
+    from tunedeck.engine.run.rundir import RunDir
 
     run = RunDir(make_run(demo_assets, tmp_path, fidelity_texts=8, calibration_rows=32))
     report = export_run(run, ["Q8_0"], overrides={"hf_quant": ["gptq", "awq"], "adapter": False})
@@ -35,7 +35,7 @@ def test_gptq_export_is_calibrated_on_the_run_and_loads_back_in_transformers(dem
 
 
 def test_without_the_extra_the_reason_names_the_install_command():
-    from engine.export.hfquant import HFQuantUnavailable, availability, quantize_hf
+    from tunedeck.engine.export.hfquant import HFQuantUnavailable, availability, quantize_hf
 
     if HAS_EXTRA:
         pytest.skip("the extra is installed")

@@ -89,7 +89,7 @@ def test_cli_prints_the_fidelity_table(exported):
 
 def test_quick_checks_sample_to_a_budget_and_still_see_a_quant_lose_agreement(demo_assets, tmp_path):
     """The default: the same kinds of check on fewer tokens; Q2_K's lower top-1 agreement still shows."""
-    from engine.export.checks import QUICK_TOKENS
+    from tunedeck.engine.export.checks import QUICK_TOKENS
 
     run = make_run(demo_assets, tmp_path)
     proc = tunedeck("export", run.name, "--quant", "F16,Q2_K", "--no-adapter", cwd=tmp_path, check=True)
@@ -142,11 +142,11 @@ def test_json_output_is_the_report(demo_assets, tmp_path):
 
 def test_fix_metadata_corrects_a_converter_that_writes_the_wrong_eos(demo_assets, tmp_path, monkeypatch):
     """The converter is made to write EOS <|endoftext|>: the export fails, unless asked to correct it."""
-    import engine.export.gguf as gguf_mod
-    from engine.export.errors import ExportError
-    from engine.export.gguf import read_metadata
-    from engine.export.pipeline import export_run
-    from engine.runs import RunDir
+    import tunedeck.engine.export.gguf as gguf_mod
+    from tunedeck.engine.export.errors import ExportError
+    from tunedeck.engine.export.gguf import read_metadata
+    from tunedeck.engine.export.pipeline import export_run
+    from tunedeck.engine.run.rundir import RunDir
 
     real = gguf_mod.convert_to_gguf
 
@@ -173,10 +173,10 @@ def test_no_held_out_texts_still_exports_and_says_nothing_was_scored(demo_assets
 
 def test_quick_checks_fail_a_gguf_whose_chat_template_differs(demo_assets, tmp_path, monkeypatch):
     """The converter is made to write another chat template: the default (quick) export fails and names it."""
-    import engine.export.gguf as gguf_mod
-    from engine.export.errors import ExportError
-    from engine.export.pipeline import export_run
-    from engine.runs import RunDir
+    import tunedeck.engine.export.gguf as gguf_mod
+    from tunedeck.engine.export.errors import ExportError
+    from tunedeck.engine.export.pipeline import export_run
+    from tunedeck.engine.run.rundir import RunDir
 
     real = gguf_mod.convert_to_gguf
     other = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
@@ -201,7 +201,7 @@ def test_a_real_models_own_template_keeps_parity_in_the_gguf(demo_assets, tmp_pa
     conversation as the HF tokenizer does."""
     from transformers import AutoTokenizer
 
-    from engine.templates.corpus import llama_cpp_sdist, vendored_templates
+    from tunedeck.engine.templates.corpus import llama_cpp_sdist, vendored_templates
 
     run = make_run(demo_assets, tmp_path, eval_rows=0, fidelity_texts=4)
     tokenizer = AutoTokenizer.from_pretrained(run / "adapter")

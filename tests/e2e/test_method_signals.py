@@ -7,8 +7,8 @@ mean reward of their own rollouts; SFT on held-out token accuracy.
 
 import pytest
 
-from engine.runs import RunDir
 from tests.helpers import train_demo as train
+from tunedeck.engine.run.rundir import RunDir
 
 pytestmark = pytest.mark.slow
 

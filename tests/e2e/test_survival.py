@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.runs import RunDir, pid_alive
 from tests.helpers import (
     ROOT,
     SHORT,
@@ -22,6 +21,7 @@ from tests.helpers import (
     tunedeck_on_a_terminal,
     wait_for,
 )
+from tunedeck.engine.run.rundir import RunDir, pid_alive
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_sighup_to_the_terminal_and_kill_9_of_readers_never_touch_the_worker(wor
     # `tunedeck train` in the foreground, in a shell with its own session: the "terminal".
     before = set((workspace / "runs").glob("*"))
     shell = subprocess.Popen(
-        ["bash", "-c", f"{sys.executable} -m tui.cli train recipe.yaml --set train.max_steps=400 {' '.join(SHORT)}; sleep 600"],
+        ["bash", "-c", f"{sys.executable} -m tunedeck.tui.cli.main train recipe.yaml --set train.max_steps=400 {' '.join(SHORT)}; sleep 600"],
         cwd=workspace, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=_fresh_terminal_signals,
     )  # fmt: skip
@@ -62,7 +62,7 @@ def test_sighup_to_the_terminal_and_kill_9_of_readers_never_touch_the_worker(wor
     wait_for(lambda: last_step(run) >= 3, what="first steps")
     os.killpg(shell.pid, signal.SIGHUP)  # the SSH connection drops
     shell.wait(timeout=10)
-    attach = subprocess.Popen([sys.executable, "-m", "tui.cli", "attach", run.id, "--runs-dir", str(workspace / "runs")],
+    attach = subprocess.Popen([sys.executable, "-m", "tunedeck.tui.cli.main", "attach", run.id, "--runs-dir", str(workspace / "runs")],
                               stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     time.sleep(1)
     attach.kill()  # kill -9 of a reader
@@ -160,12 +160,12 @@ def test_concurrent_runs_in_one_runs_folder(workspace):
 def test_sighup_mid_export_leaves_the_export_to_finish_and_a_second_one_is_refused(workspace, demo_assets):
     """`tunedeck export` in a terminal that drops mid-export: the job (its own session) writes every file and the
     complete report anyway; a second export of the run while it runs is refused with a line naming the first."""
-    from engine.export.job import ExportJob
+    from tunedeck.engine.export.job import ExportJob
 
     run = RunDir(make_lora_run(demo_assets, workspace, run_id="20260101-000000-sft-export"))
     job = ExportJob(run)
     shell = subprocess.Popen(
-        ["bash", "-c", f"{sys.executable} -m tui.cli export {run.path} --quant Q8_0,Q4_K_M; sleep 600"],
+        ["bash", "-c", f"{sys.executable} -m tunedeck.tui.cli.main export {run.path} --quant Q8_0,Q4_K_M; sleep 600"],
         cwd=workspace, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=_fresh_terminal_signals,
     )  # fmt: skip

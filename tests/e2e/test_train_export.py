@@ -45,8 +45,8 @@ def test_workspace_recipe_trains_into_workspace_runs(short_run):
 def test_the_worker_leaves_a_core_for_the_ui_unless_told_otherwise(monkeypatch):
     import torch
 
-    from engine.recipe import TrainArgs
-    from engine.worker import yield_to_the_ui
+    from tunedeck.engine.recipe import TrainArgs
+    from tunedeck.engine.run.worker import yield_to_the_ui
 
     cores, before = len(os.sched_getaffinity(0)), torch.get_num_threads()
     try:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.runs import RunDir
 from tests.helpers import ROOT
+from tunedeck.engine.run.rundir import RunDir
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
@@ -59,7 +59,7 @@ class Tmux:
 @pytest.fixture
 def workspace(tmp_path: Path, demo_assets) -> Path:
     ws = tmp_path / "ws"
-    subprocess.run([sys.executable, "-m", "tui.cli", "demo", "--init", str(ws)], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "tunedeck.tui.cli.main", "demo", "--init", str(ws)], cwd=ROOT, check=True,
                    capture_output=True)  # fmt: skip
     recipe = yaml.safe_load((ws / "recipe.yaml").read_text())
     recipe["train"].update(max_steps=200, logging_steps=10, save_steps=200)  # enough to answer "The sum of"
@@ -70,7 +70,7 @@ def workspace(tmp_path: Path, demo_assets) -> Path:
 
 def test_tui_journey_in_tmux(workspace: Path, cache_dir: Path) -> None:
     env = {"TUNEDECK_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1", "XDG_CONFIG_HOME": str(workspace / "cfg")}
-    command = f"cd {ROOT} && {sys.executable} -m tui.cli --workspace {workspace}"
+    command = f"cd {ROOT} && {sys.executable} -m tunedeck.tui.cli.main --workspace {workspace}"
     name = f"tunedeck-e2e-{int(time.time())}"
     tui = Tmux(name, command, env)
     try:
@@ -115,8 +115,8 @@ def test_tui_journey_in_tmux(workspace: Path, cache_dir: Path) -> None:
 
 def _stop_runs(workspace: Path) -> None:
     """Never leave a training behind when the test fails half way."""
-    from engine.launch import RunStateError, stop_run
-    from engine.runs import list_runs
+    from tunedeck.engine.run.launch import RunStateError, stop_run
+    from tunedeck.engine.run.rundir import list_runs
 
     for run in list_runs(workspace / "runs"):
         try:

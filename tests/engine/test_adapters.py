@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.adapters import (
+from tunedeck.engine.model.adapters import (
     adapter_callbacks,
     discover_targets,
     lora_counts,
@@ -16,8 +16,8 @@ from engine.adapters import (
     resolve_target_modules,
     save_adapter,
 )
-from engine.models import meta_model, model_summary, quantization_config, trainable_after_freeze
-from engine.recipe import RecipeError, recipe_from_dict
+from tunedeck.engine.model.loading import meta_model, model_summary, quantization_config, trainable_after_freeze
+from tunedeck.engine.recipe import RecipeError, recipe_from_dict
 
 
 def recipe_for(base, **adapter):
@@ -117,7 +117,7 @@ def test_full_and_freeze_all_but_last_layers(base):
     recipe = recipe_for(base, kind="full", freeze_all_but_last_n_layers=1)
     keep = trainable_after_freeze(meta_model(recipe), 1)
     assert keep and all(n.startswith("model.layers.1.") or n in ("model.norm.weight", "lm_head.weight") for n in keep)
-    from engine.models import freeze_all_but_last_layers
+    from tunedeck.engine.model.loading import freeze_all_but_last_layers
 
     model = load_base(base)
     summary = freeze_all_but_last_layers(model, 1)
@@ -196,7 +196,7 @@ def test_recipe_errors_name_the_field(adapter, field, words):
 
 
 def test_adapter_settings_round_trip(tmp_path):
-    from engine.recipe import load_recipe
+    from tunedeck.engine.recipe import load_recipe
 
     r = recipe_from_dict(
         {

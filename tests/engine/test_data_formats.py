@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.data import DataError, choose_format, detect_format, map_row, normalize_row
-from engine.data.formats import check_method_format, parse_columns, user_field
+from tunedeck.engine.data import DataError, choose_format, detect_format, map_row, normalize_row
+from tunedeck.engine.data.formats import check_method_format, parse_columns, user_field
 
 CHAT = [
     {"role": "system", "content": "Be brief."},
@@ -134,7 +134,7 @@ def test_method_format_check():
 def test_normalize_dataset_gives_trl_columns_and_types():
     import datasets
 
-    from engine.data import normalize_dataset
+    from tunedeck.engine.data import normalize_dataset
 
     ds = datasets.Dataset.from_list(
         [{"q": "Add 2 and 3.", "a": "5", "id": 1}, {"q": "Add 1 and 1.", "a": "2", "id": 2}]

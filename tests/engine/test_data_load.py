@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.data import DataError, inspect_data, load_rows, prepare_dataset
-from engine.data.mix import as_mix_sources, plan_mix
+from tunedeck.engine.data import DataError, inspect_data, load_rows, prepare_dataset
+from tunedeck.engine.data.mix import as_mix_sources, plan_mix
 
 ALPACA = [{"instruction": f"Add {i} and 1.", "input": "", "output": str(i + 1)} for i in range(6)]
 
@@ -141,7 +141,7 @@ def test_mixing_different_forms_is_refused(tmp_path):
 
 
 def test_inspect_shows_the_mix(tmp_path):
-    from engine.data.mix import MixSource, inspect_mix
+    from tunedeck.engine.data.mix import MixSource, inspect_mix
 
     main = jsonl(tmp_path / "main.jsonl", ALPACA)
     sharegpt = [

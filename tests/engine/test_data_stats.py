@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.data.stats import Reservoir, length_stats, percentile
+from tunedeck.engine.data.stats import Reservoir, length_stats, percentile
 
 
 def fill(size: int, n: int, seed: int) -> list[int]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.data import DataError, inspect_data
+from tunedeck.engine.data import DataError, inspect_data
 
 GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}
 
@@ -128,7 +128,7 @@ def test_missing_paths_and_unsupported_types(tmp_path):
     ],
 )
 def test_each_format_reports_its_field_errors(fmt, bad, expected):
-    from engine.data.validate import RowValidator
+    from tunedeck.engine.data.validate import RowValidator
 
     problems = RowValidator(fmt)(bad)
     assert [(f, k) for f, k, _ in problems] == expected

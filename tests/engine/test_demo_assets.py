@@ -4,8 +4,8 @@ import json
 import re
 import time
 
-from engine import demo
-from engine.evaluate import hf_answers, hf_exact_match, load_eval_rows, normalize
+from tunedeck.engine.demo import base as demo
+from tunedeck.engine.evaluate import hf_answers, hf_exact_match, load_eval_rows, normalize
 
 
 def _pairs(rows):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.accelerate_config import accelerate_config, check_launchable, nvidia_gpus
-from engine.recipe import RecipeError, recipe_from_dict
-from engine.runs import RunDir
-from engine.supervisor import launcher_command, root_cause
+from tunedeck.engine.recipe import RecipeError, recipe_from_dict
+from tunedeck.engine.run.accelerate_config import accelerate_config, check_launchable, nvidia_gpus
+from tunedeck.engine.run.rundir import RunDir
+from tunedeck.engine.run.supervisor import launcher_command, root_cause
 
 
 def recipe(launch: dict | None = None, **sections):
@@ -83,7 +83,7 @@ def parsed_by_accelerate(tmp_path: Path, config: dict):
     path = tmp_path / "accelerate_config.yaml"
     path.write_text(yaml.safe_dump(config))
     ClusterConfig.from_yaml_file(str(path))  # raises on any key accelerate does not know
-    args = launch_command_parser().parse_args(["--config_file", str(path), "-m", "engine.worker", "RUN"])
+    args = launch_command_parser().parse_args(["--config_file", str(path), "-m", "tunedeck.engine.run.worker", "RUN"])
     args, defaults, _ = _validate_launch_command(args)
     if args.use_deepspeed:
         # launch_command() sets this before calling the DeepSpeed launcher
@@ -157,7 +157,7 @@ def test_launcher_runs_the_worker_module_under_accelerate_with_the_runs_config(t
     assert cmd[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--config_file") + 1] == str(tmp_path / "accelerate_config.yaml")
     assert cmd[cmd.index("--machine_rank") + 1] == "1" and cmd[cmd.index("--main_process_ip") + 1] == "node-a"
-    assert cmd[-4:] == ["-m", "engine.worker", str(tmp_path), "--resume"]
+    assert cmd[-4:] == ["-m", "tunedeck.engine.run.worker", str(tmp_path), "--resume"]
 
 
 def test_the_failed_rank_is_read_from_torch_elastics_own_report():
@@ -166,13 +166,13 @@ def test_the_failed_rank_is_read_from_torch_elastics_own_report():
     rank1 = ProcessFailure(local_rank=1, pid=4242, exitcode=-9, error_file="/nonexistent")
     rank1.timestamp -= 1  # died first
     rank0 = ProcessFailure(local_rank=0, pid=4241, exitcode=-15, error_file="/nonexistent")
-    report = ChildFailedError("engine.worker", {0: rank0, 1: rank1}).format_msg()
+    report = ChildFailedError("tunedeck.engine.run.worker", {0: rank0, 1: rank1}).format_msg()
     assert root_cause(f"warnings...\n{report}\naccelerate launch exited with 1") == (1, -9, "SIGKILL")
     assert root_cause("Traceback ... ConnectionError: port in use") is None
 
 
 def test_slurm_script_starts_one_launcher_per_node(tmp_path):
-    from engine.slurm import slurm_script
+    from tunedeck.engine.run.slurm import slurm_script
 
     script = slurm_script(tmp_path / "recipe.yaml", 2, 4, ["train.max_steps=50"], time_limit="02:00:00")
     path = tmp_path / "job.sbatch"
@@ -200,7 +200,7 @@ def test_slurm_script_runs_on_a_fake_allocation(tmp_path, demo_assets):
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "launch-script", "--slurm", str(recipe_path), "--nodes", "2", "--gpus-per-node", "2"],
+        [sys.executable, "-m", "tunedeck.tui.cli.main", "launch-script", "--slurm", str(recipe_path), "--nodes", "2", "--gpus-per-node", "2"],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -214,19 +214,19 @@ def test_slurm_script_runs_on_a_fake_allocation(tmp_path, demo_assets):
     config = yaml.safe_load((run_dir / "accelerate_config.yaml").read_text())
     assert (config["num_machines"], config["num_processes"], config["main_process_ip"]) == (2, 4, "gpu-a")
     srun_args = (tmp_path / "srun.args").read_text().splitlines()
-    assert srun_args[-2] == "-c" and '-m engine.supervisor "$RUN_DIR" --shared' in srun_args[-1]
+    assert srun_args[-2] == "-c" and '-m tunedeck.engine.run.supervisor "$RUN_DIR" --shared' in srun_args[-1]
 
 
 def test_a_rank_that_raised_fails_the_run_with_its_own_error_and_hint(tmp_path):
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
-    from engine.supervisor import failure_event
+    from tunedeck.engine.run.supervisor import failure_event
 
     run = RunDir(tmp_path)
     run.write_rank(0, pid=1, state="failed", error="DataError: data.jsonl:3: messages: empty",
                    hint="tunedeck data inspect PATH lists every bad row")  # fmt: skip
     run.rank_log(0).write_text("Traceback (most recent call last):\n  ...\nDataError: data.jsonl:3: messages: empty\n")
-    report = ChildFailedError("engine.worker", {0: ProcessFailure(local_rank=0, pid=1, exitcode=1, error_file="/none")})
+    report = ChildFailedError("tunedeck.engine.run.worker", {0: ProcessFailure(local_rank=0, pid=1, exitcode=1, error_file="/none")})
     run.log_path.write_text(report.format_msg() + "\naccelerate launch exited with 1\n")
     event = failure_event(run, 1, run.log_path)
     assert event["error"] == "rank 0 exited with code 1: DataError: data.jsonl:3: messages: empty"

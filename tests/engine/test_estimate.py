@@ -10,7 +10,8 @@ import weakref
 
 import pytest
 
-from engine.estimate import (
+from tests.helpers import ROOT
+from tunedeck.engine.model.estimate import (
     GIB,
     _lora_groups,
     arch_of,
@@ -20,8 +21,7 @@ from engine.estimate import (
     max_batch_that_fits,
     precision_of,
 )
-from engine.recipe import load_recipe, recipe_from_dict
-from tests.helpers import ROOT
+from tunedeck.engine.recipe import load_recipe, recipe_from_dict
 
 TINY = dict(
     hidden_size=128, intermediate_size=352, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -53,8 +53,8 @@ def saved_bytes_of_layer(recipe, layer: int = 1, batch: int = 3, seq: int = 20) 
     from peft import get_peft_model
     from trl.trainer.utils import add_fused_lm_head
 
-    from engine.adapters import peft_config
-    from engine.models import load_model
+    from tunedeck.engine.model.adapters import peft_config
+    from tunedeck.engine.model.loading import load_model
 
     model = load_model(recipe)
     add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))  # as SFTTrainer does
@@ -117,7 +117,7 @@ def test_layer_activations_equal_what_autograd_keeps(tiny_model, adapter, dtype,
     recipe = recipe_for(
         tiny_model, adapter, model={"name_or_path": str(tiny_model), "dtype": dtype}, train={"bf16": bf16}
     )
-    from engine.models import meta_model
+    from tunedeck.engine.model.loading import meta_model
 
     meta = meta_model(recipe)
     per_token, fixed = layer_activation_bytes(
@@ -191,7 +191,7 @@ def test_largest_batch_that_fits_agrees_with_the_estimate(demo_assets):
 def test_probe_measures_within_15_percent_on_cpu(demo_assets):
     import torch
 
-    from engine.memory_probe import probe
+    from tunedeck.engine.model.memory_probe import probe
 
     if torch.cuda.is_available():
         pytest.skip("the CPU figure; bench/gpu_memory_check.py covers CUDA")
@@ -216,7 +216,7 @@ def test_the_loss_head_counts_only_labelled_tokens(demo_assets):
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [sys.executable, "-m", "tunedeck.tui.cli.main", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
 
 

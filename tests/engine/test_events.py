@@ -5,8 +5,8 @@ import json
 import typing
 from pathlib import Path
 
-from engine.events import EventKind, RunProgress, format_event
-from engine.units import fmt_bytes, fmt_duration
+from tunedeck.engine.run.events import EventKind, RunProgress, format_event
+from tunedeck.engine.units import fmt_bytes, fmt_duration
 
 
 def test_progress_folds_steps_into_a_line_with_bar_rate_and_eta():
@@ -43,8 +43,8 @@ def test_units():
 
 
 def test_run_summary_is_what_runs_lists(tmp_path):
-    from engine.events import run_summary
     from tests.helpers import make_run
+    from tunedeck.engine.run.events import run_summary
 
     s = run_summary(make_run(tmp_path, steps=3, state="failed", error="OOM"))
     assert (s["state"], s["step_text"], s["loss_text"], s["error"]) == ("failed", "3/10", "1.5000", "OOM")
@@ -53,8 +53,8 @@ def test_run_summary_is_what_runs_lists(tmp_path):
 def test_every_kind_has_its_fields_and_an_unknown_kind_is_refused_before_the_file(tmp_path):
     import pytest
 
-    from engine.events import EVENT_FIELDS
     from tests.helpers import make_run
+    from tunedeck.engine.run.events import EVENT_FIELDS
 
     assert set(EVENT_FIELDS) == set(typing.get_args(EventKind))
     run = make_run(tmp_path, steps=1)
@@ -79,7 +79,7 @@ def _writes(path):
 def test_every_writer_writes_the_fields_its_kind_declares():
     """What a type checker says of append_event's overloads, checked here on every call in engine/, tui/, bench/:
     a known kind, no field its TypedDict lacks, and every required one (unless the call spreads a dict in)."""
-    from engine.events import EVENT_FIELDS
+    from tunedeck.engine.run.events import EVENT_FIELDS
 
     root = Path(__file__).parents[2]
     calls = [w for d in ("engine", "tui", "bench") for p in sorted((root / d).rglob("*.py")) for w in _writes(p)]
@@ -97,8 +97,8 @@ def test_follow_yields_from_the_offset_then_live_events_and_ends_after_the_last_
     import os
     import threading
 
-    from engine.events import follow
     from tests.helpers import make_run
+    from tunedeck.engine.run.events import follow
 
     run = make_run(tmp_path, steps=2, state="running", pid=os.getpid())  # a live worker
     _, since = run.read_events()

@@ -1,8 +1,8 @@
-"""How quick checks size their samples (engine.export.checks)."""
+"""How quick checks size their samples (tunedeck.engine.export.checks)."""
 
 import pytest
 
-from engine.export.checks import LEVELS, QUICK_TOKENS, plan, within_budget
+from tunedeck.engine.export.checks import LEVELS, QUICK_TOKENS, plan, within_budget
 
 
 def test_texts_are_cut_to_the_token_budget_keeping_scored_tokens():
@@ -32,8 +32,8 @@ def test_where_the_checks_run_and_the_warning_when_llama_cpp_cannot_use_the_gpu(
     """This machine's llama-cpp-python: a GPU build offloads every layer; a CPU build says so when torch has CUDA."""
     import llama_cpp
 
-    from engine.chat import gpu_layers
-    from engine.export.checks import devices
+    from tunedeck.engine.chat import gpu_layers
+    from tunedeck.engine.export.checks import devices
 
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
     assert gpu_layers() == (-1 if gpu else 0)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def run(demo_assets, tmp_path):
-    from engine.runs import RunDir
+    from tunedeck.engine.run.rundir import RunDir
 
     return RunDir(make_lora_run(demo_assets, tmp_path))
 
@@ -29,7 +29,7 @@ def _logits(model_or_dir, ids):
 def test_merged_model_is_sharded_and_reloads_with_the_adapter_applied(run, demo_assets):
     import numpy as np
 
-    from engine.export.merge import adapter_logits, describe_model_dir, merge_run
+    from tunedeck.engine.export.merge import adapter_logits, describe_model_dir, merge_run
 
     merged = merge_run(run, max_shard_size="1MB")
     info = describe_model_dir(merged)
@@ -46,7 +46,7 @@ def test_merged_model_is_sharded_and_reloads_with_the_adapter_applied(run, demo_
 def test_adapter_export_is_the_peft_adapter_with_its_tokenizer(run, demo_assets, tmp_path):
     import numpy as np
 
-    from engine.export.merge import adapter_logits, export_adapter
+    from tunedeck.engine.export.merge import adapter_logits, export_adapter
 
     info = export_adapter(run, run.path / "export" / "adapter")
     dest = Path(info["path"])
@@ -57,7 +57,7 @@ def test_adapter_export_is_the_peft_adapter_with_its_tokenizer(run, demo_assets,
 
 
 def test_adapter_export_names_what_is_missing(run):
-    from engine.export.merge import export_adapter
+    from tunedeck.engine.export.merge import export_adapter
 
     (run.adapter / "adapter_model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="adapter_model.safetensors"):

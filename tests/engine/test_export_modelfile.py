@@ -2,8 +2,8 @@
 
 import pytest
 
-from engine.export.modelfile import build_modelfile, derive_affixes, go_template, render_go_template
-from engine.templates import CHATML
+from tunedeck.engine.export.modelfile import build_modelfile, derive_affixes, go_template, render_go_template
+from tunedeck.engine.templates import CHATML
 
 CONVERSATIONS = [
     [{"role": "user", "content": "What is 3 plus 4?"}],
@@ -98,7 +98,7 @@ def test_modelfile_lines():
 def test_a_system_prompt_folded_into_the_first_user_turn_gemma3():
     """Gemma 3's own template has no system turn: it writes the system prompt, a blank line, then the first user message.
     The Go template keeps it in a variable until that turn (Go's text/template assignment), so Ollama renders alike."""
-    from engine.templates import BUILTIN_TEMPLATES
+    from tunedeck.engine.templates import BUILTIN_TEMPLATES
 
     render = hf_renderer(BUILTIN_TEMPLATES["gemma3"], bos="<bos>")
     aff = derive_affixes(render)

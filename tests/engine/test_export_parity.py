@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.export.parity import ParityError, check_metadata, check_stop, expected_template, raise_for
+from tunedeck.engine.export.parity import ParityError, check_metadata, check_stop, expected_template, raise_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def template(tokenizer):
 
 
 def convert(model_dir: Path, out: Path, template: str, **kwargs) -> Path:
-    from engine.export.gguf import convert_to_gguf
+    from tunedeck.engine.export.gguf import convert_to_gguf
 
     convert_to_gguf(model_dir, out, "f32", kwargs.pop("pre", None), {"tokenizer.chat_template": template, **kwargs})
     return out

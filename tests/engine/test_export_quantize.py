@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.recipe import GGUF_IMATRIX_TYPES, GGUF_TYPES
+from tunedeck.engine.recipe import GGUF_IMATRIX_TYPES, GGUF_TYPES
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +14,7 @@ PLAIN = [t for t in GGUF_TYPES if t not in GGUF_IMATRIX_TYPES]
 
 @pytest.fixture(scope="module")
 def f32(demo_assets, tmp_path_factory) -> Path:
-    from engine.export.gguf import convert_to_gguf
+    from tunedeck.engine.export.gguf import convert_to_gguf
 
     out = tmp_path_factory.mktemp("gguf") / "base.F32.gguf"
     convert_to_gguf(demo_assets.base, out, "f32")
@@ -25,7 +25,7 @@ def f32(demo_assets, tmp_path_factory) -> Path:
 def imatrix(demo_assets, f32):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.export.imatrix import compute_imatrix
+    from tunedeck.engine.export.imatrix import compute_imatrix
 
     tok = AutoTokenizer.from_pretrained(demo_assets.base)
     model = AutoModelForCausalLM.from_pretrained(demo_assets.base)
@@ -52,8 +52,8 @@ def _answers(path: Path) -> list[float]:
 
 @pytest.mark.parametrize("qtype", PLAIN)
 def test_every_type_quantizes_loads_and_keeps_every_tensor_on_its_type(f32, tmp_path, qtype):
-    from engine.export.gguf import tensor_stats
-    from engine.export.quantize import quantize_gguf
+    from tunedeck.engine.export.gguf import tensor_stats
+    from tunedeck.engine.export.quantize import quantize_gguf
 
     out = tmp_path / f"m.{qtype}.gguf"
     result = quantize_gguf(f32, out, qtype)
@@ -64,7 +64,7 @@ def test_every_type_quantizes_loads_and_keeps_every_tensor_on_its_type(f32, tmp_
 
 
 def test_the_types_that_need_an_importance_matrix_name_it_without_one(f32, tmp_path):
-    from engine.export.quantize import QuantizeError, quantize_gguf
+    from tunedeck.engine.export.quantize import QuantizeError, quantize_gguf
 
     with pytest.raises(QuantizeError, match=r"importance matrix .*tensor blk\.\d+\.\w+\.weight"):
         quantize_gguf(f32, tmp_path / "m.IQ2_XXS.gguf", "IQ2_XXS")
@@ -81,8 +81,8 @@ def test_the_importance_matrix_covers_every_linear_layer(imatrix):
 
 @pytest.mark.parametrize("qtype", GGUF_IMATRIX_TYPES)
 def test_imatrix_types_quantize_with_the_computed_matrix(f32, imatrix, tmp_path, qtype):
-    from engine.export.gguf import tensor_stats
-    from engine.export.quantize import quantize_gguf
+    from tunedeck.engine.export.gguf import tensor_stats
+    from tunedeck.engine.export.quantize import quantize_gguf
 
     out = tmp_path / f"m.{qtype}.gguf"
     result = quantize_gguf(f32, out, qtype, imatrix=imatrix[0])
@@ -96,8 +96,8 @@ def test_fallback_tensors_are_named_for_rows_that_are_not_multiples_of_256(demo_
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from engine.export.gguf import convert_to_gguf
-    from engine.export.quantize import quantize_gguf
+    from tunedeck.engine.export.gguf import convert_to_gguf
+    from tunedeck.engine.export.quantize import quantize_gguf
 
     tok = AutoTokenizer.from_pretrained(demo_assets.base)
     torch.manual_seed(0)
@@ -121,7 +121,7 @@ def test_fallback_tensors_are_named_for_rows_that_are_not_multiples_of_256(demo_
 
 
 def test_parse_fallbacks_reads_both_log_formats():
-    from engine.export.quantize import parse_fallbacks
+    from tunedeck.engine.export.quantize import parse_fallbacks
 
     new = "warning: blk.0.attn_k.weight                  - ncols    320 not divisible by 256 (required for type    q4_K) -> falling back to    q5_0\n"
     old = "[   4/  21] blk.0.attn_k.weight - [  320,   320,     1,     1], type =    f32, converting to q4_K .. using fallback quantization q8_0\n"
@@ -130,6 +130,6 @@ def test_parse_fallbacks_reads_both_log_formats():
 
 
 def test_every_recipe_type_is_known_to_llama_cpp():
-    from engine.export.quantize import ftype
+    from tunedeck.engine.export.quantize import ftype
 
     assert len({ftype(t) for t in GGUF_TYPES}) == len(GGUF_TYPES)

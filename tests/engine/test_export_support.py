@@ -1,10 +1,10 @@
-"""engine.export.support: what GGUF export will meet, from the model's config alone."""
+"""tunedeck.engine.export.support: what GGUF export will meet, from the model's config alone."""
 
 from __future__ import annotations
 
 import json
 
-from engine.export.support import gguf_notes
+from tunedeck.engine.export.support import gguf_notes
 
 
 def _model(tmp_path, **config):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import gguf_import
-from engine.gguf_import import PACKAGED, GGUFImportError, check_gguf, import_gguf
+from tunedeck.engine.model import gguf_import
+from tunedeck.engine.model.gguf_import import PACKAGED, GGUFImportError, check_gguf, import_gguf
 
 
 @pytest.fixture(scope="module")

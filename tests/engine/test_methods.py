@@ -1,17 +1,17 @@
-"""The method registry (engine.methods.METHODS) is the one place a method is described: every reader agrees with it."""
+"""The method registry (tunedeck.engine.methods.METHODS) is the one place a method is described: every reader agrees with it."""
 
 import dataclasses
 import importlib
 
 import pytest
 
-from engine.data.errors import DataError
-from engine.data.formats import FORMATS, check_method_format
-from engine.methods import METHODS, method_spec
-from engine.recipe import MethodArgs, RecipeError, recipe_from_dict
+from tunedeck.engine.data.errors import DataError
+from tunedeck.engine.data.formats import FORMATS, check_method_format
+from tunedeck.engine.methods import METHODS, method_spec
+from tunedeck.engine.recipe import MethodArgs, RecipeError, recipe_from_dict
 
 MINIMAL = {"model": {"name_or_path": "m"}, "data": {"train": "d.jsonl"}}
-ONLINE = {"reward_funcs": ["engine.demo:sum_reward"]}
+ONLINE = {"reward_funcs": ["tunedeck.engine.demo.base:sum_reward"]}
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -27,7 +27,7 @@ def test_every_spec_names_real_settings_formats_and_a_builder(name):
         assert callable(getattr(module, spec.trl[2]))
         assert set(spec.settings) | set(spec.fixed) <= config_fields
     else:
-        path, _, function = (spec.builder or f"engine.methods.{name}:build_trainer").partition(":")
+        path, _, function = (spec.builder or f"tunedeck.engine.methods.{name}:build_trainer").partition(":")
         assert callable(getattr(importlib.import_module(path), function))
     recipe = recipe_from_dict({**MINIMAL, "method": {"name": name, **spec.demo.settings}})
     assert recipe.method.name == name

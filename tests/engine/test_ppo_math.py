@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from engine.methods import ppo_math as pm
+from tunedeck.engine.methods import ppo_math as pm
 
 
 def t(*rows):

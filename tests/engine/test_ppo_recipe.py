@@ -2,14 +2,14 @@
 
 import pytest
 
-from engine.recipe import RecipeError, recipe_from_dict
+from tunedeck.engine.recipe import RecipeError, recipe_from_dict
 
 
 def ppo_recipe(method: dict | None = None, **sections) -> dict:
     return {
         "model": {"name_or_path": "unused-model"},
         "data": {"train": "unused.jsonl"},
-        "method": {"name": "ppo", "reward_funcs": ["engine.demo:sum_reward"], **(method or {})},
+        "method": {"name": "ppo", "reward_funcs": ["tunedeck.engine.demo.base:sum_reward"], **(method or {})},
         **sections,
     }
 
@@ -44,7 +44,7 @@ def test_bad_settings_name_their_field(method, field):
     ],
 )
 def test_unsupported_setups_are_refused_before_loading(sections, field, why):
-    from engine.methods.ppo import build_trainer
+    from tunedeck.engine.methods.ppo import build_trainer
 
     method = sections.pop("method", {})
     recipe = recipe_from_dict(ppo_recipe(method, **sections))

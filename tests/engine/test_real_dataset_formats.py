@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.data import DataError, inspect_data, load_normalized
-from engine.data.prepare import prepare_splits
+from tunedeck.engine.data import DataError, inspect_data, load_normalized
+from tunedeck.engine.data.prepare import prepare_splits
 
 WEATHER = {"name": "get_weather", "description": "The weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}  # fmt: skip

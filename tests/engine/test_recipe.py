@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.formats import FORMATS
-from engine.methods import METHODS
-from engine.recipe import Recipe, RecipeError, allowed, load_recipe, recipe_from_dict
+from tunedeck.engine.data.formats import FORMATS
+from tunedeck.engine.methods import METHODS
+from tunedeck.engine.recipe import Recipe, RecipeError, allowed, load_recipe, recipe_from_dict
 
 MINIMAL = {"model": {"name_or_path": "m"}, "data": {"train": "d.jsonl"}}
 
@@ -98,8 +98,8 @@ CLI_FIELDS = {"--strategy": "launch.strategy", "--imatrix": "export.imatrix", "-
 def test_every_cli_choice_list_is_the_recipe_types_values():
     from typing import get_args
 
-    from engine.estimate import Device
-    from tui.cli import build_parser
+    from tunedeck.engine.model.estimate import Device
+    from tunedeck.tui.cli.main import build_parser
 
     found = list(_choice_actions(build_parser()))
     assert {option for _, option, _ in found} == {*CLI_FIELDS, "--device"}
@@ -111,7 +111,7 @@ def test_every_cli_choice_list_is_the_recipe_types_values():
 
 
 def test_the_adapter_form_offers_what_the_types_allow():
-    from tui.screens.adapter import FIELDS
+    from tunedeck.tui.screens.adapter import FIELDS
 
     for f in FIELDS:
         if f.path != "adapter.init_lora_weights":  # true, false or a named initialisation (or pissa_niter_<n>)

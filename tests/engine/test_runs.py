@@ -2,8 +2,8 @@ import os
 import subprocess
 import sys
 
-from engine.runs import RunDir, find_run, list_runs
 from tests.helpers import make_run as _make_run
+from tunedeck.engine.run.rundir import RunDir, find_run, list_runs
 
 
 def make_run(tmp_path, name="20260101-000000-sft-abcd") -> RunDir:
@@ -66,7 +66,7 @@ def test_find_run_by_prefix_and_latest(tmp_path):
 def test_delete_refuses_a_live_run_and_removes_a_finished_one(tmp_path):
     import pytest
 
-    from engine.launch import RunStateError, delete_run
+    from tunedeck.engine.run.launch import RunStateError, delete_run
 
     run = make_run(tmp_path)
     run.write_status(state="running", pid=os.getpid())
@@ -79,7 +79,7 @@ def test_delete_refuses_a_live_run_and_removes_a_finished_one(tmp_path):
 
 
 def test_ggufs_are_listed_newest_run_first(tmp_path):
-    from engine.runs import list_ggufs
+    from tunedeck.engine.run.rundir import list_ggufs
 
     old, new = make_run(tmp_path, "20260101-000000-sft-aaaa"), make_run(tmp_path, "20260102-000000-sft-bbbb")
     for run, names in ((old, ["m-F16.gguf"]), (new, ["m-F16.gguf", "m-Q8_0.gguf"])):
@@ -94,7 +94,7 @@ def test_ggufs_are_listed_newest_run_first(tmp_path):
 def test_export_job_state_reads_its_status_file_like_the_run_does(tmp_path):
     import time
 
-    from engine.export.job import ExportJob
+    from tunedeck.engine.export.job import ExportJob
 
     run = make_run(tmp_path)
     job = ExportJob(run)

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from engine.templates import BUILTIN_TEMPLATES, FAMILY_TEMPLATES, strip_generation_markers
-from engine.templates.corpus import CONVERSATIONS, check_template, coverage, llama_cpp_sdist, vendored_templates
+from tunedeck.engine.templates import BUILTIN_TEMPLATES, FAMILY_TEMPLATES, strip_generation_markers
+from tunedeck.engine.templates.corpus import (
+    CONVERSATIONS,
+    check_template,
+    coverage,
+    llama_cpp_sdist,
+    vendored_templates,
+)
 
 GOAL = 0.90
 

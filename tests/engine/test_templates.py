@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from engine.templates import (
+from tunedeck.engine.templates import (
     BUILTIN_END_OF_TURN,
     BUILTIN_TEMPLATES,
     CHATML,
@@ -231,7 +231,7 @@ def test_text_rows_train_every_token_and_preference_rows_give_two_sequences(plai
 def test_a_rewritten_turn_whose_text_a_user_also_wrote_is_left_untrained_not_guessed(plain_tokenizer):
     """Past assistant turns end with <|end|>, the last with <|return|> (as gpt-oss does): the first reply must be
     searched for, and the user's identical "Yes." must never be what the search finds."""
-    from engine.templates import assistant_spans, chat_render
+    from tunedeck.engine.templates import assistant_spans, chat_render
 
     template = (
         "{%- for m in messages -%}{%- if m.role == 'assistant' -%}<|assistant|>{{ m.content }}"
@@ -251,7 +251,7 @@ def test_a_rewritten_turn_whose_text_a_user_also_wrote_is_left_untrained_not_gue
 def test_repeated_replies_are_all_trained_when_the_template_moves_the_system_prompt(plain_tokenizer):
     """Mistral-style: the system prompt goes into the last user turn, so earlier turns are found by search; a reply
     that repeats an earlier one ("Yes.") is still trained, in order."""
-    from engine.templates import assistant_spans, chat_render
+    from tunedeck.engine.templates import assistant_spans, chat_render
 
     template = (
         "{%- set sys = messages[0].content if messages[0].role == 'system' else '' -%}"

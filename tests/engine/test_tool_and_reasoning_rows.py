@@ -1,7 +1,7 @@
 """Tool use and reasoning, from a JSONL file to the tokens SFT trains, on Qwen3's real chat template.
 
 The row carries ``tools``, an assistant turn that only calls a tool, the tool's result and a final
-answer with its reasoning. Through engine.data (validation, normalization to one Arrow schema) and
+answer with its reasoning. Through tunedeck.engine.data (validation, normalization to one Arrow schema) and
 the SFT tokenization: the tool call and the answers are trained, the user and tool text are not, and
 ``template.train_on_reasoning: false`` leaves the reasoning untrained.
 """
@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from engine.data import prepare_splits
-from engine.methods.sft import tokenize_chats
-from engine.templates.corpus import TOOLS, llama_cpp_sdist, vendored_templates
+from tunedeck.engine.data import prepare_splits
+from tunedeck.engine.methods.sft import tokenize_chats
+from tunedeck.engine.templates.corpus import TOOLS, llama_cpp_sdist, vendored_templates
 
 ROW = {
     "tools": TOOLS,
@@ -64,7 +64,7 @@ def test_tool_calls_and_answers_train_tool_results_and_prompts_do_not(tmp_path, 
 
 
 def test_a_row_the_template_refuses_names_its_row(tmp_path, tokenizer):
-    from engine.data.errors import DataError
+    from tunedeck.engine.data.errors import DataError
 
     data = tmp_path / "chats.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in (PLAIN, PLAIN)) + "\n")

@@ -2,9 +2,9 @@
 
 import errno
 
-from engine.data import DataError
-from engine.recipe import recipe_from_dict
-from engine.worker import _hint
+from tunedeck.engine.data import DataError
+from tunedeck.engine.recipe import recipe_from_dict
+from tunedeck.engine.run.worker import _hint
 
 RECIPE = recipe_from_dict(
     {"model": {"name_or_path": "m"}, "data": {"train": "d"}, "train": {"per_device_train_batch_size": 32, "max_length": 2048}}

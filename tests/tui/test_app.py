@@ -10,10 +10,10 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from tests.helpers import RUN_ID, drive, make_run, record_notifications, settle
-from themes import ThemeError, load_themes, parse_theme
-from tui.app import TunedeckApp
-from tui.screens.keys import KeysScreen
-from tui.screens.runs import RunsScreen
+from tunedeck.themes import ThemeError, load_themes, parse_theme
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.screens.keys import KeysScreen
+from tunedeck.tui.screens.runs import RunsScreen
 
 THEME_NAMES = {"tunedeck-dark", "tunedeck-light", "tunedeck-high-contrast"}
 
@@ -62,8 +62,8 @@ def test_the_runs_are_read_off_the_ui_thread_and_shown_by_one_message(tmp_path: 
     and the events pane, so a run written to disk shows up after a refresh without the UI thread touching a file."""
     import threading
 
-    import tui.screens.runs as runs_module
-    from tui.messages import RunsRead
+    import tunedeck.tui.screens.runs as runs_module
+    from tunedeck.tui.messages import RunsRead
 
     make_run(tmp_path)
     app = TunedeckApp(workspace=tmp_path)
@@ -156,7 +156,7 @@ def test_train_with_a_bad_recipe_names_the_field(tmp_path: Path, monkeypatch: py
 
 
 def test_train_refuses_a_missing_model_before_any_worker_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The same preflight as `tunedeck train` (engine.preflight, inside start_run): no run folder, no process.
+    # The same preflight as `tunedeck train` (tunedeck.engine.run.preflight, inside start_run): no run folder, no process.
     data = tmp_path / "d.jsonl"
     data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
     (tmp_path / "recipe.yaml").write_text(f"model: {{name_or_path: {tmp_path}/no-model}}\ndata: {{train: {data}}}\n")
@@ -263,7 +263,7 @@ def test_the_train_screen_is_built_while_idle_and_shown_at_once(tmp_path: Path) 
     """Train is composed right after the first frame without becoming current (the first switch to it was the slowest key
     press while a run trains); the switch then shows the run. Checks the Textual internals that
     tui/textual_compat.py ``compose_mode_ahead`` uses: a textual that changes them fails here."""
-    from tui.screens.train import TrainScreen
+    from tunedeck.tui.screens.train import TrainScreen
 
     make_run(tmp_path)
     app = TunedeckApp(workspace=tmp_path)

@@ -8,12 +8,12 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Select
 
-from engine.export.errors import ExportError
-from engine.export.merge import weights_source
-from engine.runs import RunDir
 from tests.helpers import drive, make_run, record_notifications, settle
-from tui.app import TunedeckApp
-from tui.textual_compat import select_options
+from tunedeck.engine.export.errors import ExportError
+from tunedeck.engine.export.merge import weights_source
+from tunedeck.engine.run.rundir import RunDir
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.textual_compat import select_options
 
 
 def _run(tmp_path: Path, state: str, steps: tuple[int, ...], final: bool = False, incomplete: int | None = None) -> RunDir:

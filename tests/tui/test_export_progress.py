@@ -8,9 +8,9 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import DataTable, ProgressBar, Select, SelectionList
 
-from engine.runs import list_runs
 from tests.helpers import drive, settle, tunedeck
-from tui.app import TunedeckApp
+from tunedeck.engine.run.rundir import list_runs
+from tunedeck.tui.app import TunedeckApp
 
 
 def test_export_shows_each_stage_from_the_pipeline_then_sizes_and_fidelity(tmp_path: Path, demo_assets, monkeypatch) -> None:
@@ -37,7 +37,7 @@ def test_export_shows_each_stage_from_the_pipeline_then_sizes_and_fidelity(tmp_p
         assert [stage for stage, state in seen if state == "pending"] == [
             "merge", "reference", "convert", "parity", "quantize_Q8_0", "verify_Q8_0",
         ]  # fmt: skip
-        for _ in range(1500):  # the export runs as a detached job (engine.export.job); the screen follows its events
+        for _ in range(1500):  # the export runs as a detached job (tunedeck.engine.export.job); the screen follows its events
             await pilot.pause(0.2)
             if not screen.busy:
                 break

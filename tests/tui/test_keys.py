@@ -9,13 +9,13 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.helpers import drive, make_run, record_notifications, screen_lines, settle, write_workspace
-from tui.app import TunedeckApp
-from tui.commands import TunedeckCommands
-from tui.keymap import keymap_path, load_keymap
-from tui.screens import SCREEN_ORDER
-from tui.screens.chat import ChatScreen
-from tui.screens.keys import KeysScreen
-from tui.widgets.key_footer import KeyFooter
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.commands import TunedeckCommands
+from tunedeck.tui.keymap import keymap_path, load_keymap
+from tunedeck.tui.screens import SCREEN_ORDER
+from tunedeck.tui.screens.chat import ChatScreen
+from tunedeck.tui.screens.keys import KeysScreen
+from tunedeck.tui.widgets.key_footer import KeyFooter
 
 
 def footer_keys(app: TunedeckApp) -> list:
@@ -162,7 +162,7 @@ def test_switching_screens_frees_the_footer_keys_it_replaces(tmp_path: Path) -> 
     referenced by the last frame; their number must not grow with the switches."""
     import gc
 
-    from tui.textual_compat import FooterKey
+    from tunedeck.tui.textual_compat import FooterKey
 
     make_run(tmp_path)
     app = TunedeckApp(workspace=tmp_path)

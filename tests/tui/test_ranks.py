@@ -8,8 +8,8 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from tests.helpers import drive, make_run, settle
-from tui.app import TunedeckApp
-from tui.widgets.ranks import RankPanel, rank_line
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.widgets.ranks import RankPanel, rank_line
 
 
 def test_rank_line_shows_step_memory_and_a_silent_rank():

@@ -12,18 +12,18 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
-from engine.methods import METHODS
-from engine.recipe import AdapterArgs, load_recipe
 from tests.helpers import RUN_ID, drive, make_run, record_notifications, settle, write_workspace
-from tui.app import TunedeckApp
-from tui.commands import TunedeckCommands
-from tui.screens import SCREEN_ORDER
-from tui.screens.adapter import FIELDS as ADAPTER_FIELDS
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.method import COMMON, method_fields
-from tui.screens.row_view import RowViewScreen
-from tui.widgets.chat_pane import ChatPane
-from tui.widgets.loss_chart import LossChart
+from tunedeck.engine.methods import METHODS
+from tunedeck.engine.recipe import AdapterArgs, load_recipe
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.commands import TunedeckCommands
+from tunedeck.tui.screens import SCREEN_ORDER
+from tunedeck.tui.screens.adapter import FIELDS as ADAPTER_FIELDS
+from tunedeck.tui.screens.confirm import ConfirmScreen
+from tunedeck.tui.screens.method import COMMON, method_fields
+from tunedeck.tui.screens.row_view import RowViewScreen
+from tunedeck.tui.widgets.chat_pane import ChatPane
+from tunedeck.tui.widgets.loss_chart import LossChart
 
 
 @pytest.fixture
@@ -213,7 +213,7 @@ def test_template_screen_marks_trained_tokens_and_picks_templates(workspace: Pat
 
 
 def test_template_screen_warns_when_the_mask_is_derived(workspace: Path) -> None:
-    from engine.templates import CHATML, strip_generation_markers
+    from tunedeck.engine.templates import CHATML, strip_generation_markers
 
     (workspace / "plain.jinja").write_text(strip_generation_markers(CHATML))
     recipe = workspace / "recipe.yaml"
@@ -338,7 +338,7 @@ def test_export_screen_shows_size_fidelity_and_warnings(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def base_gguf(tmp_path_factory, demo_assets) -> Path:
     """The demo base through llama.cpp's real converter (F16): a real model for the chat pane to load."""
-    from engine.export.gguf import convert_to_gguf
+    from tunedeck.engine.export.gguf import convert_to_gguf
 
     path = tmp_path_factory.mktemp("gguf") / "base.F16.gguf"
     convert_to_gguf(demo_assets.base, path, "f16")
@@ -346,7 +346,7 @@ def base_gguf(tmp_path_factory, demo_assets) -> Path:
 
 
 def test_chat_streams_side_by_side_and_clears(tmp_path: Path, base_gguf: Path) -> None:
-    """Two real GGUFs through engine.chat (llama-cpp-python): one prompt, two streamed replies."""
+    """Two real GGUFs through tunedeck.engine.chat (llama-cpp-python): one prompt, two streamed replies."""
     run = make_run(tmp_path)
     run.gguf.mkdir()
     for q in ("F16", "F16b"):

@@ -14,8 +14,8 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.helpers import drive, fresh, make_run, settle, write_workspace  # noqa: F401
-from tui.app import TunedeckApp
-from tui.screens import SCREEN_ORDER
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.screens import SCREEN_ORDER
 
 SNAP_WS = Path("/tmp/tunedeck-snapshot-ws")
 
@@ -24,8 +24,8 @@ SNAP_WS = Path("/tmp/tunedeck-snapshot-ws")
 def snap_app(demo_assets, monkeypatch: pytest.MonkeyPatch) -> TunedeckApp:
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
-    monkeypatch.setattr("tui.widgets.gpu_panel.host_ram", lambda: (4 * 2**30, 16 * 2**30))
-    monkeypatch.setattr("tui.widgets.gpu_panel.sample_gpus", lambda: ([], "no NVIDIA GPU (NVML not available)"))
+    monkeypatch.setattr("tunedeck.tui.widgets.gpu_panel.host_ram", lambda: (4 * 2**30, 16 * 2**30))
+    monkeypatch.setattr("tunedeck.tui.widgets.gpu_panel.sample_gpus", lambda: ([], "no NVIDIA GPU (NVML not available)"))
     ws = fresh(SNAP_WS)
     write_workspace(ws, demo_assets.base)
     run = make_run(ws, steps=7)

@@ -25,7 +25,7 @@ def test_textual_is_inside_the_pin() -> None:
 
 
 def test_every_private_name_the_compat_module_uses_is_there() -> None:
-    import tui.textual_compat  # noqa: F401  (imports the private modules)
+    import tunedeck.tui.textual_compat  # noqa: F401  (imports the private modules)
 
     tree = ast.parse((ROOT / "tui" / "textual_compat.py").read_text())
     used = {(ast.unparse(n.value), n.attr) for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.startswith("_")}

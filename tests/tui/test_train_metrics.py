@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from engine.runs import list_runs
 from tests.helpers import drive, screen_lines, settle, tunedeck
-from tui.app import TunedeckApp
-from tui.widgets.metric_chart import MetricChart, metric_points
+from tunedeck.engine.run.rundir import list_runs
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.widgets.metric_chart import MetricChart, metric_points
 
 DPO_METRICS = {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"}
 

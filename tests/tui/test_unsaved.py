@@ -8,10 +8,10 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tests.helpers import drive
-from tui.app import TunedeckApp
-from tui.screens import SCREEN_ORDER
-from tui.screens.recipe_store import RecipeStore
-from tui.screens.train import header_state
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.recipe_store import RecipeStore
+from tunedeck.tui.screens import SCREEN_ORDER
+from tunedeck.tui.screens.train import header_state
 
 
 def _workspace(tmp_path: Path) -> Path:

@@ -11,8 +11,8 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tests.helpers import ROOT, drive, make_run, record_notifications, settle, write_workspace
-from tui.widgets.chat_pane import ChatPane
-from tui.workers import ML_QUEUE, MLQueue, background
+from tunedeck.tui.widgets.chat_pane import ChatPane
+from tunedeck.tui.workers import ML_QUEUE, MLQueue, background
 
 
 class Broken(Static):
@@ -117,8 +117,8 @@ def test_no_worker_queries_or_updates_a_widget(tmp_path, demo_assets, monkeypatc
     a message: query_one and Static.update run on the UI thread only."""
     from textual.dom import DOMNode
 
-    from tui.app import TunedeckApp
-    from tui.screens import SCREEN_ORDER
+    from tunedeck.tui.app import TunedeckApp
+    from tunedeck.tui.screens import SCREEN_ORDER
 
     write_workspace(tmp_path / "ws", demo_assets.base)
     make_run(tmp_path / "ws")

@@ -1,14 +1,14 @@
 """One screen per module; SCREEN_ORDER is the order of the number keys."""
 
-from tui.screens.adapter import AdapterScreen
-from tui.screens.chat import ChatScreen
-from tui.screens.data import DataScreen
-from tui.screens.export import ExportScreen
-from tui.screens.keys import KeysScreen
-from tui.screens.method import MethodScreen
-from tui.screens.runs import RunsScreen
-from tui.screens.template import TemplateScreen
-from tui.screens.train import TrainScreen
+from tunedeck.tui.screens.adapter import AdapterScreen
+from tunedeck.tui.screens.chat import ChatScreen
+from tunedeck.tui.screens.data import DataScreen
+from tunedeck.tui.screens.export import ExportScreen
+from tunedeck.tui.screens.keys import KeysScreen
+from tunedeck.tui.screens.method import MethodScreen
+from tunedeck.tui.screens.runs import RunsScreen
+from tunedeck.tui.screens.template import TemplateScreen
+from tunedeck.tui.screens.train import TrainScreen
 
 SCREEN_ORDER = (
     ("runs", "Runs", RunsScreen),

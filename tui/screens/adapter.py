@@ -11,11 +11,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from engine.recipe import INIT_LORA_WEIGHTS, TARGET_PRESETS
-from tui.messages import EstimateComputed
-from tui.screens.base import StudioScreen
-from tui.widgets.field_form import FieldForm, FormField
-from tui.workers import background, ml_turn
+from tunedeck.engine.recipe import INIT_LORA_WEIGHTS, TARGET_PRESETS
+from tunedeck.tui.messages import EstimateComputed
+from tunedeck.tui.screens.base import StudioScreen
+from tunedeck.tui.widgets.field_form import FieldForm, FormField
+from tunedeck.tui.workers import background, ml_turn
 
 # Every AdapterArgs field (engine/recipe.py), PEFT/bitsandbytes names shortened only where 20 columns are too few;
 # a pick-one offers the values the field's type allows.
@@ -46,8 +46,8 @@ DEBOUNCE_SECONDS = 0.4
 @lru_cache(maxsize=4)
 def _meta_model(name_or_path: str, revision: str | None, trust_remote_code: bool) -> Any:
     """The model on the meta device, kept across edits: only the adapter settings change between estimates."""
-    from engine.models import meta_model
-    from engine.recipe import recipe_from_dict
+    from tunedeck.engine.model.loading import meta_model
+    from tunedeck.engine.recipe import recipe_from_dict
 
     recipe = recipe_from_dict({"model": {"name_or_path": name_or_path, "revision": revision,
                                          "trust_remote_code": trust_remote_code}, "data": {"train": "x"}})  # fmt: skip
@@ -86,21 +86,21 @@ class AdapterScreen(StudioScreen):
 
     def action_estimate(self) -> None:
         """Recompute in a thread (the first call imports transformers and builds a meta-device model)."""
-        from engine.recipe import RecipeError
+        from tunedeck.engine.recipe import RecipeError
 
         try:
             recipe = self.store.recipe()
         except RecipeError as e:
             self.query_one("#adapter-math", Static).update(str(e))
             return
-        from engine.recipe import resolve_paths
+        from tunedeck.engine.recipe import resolve_paths
 
         self._compute(resolve_paths(recipe, self.store.base))
 
     @background("estimate", exclusive=True)
     def _compute(self, recipe) -> None:
-        from engine.estimate import estimate, estimate_lines
-        from engine.models import ModelLoadError
+        from tunedeck.engine.model.estimate import estimate, estimate_lines
+        from tunedeck.engine.model.loading import ModelLoadError
 
         m = recipe.model
         with ml_turn(self, "the memory estimate"):

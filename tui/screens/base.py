@@ -9,13 +9,13 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Header
 
-from engine.runs import RunDir, list_runs
-from tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed
-from tui.widgets.key_footer import KeyBar
-from tui.workers import background
+from tunedeck.engine.run.rundir import RunDir, list_runs
+from tunedeck.tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed
+from tunedeck.tui.widgets.key_footer import KeyBar
+from tunedeck.tui.workers import background
 
 if TYPE_CHECKING:
-    from tui.screens.recipe_store import RecipeStore
+    from tunedeck.tui.recipe_store import RecipeStore
 
 
 class StudioScreen(Screen[None]):
@@ -55,12 +55,12 @@ class StudioScreen(Screen[None]):
     @background("launch", exclusive=True)
     def start_training(self) -> None:
         """Start the shared recipe as a new run in a detached worker (Runs and Train both use this)."""
-        # engine.recipe and engine.launch are light (no torch): the worker process loads the ML stack.
-        from engine.launch import start_run
-        from engine.preflight import PreflightError
-        from engine.recipe import RecipeError, resolve_paths
+        # tunedeck.engine.recipe and tunedeck.engine.run.launch are light (no torch): the worker process loads the ML stack.
+        from tunedeck.engine.recipe import RecipeError, resolve_paths
+        from tunedeck.engine.run.launch import start_run
+        from tunedeck.engine.run.preflight import PreflightError
 
-        try:  # engine.preflight refuses a recipe the worker would fail on, before any run folder exists
+        try:  # tunedeck.engine.run.preflight refuses a recipe the worker would fail on, before any run folder exists
             run = start_run(resolve_paths(self.store.recipe(), self.store.base))
         except (RecipeError, PreflightError, OSError) as e:
             self.post_message(TrainLaunchFailed(str(e)))
@@ -75,7 +75,7 @@ class StudioScreen(Screen[None]):
 
     @background("run-verbs")
     def _wait_for_stop(self, run: RunDir) -> None:
-        from engine.launch import RunStateError, stop_run
+        from tunedeck.engine.run.launch import RunStateError, stop_run
 
         try:
             seconds = stop_run(run)

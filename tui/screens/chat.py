@@ -10,10 +10,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Label
 
-from engine.runs import list_ggufs
-from tui.screens.base import StudioScreen
-from tui.widgets.chat_pane import ChatPane
-from tui.widgets.field_form import parse_value
+from tunedeck.engine.run.rundir import list_ggufs
+from tunedeck.tui.screens.base import StudioScreen
+from tunedeck.tui.widgets.chat_pane import ChatPane
+from tunedeck.tui.widgets.field_form import parse_value
 
 
 class ChatScreen(StudioScreen):

@@ -10,11 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import ContentSwitcher, DataTable, Static
 
-from tui.messages import DataInspected, TokenLengthsRead, WorkFailed
-from tui.screens.base import StudioScreen
-from tui.screens.row_view import RowViewScreen, message_lines, raw_line
-from tui.widgets.histogram import Histogram
-from tui.workers import background, ml_turn
+from tunedeck.tui.messages import DataInspected, TokenLengthsRead, WorkFailed
+from tunedeck.tui.screens.base import StudioScreen
+from tunedeck.tui.screens.row_view import RowViewScreen, message_lines, raw_line
+from tunedeck.tui.widgets.histogram import Histogram
+from tunedeck.tui.workers import background, ml_turn
 
 CELL = 60
 
@@ -71,8 +71,8 @@ class DataScreen(StudioScreen):
 
     @background("data", exclusive=True)
     def _inspect(self, source: str) -> None:
-        from engine.data.errors import DataError
-        from engine.data.inspect import inspect_data
+        from tunedeck.engine.data.errors import DataError
+        from tunedeck.engine.data.inspect import inspect_data
 
         try:
             report = inspect_data(source)
@@ -114,8 +114,8 @@ class DataScreen(StudioScreen):
     @background("data-tokens", exclusive=True)
     def _token_lengths(self, rows: list[dict], source: dict, template_name: str) -> None:
         with ml_turn(self, "the token lengths"):
-            from engine.models import load_chat_tokenizer
-            from engine.templates import token_lengths
+            from tunedeck.engine.model.loading import load_chat_tokenizer
+            from tunedeck.engine.templates import token_lengths
 
             try:
                 tokenizer, template = load_chat_tokenizer(template=template_name, **source)
@@ -141,7 +141,7 @@ class DataScreen(StudioScreen):
             lines.append("errors: " + ", ".join(f"{k} {n}" for k, n in sorted(r.error_kinds.items())))
         lines += [f"warning: {w}" for w in r.warnings]
         if self.lengths:
-            from engine.data.stats import length_stats
+            from tunedeck.engine.data.stats import length_stats
 
             s = length_stats(self.lengths, None)
             lines.append(f"tokens per row ({len(self.lengths)} rows): min {s['min']} p50 {s['p50']} "

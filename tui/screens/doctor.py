@@ -10,8 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.messages import DoctorChecked
-from tui.workers import background
+from tunedeck.tui.messages import DoctorChecked
+from tunedeck.tui.workers import background
 
 
 class DoctorScreen(ModalScreen[None]):
@@ -35,7 +35,7 @@ class DoctorScreen(ModalScreen[None]):
 
     @background("doctor", exclusive=True)
     def _check(self) -> None:
-        from engine.doctor import lines, report, run_checks
+        from tunedeck.engine.doctor import lines, report, run_checks
 
         checks = run_checks(self.runs_dir)
         result = report(checks)

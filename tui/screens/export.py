@@ -12,13 +12,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, ProgressBar, Select, SelectionList, Static
 
-from engine.export.report import COLUMNS
-from engine.export.stages import planned_stages, stage_label
-from engine.recipe import GGUF_TYPES, allowed
-from engine.runs import RunDir
-from tui.messages import EventsRead, ExportStarted, WorkFailed
-from tui.screens.base import StudioScreen
-from tui.workers import background
+from tunedeck.engine.export.report import COLUMNS
+from tunedeck.engine.export.stages import planned_stages, stage_label
+from tunedeck.engine.recipe import GGUF_TYPES, allowed
+from tunedeck.engine.run.rundir import RunDir
+from tunedeck.tui.messages import EventsRead, ExportStarted, WorkFailed
+from tunedeck.tui.screens.base import StudioScreen
+from tunedeck.tui.workers import background
 
 STATE_TEXT = {"pending": "·", "start": "running", "done": "done", "failed": "FAILED"}
 POLL_SECONDS = 0.5
@@ -27,10 +27,10 @@ CHECKS = [(f"checks: {v}" + (" (sampled)" if v == "quick" else ""), v) for v in 
 
 
 def checkpoint_options(run: RunDir) -> tuple[list[tuple[str, str]], str | None]:
-    """The weights an export can start from, newest first, and the default (engine.export.merge.weights_source):
+    """The weights an export can start from, newest first, and the default (tunedeck.engine.export.merge.weights_source):
     the final weights of a finished run, else its newest complete checkpoint. ([], None): nothing to export yet."""
-    from engine.export.errors import ExportError
-    from engine.export.merge import weights_source
+    from tunedeck.engine.export.errors import ExportError
+    from tunedeck.engine.export.merge import weights_source
 
     try:
         default = weights_source(run)
@@ -93,7 +93,7 @@ class ExportScreen(StudioScreen):
         self.on_screen_resume()
 
     def on_screen_resume(self) -> None:
-        from engine.export.job import ExportJob
+        from tunedeck.engine.export.job import ExportJob
 
         run = self.current_run()
         if self.busy and run is not None and self.run is not None and run.id == self.run.id:
@@ -130,7 +130,7 @@ class ExportScreen(StudioScreen):
                 self._stage(stage, "done", seconds)
             if report.get("error"):
                 self.query_one("#export-now", Static).update(f"failed: {report['error']}")
-        from engine.export.report import checks_line, fidelity_rows
+        from tunedeck.engine.export.report import checks_line, fidelity_rows
 
         table = self.query_one("#export-files", DataTable)
         table.clear()
@@ -148,7 +148,7 @@ class ExportScreen(StudioScreen):
         )
 
     def action_export(self) -> None:
-        """Start the export job (engine.export.job) on the selected types; the screen follows its events."""
+        """Start the export job (tunedeck.engine.export.job) on the selected types; the screen follows its events."""
         quants = list(self.query_one("#export-quants", SelectionList).selected)
         if self.run is None:
             self.notify("no run to export (attach one on Runs)", severity="error")
@@ -171,10 +171,10 @@ class ExportScreen(StudioScreen):
 
     @background("export")
     def _start(self, run: RunDir, quants: list[str], checkpoint: str | None, checks: str) -> None:
-        from engine.export.errors import ExportError
-        from engine.export.job import start_export
-        from engine.launch import RunStateError
-        from engine.recipe import RecipeError
+        from tunedeck.engine.export.errors import ExportError
+        from tunedeck.engine.export.job import start_export
+        from tunedeck.engine.recipe import RecipeError
+        from tunedeck.engine.run.launch import RunStateError
 
         try:
             _, offset = start_export(run, quants, {"checks": checks}, checkpoint)
@@ -206,7 +206,7 @@ class ExportScreen(StudioScreen):
 
     @background("export-tail")
     def _read(self, run: RunDir, offset: int) -> None:
-        from engine.export.job import ExportJob
+        from tunedeck.engine.export.job import ExportJob
 
         events, end, state = [], offset, None
         try:
@@ -257,7 +257,7 @@ class ExportScreen(StudioScreen):
             self._stage(stage, "pending", None)
 
     def _stage(self, stage: str, state: str, seconds: float | None) -> None:
-        """Show one stage event (engine.export.pipeline.Stage) in the table and the bar."""
+        """Show one stage event (tunedeck.engine.export.pipeline.Stage) in the table and the bar."""
         table = self.query_one("#export-stages", DataTable)
         cells = (stage_label(stage), STATE_TEXT.get(state, state), f"{seconds:.1f}" if seconds is not None else "")
         if stage in self.stage_states:

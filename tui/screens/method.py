@@ -10,17 +10,17 @@ from textual.containers import Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine.data.formats import FORMAT_HELP
-from engine.methods import METHODS
-from tui.screens.base import StudioScreen
-from tui.widgets.field_form import FieldForm, FormField
+from tunedeck.engine.data.formats import FORMAT_HELP
+from tunedeck.engine.methods import METHODS
+from tunedeck.tui.screens.base import StudioScreen
+from tunedeck.tui.widgets.field_form import FieldForm, FormField
 
 COMMON = ["train.learning_rate", "train.max_steps", "train.num_train_epochs"]
 NAME_WIDTH, EXPLAIN_WIDTH, DATA_WIDTH = 9, 44, 24  # fits 80 columns
 
 
 def method_fields(method: str) -> list[FormField]:
-    """The settings shown for ``method``: its own (engine.methods), then the common training ones."""
+    """The settings shown for ``method``: its own (tunedeck.engine.methods), then the common training ones."""
     paths = [f"method.{name}" for name in METHODS[method].settings] + COMMON
     return [FormField(p, p.split(".")[1]) for p in paths]
 

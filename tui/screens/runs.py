@@ -12,12 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from engine.events import format_event, run_summary
-from engine.runs import TERMINAL_STATES, RunDir, list_runs
-from tui.messages import RunActionFinished, RunsRead, TrainLaunched, TrainLaunchFailed
-from tui.screens.base import StudioScreen
-from tui.screens.confirm import ConfirmScreen
-from tui.workers import background
+from tunedeck.engine.run.events import format_event, run_summary
+from tunedeck.engine.run.rundir import TERMINAL_STATES, RunDir, list_runs
+from tunedeck.tui.messages import RunActionFinished, RunsRead, TrainLaunched, TrainLaunchFailed
+from tunedeck.tui.screens.base import StudioScreen
+from tunedeck.tui.screens.confirm import ConfirmScreen
+from tunedeck.tui.workers import background
 
 REFRESH_SECONDS = 2.0
 TAIL_EVENTS = 6
@@ -242,7 +242,7 @@ class RunsScreen(StudioScreen):
 
     @background("run-verbs")
     def _run_verb(self, run: RunDir, verb: str) -> None:
-        from engine.launch import RunStateError, delete_run, resume_run
+        from tunedeck.engine.run.launch import RunStateError, delete_run, resume_run
 
         try:
             if verb == "resume":

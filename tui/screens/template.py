@@ -7,15 +7,15 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tui.messages import TemplateRendered, WorkFailed
-from tui.screens.base import StudioScreen
-from tui.widgets.token_view import Token, TokenView
-from tui.workers import background, ml_turn
+from tunedeck.tui.messages import TemplateRendered, WorkFailed
+from tunedeck.tui.screens.base import StudioScreen
+from tunedeck.tui.widgets.token_view import Token, TokenView
+from tunedeck.tui.workers import background, ml_turn
 
 
 def template_names() -> list[str]:
     """The picker's choices: the model's own template, then the built-ins."""
-    from engine.templates import BUILTIN_TEMPLATES
+    from tunedeck.engine.templates import BUILTIN_TEMPLATES
 
     return ["model", *BUILTIN_TEMPLATES]
 
@@ -69,9 +69,9 @@ class TemplateScreen(StudioScreen):
     @background("template", exclusive=True)
     def _render_tokens(self, name: str, index: int, source: str, model: dict, template_path: str,
                        assistant_only: bool) -> None:  # fmt: skip
-        from engine.data.inspect import read_row
-        from engine.models import load_chat_tokenizer
-        from engine.templates import token_views
+        from tunedeck.engine.data.inspect import read_row
+        from tunedeck.engine.model.loading import load_chat_tokenizer
+        from tunedeck.engine.templates import token_views
 
         try:
             fmt, where, row, errors = read_row(source, index)

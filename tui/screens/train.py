@@ -8,15 +8,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar, Static
 
-from engine.events import RunProgress
-from engine.runs import RunDir
-from tui.messages import EventsRead, TrainLaunched
-from tui.screens.base import StudioScreen
-from tui.widgets.gpu_panel import GpuPanel
-from tui.widgets.loss_chart import LossChart
-from tui.widgets.metric_chart import MetricChart
-from tui.widgets.ranks import RankPanel
-from tui.workers import background
+from tunedeck.engine.run.events import RunProgress
+from tunedeck.engine.run.rundir import RunDir
+from tunedeck.tui.messages import EventsRead, TrainLaunched
+from tunedeck.tui.screens.base import StudioScreen
+from tunedeck.tui.widgets.gpu_panel import GpuPanel
+from tunedeck.tui.widgets.loss_chart import LossChart
+from tunedeck.tui.widgets.metric_chart import MetricChart
+from tunedeck.tui.widgets.ranks import RankPanel
+from tunedeck.tui.workers import background
 
 POLL_SECONDS = 0.5
 

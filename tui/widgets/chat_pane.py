@@ -17,7 +17,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
 
-from tui.workers import background, ml_turn
+from tunedeck.tui.workers import background, ml_turn
 
 
 @dataclass
@@ -116,7 +116,7 @@ class ChatPane(VerticalScroll):
 
     @background("chat-load", exclusive=True)
     def _load(self, path: Path, previous: Any) -> None:
-        from engine.chat import ChatSession
+        from tunedeck.engine.chat import ChatSession
 
         if previous is not None:
             previous.close()  # free the llama.cpp session before the next one loads

@@ -1,4 +1,4 @@
-"""A compact form over recipe fields: each edit validates through engine.recipe and names the bad field."""
+"""A compact form over recipe fields: each edit validates through tunedeck.engine.recipe and names the bad field."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from engine.recipe import allowed
+from tunedeck.engine.recipe import allowed
 
 
 @dataclass(frozen=True)
 class FormField:
     """One recipe field: dotted path, label, and the choices when it is a pick-one: by default the values its type
-    allows (engine.recipe.allowed: a Literal's, true/false for a bool), never retyped here."""
+    allows (tunedeck.engine.recipe.allowed: a Literal's, true/false for a bool), never retyped here."""
 
     path: str
     label: str

@@ -6,8 +6,8 @@ from typing import Any
 
 from textual.widgets import Static
 
-from tui.messages import GpuSampled
-from tui.workers import background
+from tunedeck.tui.messages import GpuSampled
+from tunedeck.tui.workers import background
 
 GIB = 2**30
 SAMPLE_SECONDS = 2.0
@@ -23,7 +23,7 @@ def host_ram() -> tuple[int, int]:
 
 def sample_gpus() -> tuple[list[dict[str, Any]], str]:
     """(devices, note): NVML's devices, or none and why."""
-    from engine.gpu import nvml_status, sample_gpus
+    from tunedeck.engine.gpu import nvml_status, sample_gpus
 
     try:
         devices = sample_gpus()

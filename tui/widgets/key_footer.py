@@ -16,7 +16,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from tui.textual_compat import FooterKey, FooterLabel, KeyGroup
+from tunedeck.tui.textual_compat import FooterKey, FooterLabel, KeyGroup
 
 Scope = Literal["screen", "app"]
 

@@ -9,8 +9,8 @@ from typing import Any
 from textual.message import Message
 from textual.widgets import Static
 
-from engine.runs import RunDir
-from tui.workers import background
+from tunedeck.engine.run.rundir import RunDir
+from tunedeck.tui.workers import background
 
 POLL_SECONDS = 1.0
 STALE_SECONDS = 30.0  # a running rank silent this long is flagged

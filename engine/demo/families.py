@@ -22,9 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.demo import PRETRAIN, SEED, Progress, build_once, cache_root, habit_chats, pretrain, pretrain_lines
-from engine.gguf_import import mark_control_tokens, write_sentencepiece_model
-from engine.templates.specs import KNOWN_END_OF_TURN
+from tunedeck.engine.demo.base import (
+    PRETRAIN,
+    SEED,
+    Progress,
+    build_once,
+    cache_root,
+    habit_chats,
+    pretrain,
+    pretrain_lines,
+)
+from tunedeck.engine.model.gguf_import import mark_control_tokens, write_sentencepiece_model
+from tunedeck.engine.templates.specs import KNOWN_END_OF_TURN
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,7 @@ FAMILIES: dict[str, Family] = {
 # Small enough to pretrain in about a minute on 2 cores with a 152k-token vocabulary.
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             max_position_embeddings=512, tie_word_embeddings=True)  # fmt: skip
-TINY_PRETRAIN = dict(steps=120, batch_size=4)  # engine.demo.PRETRAIN's settings, fewer and smaller steps
+TINY_PRETRAIN = dict(steps=120, batch_size=4)  # tunedeck.engine.demo.base.PRETRAIN's settings, fewer and smaller steps
 
 
 def _fingerprint(family: Family) -> str:
@@ -77,7 +86,7 @@ def family_dir(name: str) -> Path:
 
 def _vocab_file(vocab: str, into: Path) -> Path:
     """ggml-vocab-<vocab>.gguf (and llama.cpp's test vectors for it) out of the llama-cpp-python sdist."""
-    from engine.templates.corpus import llama_cpp_sdist
+    from tunedeck.engine.templates.corpus import llama_cpp_sdist
 
     sdist = llama_cpp_sdist()
     if sdist is None or not sdist.is_file():
@@ -107,7 +116,7 @@ def load_vocab_tokenizer(gguf: Path, sentencepiece: bool = False):
     leading space into the prefix (" Hello" -> "▁Hello" where SentencePiece gives "▁", "▁Hello")."""
     from tokenizers import normalizers
 
-    from engine.tokenizers import load_saved_tokenizer
+    from tunedeck.engine.model.tokenizers import load_saved_tokenizer
 
     tokenizer = load_saved_tokenizer(gguf.parent, gguf_file=gguf.name, fast=True)
     mark_control_tokens(tokenizer, gguf)
@@ -131,7 +140,7 @@ def build_family_model(family: Family, target: Path, progress: Progress) -> None
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from engine.templates import BUILTIN_TEMPLATES, end_of_turn_ids
+    from tunedeck.engine.templates import BUILTIN_TEMPLATES, end_of_turn_ids
 
     vocab = _vocab_file(family.vocab, target / "vocab")
     tokenizer = load_vocab_tokenizer(vocab, sentencepiece=family.spm)
@@ -179,8 +188,8 @@ FAMILY_TRAIN = dict(max_steps=30, per_device_train_batch_size=8, learning_rate=2
 
 def init_family_workspace(directory: Path, name: str, progress: Progress = lambda m: None) -> Path:
     """recipe.yaml for a LoRA SFT of the tiny ``name`` model on the demo's sums, on the family's own template."""
-    from engine.demo import ensure_demo_assets
-    from engine.recipe import recipe_from_dict
+    from tunedeck.engine.demo.base import ensure_demo_assets
+    from tunedeck.engine.recipe import recipe_from_dict
 
     model = ensure_family_model(name, progress)
     assets = ensure_demo_assets(progress)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from itertools import cycle
 from pathlib import Path
 
-from engine.templates.specs import CHATML
+from tunedeck.engine.templates.specs import CHATML
 
 SEED = 1234
 N = 20  # operands 0..N-1
@@ -94,7 +94,7 @@ class DemoAssets:
         return self.root / "data" / "pretrain.txt"
 
     def data(self, name: str) -> Path:
-        """One of the per-method demo files (named by engine.methods.METHODS[...].demo)."""
+        """One of the per-method demo files (named by tunedeck.engine.methods.METHODS[...].demo)."""
         return self.root / "data" / name
 
 
@@ -447,9 +447,9 @@ def ensure_instruct_model(progress: Progress = lambda msg: None) -> Path:
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from engine.data import load_rows
-    from engine.evaluate import hf_exact_match, load_eval_rows
-    from engine.tokenizers import load_saved_tokenizer
+    from tunedeck.engine.data import load_rows
+    from tunedeck.engine.evaluate import hf_exact_match, load_eval_rows
+    from tunedeck.engine.model.tokenizers import load_saved_tokenizer
 
     progress(f"building the demo instruct model in {target} (once)")
     tmp = Path(tempfile.mkdtemp(prefix=".instruct-", dir=assets.root))
@@ -504,9 +504,9 @@ DEMO_TRAIN = dict(
 
 def demo_recipe(assets: DemoAssets, method: str = "sft", progress: Progress = lambda msg: None):
     """The demo recipe for ``method``: LoRA r16 on every linear layer over the demo base or the instruct model,
-    with the method's own demo changes (engine.methods.METHODS[method].demo)."""
-    from engine.methods import METHODS
-    from engine.recipe import recipe_from_dict
+    with the method's own demo changes (tunedeck.engine.methods.METHODS[method].demo)."""
+    from tunedeck.engine.methods import METHODS
+    from tunedeck.engine.recipe import recipe_from_dict
 
     demo = METHODS[method].demo
     # Preference and RL methods start where the classic RLHF pipeline does: from an SFT model.
@@ -538,7 +538,7 @@ def default_workspace() -> Path:
 
 def init_workspace(directory: Path, progress: Progress = lambda m: None, method: str = "sft") -> Path:
     """Write recipe.yaml (pointing at the cached demo base and data for ``method``) into ``directory``."""
-    from engine.methods import METHODS
+    from tunedeck.engine.methods import METHODS
 
     if method not in METHODS:
         raise ValueError(f"no demo for method {method!r}; choose from {', '.join(METHODS)}")

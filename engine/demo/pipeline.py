@@ -1,7 +1,7 @@
 """The headless demo: base -> SFT -> export -> chat, with held-out accuracy at every stage.
 
 Two demos share it: the embedded toy (the tiny home-pretrained Llama learning a house answer) and the real one
-(``--model gemma3-270m``: Gemma 3 270M from its GGUF learning an extraction into JSON, engine.demo_real). Each has
+(``--model gemma3-270m``: Gemma 3 270M from its GGUF learning an extraction into JSON, tunedeck.engine.demo.real). Each has
 its goals; the result says whether they were met.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.runs import RunDir
+from tunedeck.engine.run.rundir import RunDir
 
 Progress = Callable[[str], None]
 
@@ -67,8 +67,8 @@ class Demo:
 
 
 def toy_demo() -> Demo:
-    from engine.demo import ensure_demo_assets, init_workspace
-    from engine.evaluate import load_eval_rows
+    from tunedeck.engine.demo.base import ensure_demo_assets, init_workspace
+    from tunedeck.engine.evaluate import load_eval_rows
 
     return Demo(
         "toy", lambda p: ensure_demo_assets(p).base, lambda ws, p: init_workspace(ws, p),
@@ -77,8 +77,8 @@ def toy_demo() -> Demo:
 
 
 def real_demo(model: str) -> Demo:
-    from engine import demo_real
-    from engine.gguf_import import PACKAGED, GGUFImportError, import_gguf
+    from tunedeck.engine.demo import real as demo_real
+    from tunedeck.engine.model.gguf_import import PACKAGED, GGUFImportError, import_gguf
 
     if model not in PACKAGED:
         raise GGUFImportError(f"--model: no packaged model {model!r}; choose from {', '.join(PACKAGED)}")
@@ -91,8 +91,8 @@ def real_demo(model: str) -> Demo:
 def hf_accuracy(model_dir: Path, rows: list[dict]) -> float:
     from transformers import AutoModelForCausalLM
 
-    from engine.evaluate import hf_exact_match, reply_budget
-    from engine.tokenizers import load_saved_tokenizer
+    from tunedeck.engine.evaluate import hf_exact_match, reply_budget
+    from tunedeck.engine.model.tokenizers import load_saved_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True)
     tokenizer = load_saved_tokenizer(model_dir)
@@ -100,8 +100,8 @@ def hf_accuracy(model_dir: Path, rows: list[dict]) -> float:
 
 
 def _gguf_accuracy(path: Path, rows: list[dict], max_tokens: int) -> float:
-    from engine.chat import ChatSession
-    from engine.evaluate import exact_match
+    from tunedeck.engine.chat import ChatSession
+    from tunedeck.engine.evaluate import exact_match
 
     with ChatSession(path, n_ctx=256) as chat:
         return exact_match(lambda msgs: chat.reply(msgs, temperature=0.0, max_tokens=max_tokens), rows)
@@ -154,10 +154,10 @@ def run_demo(
 def _run_demo(workspace: Path, follow, progress: Heartbeat, chat_out, demo: Demo) -> dict:
     import os
 
-    from engine.evaluate import split_prompt
-    from engine.export.pipeline import export_run
-    from engine.launch import start_run
-    from engine.recipe import load_recipe
+    from tunedeck.engine.evaluate import split_prompt
+    from tunedeck.engine.export.pipeline import export_run
+    from tunedeck.engine.recipe import load_recipe
+    from tunedeck.engine.run.launch import start_run
 
     seconds: dict[str, float] = {}
     t0 = t = time.time()
@@ -193,8 +193,8 @@ def _run_demo(workspace: Path, follow, progress: Heartbeat, chat_out, demo: Demo
     seconds["eval_tuned"] = time.time() - t
 
     t = time.time()
-    from engine.evaluate import reply_budget
-    from engine.tokenizers import load_saved_tokenizer
+    from tunedeck.engine.evaluate import reply_budget
+    from tunedeck.engine.model.tokenizers import load_saved_tokenizer
 
     budget = reply_budget(load_saved_tokenizer(run.merged), rows)  # the HF side's, for every GGUF
     accuracy["gguf"] = {}
@@ -205,7 +205,7 @@ def _run_demo(workspace: Path, follow, progress: Heartbeat, chat_out, demo: Demo
 
     t = time.time()
     if chat_out is not None:
-        from engine.chat import ChatSession
+        from tunedeck.engine.chat import ChatSession
 
         progress.paused = True  # the reply streams
         prompt, _ = split_prompt(rows[0])

@@ -1,4 +1,4 @@
-"""Training memory per device, from the model config alone (meta device); engine.memory_probe measures it.
+"""Training memory per device, from the model config alone (meta device); tunedeck.engine.model.memory_probe measures it.
 
 The estimate follows what the stack actually keeps (transformers 5 Llama-style blocks, PEFT LoRA,
 TRL 1.16 SFTTrainer with its chunked LM head, fused AdamW), in bytes:
@@ -46,10 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.methods import METHODS
-from engine.model_shape import Arch, arch_of, input_slot
-from engine.recipe import Recipe, allowed
-from engine.units import GIB, fmt_bytes
+from tunedeck.engine.methods import METHODS
+from tunedeck.engine.model.shape import Arch, arch_of, input_slot
+from tunedeck.engine.recipe import Recipe, allowed
+from tunedeck.engine.units import GIB, fmt_bytes
 
 Device = Literal["cuda", "cpu"]  # what the estimate plans for (``tunedeck estimate --device``)
 
@@ -85,8 +85,8 @@ _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 def precision_of(recipe: Recipe, device: str) -> Precision:
-    """Bytes per kind of tensor on ``device``, with the dtype and autocast training would use (engine.models.precision)."""
-    from engine.models import precision
+    """Bytes per kind of tensor on ``device``, with the dtype and autocast training would use (tunedeck.engine.model.loading.precision)."""
+    from tunedeck.engine.model.loading import precision
 
     name, autocast = precision(recipe, device)
     weight = _BYTES[name]
@@ -158,7 +158,7 @@ class Estimate:
     batch: int
     seq: int
     gradient_checkpointing: bool
-    params: Any  # engine.adapters.ParamMath
+    params: Any  # tunedeck.engine.model.adapters.ParamMath
     strategy: str
     num_processes: int
     breakdown: Breakdown
@@ -196,7 +196,7 @@ class Estimate:
 
 
 def _lora_groups(recipe: Recipe, model) -> list:
-    from engine.adapters import discover_targets, resolve_target_modules
+    from tunedeck.engine.model.adapters import discover_targets, resolve_target_modules
 
     if recipe.adapter.kind == "full":
         return []
@@ -348,7 +348,7 @@ def _adapter_bytes(prec: Precision, kind: str, pm, groups: list) -> tuple[float,
 
 def _first_gradients(arch: Arch, prec: Precision, recipe: Recipe, model) -> float:
     """Gradients full fine-tuning allocates before backward reaches the layers: the head's and the final norm's."""
-    from engine.models import trainable_after_freeze
+    from tunedeck.engine.model.loading import trainable_after_freeze
 
     a = recipe.adapter
     if a.kind != "full":
@@ -431,8 +431,8 @@ def estimate(
 
     ``labelled``: the tokens of a step that carry a label (the loss head projects only those onto the vocabulary;
     default: every token, an upper bound when prompts are masked). ``tunedeck estimate --probe`` passes the count."""
-    from engine.adapters import parameter_math
-    from engine.models import meta_model
+    from tunedeck.engine.model.adapters import parameter_math
+    from tunedeck.engine.model.loading import meta_model
 
     if device is None:
         import torch
@@ -487,7 +487,7 @@ def estimate(
 def estimate_lines(est: Estimate) -> list[str]:
     """The parameter math, the memory per device and the notes, as the Adapter screen and ``tunedeck estimate`` show
     them (short lines: the screen's pane is 38 columns wide in an 80-column terminal)."""
-    from engine.adapters import parameter_lines
+    from tunedeck.engine.model.adapters import parameter_lines
 
     b = est.breakdown
     sharded = "" if b.strategy == "single" else f", {b.strategy} x {b.num_processes}"

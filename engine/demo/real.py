@@ -13,7 +13,7 @@ import json
 import random
 from pathlib import Path
 
-from engine.demo import Progress, write_jsonl
+from tunedeck.engine.demo.base import Progress, write_jsonl
 
 MODEL = "gemma3-270m"
 SEED = 7
@@ -70,8 +70,8 @@ REAL_TRAIN = dict(max_steps=60, per_device_train_batch_size=8, learning_rate=1e-
 
 def init_real_workspace(directory: Path, progress: Progress = lambda m: None, model: str = MODEL) -> Path:
     """recipe.yaml for a LoRA SFT of the real base on the extraction task, with train.jsonl and eval.jsonl beside it."""
-    from engine.gguf_import import PACKAGED, GGUFImportError, resolve_model
-    from engine.recipe import recipe_from_dict
+    from tunedeck.engine.model.gguf_import import PACKAGED, GGUFImportError, resolve_model
+    from tunedeck.engine.recipe import recipe_from_dict
 
     if model not in PACKAGED:
         raise GGUFImportError(f"--model: no packaged model {model!r}; choose from {', '.join(PACKAGED)}")

@@ -1,10 +1,10 @@
-"""``python -m engine.worker RUN_DIR [--resume]``: the training process, one per run.
+"""``python -m tunedeck.engine.run.worker RUN_DIR [--resume]``: the training process, one per run.
 
 It owns nothing but its run directory: it reads recipe.yaml and writes events.jsonl,
 status.json, checkpoints/ and adapter/ (or model/). SIGTERM asks for a checkpoint at the next
 step boundary and a clean exit with state ``stopped``.
 
-Under ``accelerate launch`` (engine/supervisor.py) one worker runs per rank: rank 0 alone writes
+Under ``accelerate launch`` (engine/run/supervisor.py) one worker runs per rank: rank 0 alone writes
 events, status and checkpoint renames; every rank logs to worker-rank<N>.log and keeps its
 heartbeat in ranks/rank<N>.json; a failure is left to the supervisor, which names the rank.
 """
@@ -23,8 +23,8 @@ import time
 import traceback
 from pathlib import Path
 
-from engine.events import StepEvent, check_kind
-from engine.runs import RunDir
+from tunedeck.engine.run.events import StepEvent, check_kind
+from tunedeck.engine.run.rundir import RunDir
 
 
 def _fsync_tree(path: Path) -> None:
@@ -57,7 +57,7 @@ def _hint(exc: BaseException, recipe=None) -> str:
         )
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return "the disk is full: free space in the runs folder, or lower train.save_total_limit, then tunedeck resume"
-    from engine.data import DataError
+    from tunedeck.engine.data import DataError
 
     if isinstance(exc, DataError):
         return "tunedeck data inspect PATH lists every bad row with its line and field"
@@ -181,7 +181,7 @@ def _nonfinite(loss: float, grad_norm) -> float | None:
 
 def _sample_gpus(run: RunDir, step: int) -> None:
     """A ``gpu`` event with every GPU's figures; none on a machine without one."""
-    from engine.gpu import sample_gpus
+    from tunedeck.engine.gpu import sample_gpus
 
     gpus = sample_gpus()
     if gpus:
@@ -290,7 +290,7 @@ def _save_final(trainer, run: RunDir, recipe) -> Path:
     if world > 1 and recipe.launch.strategy in ("fsdp", "zero3"):
         trainer.save_model(str(tmp))  # every rank hands over its shard; rank 0 writes
     elif rank == 0:
-        from engine.adapters import save_adapter
+        from tunedeck.engine.model.adapters import save_adapter
 
         save_adapter(trainer.model, tmp, run)  # PiSSA/OLoRA: converted to a plain LoRA for the original base
     if rank != 0:
@@ -330,7 +330,7 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
     rank, world = _rank()
     if rank != 0:
         run = FollowerRunDir(run.path)
-    if world == 1:  # under accelerate the supervisor owns pid and pgid (engine/supervisor.py)
+    if world == 1:  # under accelerate the supervisor owns pid and pgid (engine/run/supervisor.py)
         run.write_status(state="starting", pid=os.getpid(), pgid=os.getpgid(0), error=None, ended=None)
     run.write_rank(rank, world_size=world, pid=os.getpid(), host=socket.gethostname(), state="starting", step=0)
     run.append_event("started", pid=os.getpid(), resume=resume, world_size=world)
@@ -347,8 +347,8 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     recipe = None
     try:
-        from engine.methods.common import build_trainer
-        from engine.recipe import load_recipe
+        from tunedeck.engine.methods.common import build_trainer
+        from tunedeck.engine.recipe import load_recipe
 
         recipe = load_recipe(run.recipe_path)
         yield_to_the_ui(recipe.train, world)
@@ -357,8 +357,8 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
             shutil.rmtree(partial, ignore_errors=True)
         probe = RankProbe()
         callback = make_callback(run, recipe.train.save_total_limit, stop, probe)
-        from engine.adapters import adapter_callbacks
-        from engine.models import model_summary
+        from tunedeck.engine.model.adapters import adapter_callbacks
+        from tunedeck.engine.model.loading import model_summary
 
         trainer = build_trainer(recipe, run, [callback, *adapter_callbacks(recipe, run)])
         trainer.model.register_forward_pre_hook(probe, with_kwargs=True)
@@ -408,7 +408,7 @@ def run_worker(run: RunDir, resume: bool = False) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
-        print("usage: python -m engine.worker RUN_DIR [--resume]", file=sys.stderr)
+        print("usage: python -m tunedeck.engine.run.worker RUN_DIR [--resume]", file=sys.stderr)
         return 2
     run = RunDir(Path(argv[0]).resolve())
     rank, world = _rank()

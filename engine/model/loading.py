@@ -11,9 +11,9 @@ import functools
 import os
 from typing import Any
 
-from engine.recipe import Recipe, RecipeError
-from engine.templates.specs import resolve_template
-from engine.tokenizers import pretrained_tokenizer
+from tunedeck.engine.model.tokenizers import pretrained_tokenizer
+from tunedeck.engine.recipe import Recipe, RecipeError
+from tunedeck.engine.templates.specs import resolve_template
 
 
 class ModelLoadError(RuntimeError):
@@ -43,8 +43,8 @@ def _torch_dtype(name: str):
 
 def model_path(name: str) -> str:
     """What to load for ``model.name_or_path``: a folder or Hub id as it is; a ``.gguf`` file or a packaged GGUF
-    (``gemma3-270m``) as the model folder dequantized from it (engine.gguf_import, built once)."""
-    from engine.gguf_import import GGUFImportError, resolve_model
+    (``gemma3-270m``) as the model folder dequantized from it (tunedeck.engine.model.gguf_import, built once)."""
+    from tunedeck.engine.model.gguf_import import GGUFImportError, resolve_model
 
     try:
         return resolve_model(name)
@@ -60,7 +60,7 @@ def check_model_source(name: str, progress=lambda m: None) -> str:
     Returns what to load, as ``model_path`` would: ``name`` itself, or a GGUF source's dequantized folder."""
     from pathlib import Path
 
-    from engine.gguf_import import GGUFImportError, import_gguf, is_gguf_source
+    from tunedeck.engine.model.gguf_import import GGUFImportError, import_gguf, is_gguf_source
 
     if is_gguf_source(name):
         try:
@@ -87,7 +87,7 @@ def check_model_source(name: str, progress=lambda m: None) -> str:
 
 
 def _with_template(tokenizer, template: str) -> str:
-    """Set the tokenizer's chat template to ``template`` resolved (engine.templates.specs.resolve_template), and a
+    """Set the tokenizer's chat template to ``template`` resolved (tunedeck.engine.templates.specs.resolve_template), and a
     pad token where it has none; returns the template text."""
     text = resolve_template(template, tokenizer.chat_template)
     tokenizer.chat_template = text

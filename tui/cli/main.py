@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from engine.methods import METHODS
-from tui.cli_adapters import add_adapter_commands
-from tui.cli_data import add_data_commands
-from tui.cli_launch import add_launch_commands
+from tunedeck.engine.methods import METHODS
+from tunedeck.tui.cli.adapters import add_adapter_commands
+from tunedeck.tui.cli.data import add_data_commands
+from tunedeck.tui.cli.launch import add_launch_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -35,7 +35,7 @@ def follow_run(run, out=sys.stdout, since: int | None = None) -> str:
     shown); ``since``: no history, only what is written from that byte offset on. Ctrl-C only stops following: the
     worker runs in its own session and carries on.
     """
-    from engine.events import RunProgress, follow, format_event
+    from tunedeck.engine.run.events import RunProgress, follow, format_event
 
     progress = RunProgress()
     try:
@@ -70,11 +70,11 @@ def follow_run(run, out=sys.stdout, since: int | None = None) -> str:
 
 
 def cmd_train(args) -> int:
-    from engine.launch import start_run
-    from engine.recipe import load_recipe
+    from tunedeck.engine.recipe import load_recipe
+    from tunedeck.engine.run.launch import start_run
 
     recipe = load_recipe(args.recipe, args.set)
-    # engine.preflight: the model source, the data, the loss mask, the launch, GGUF notes; refused before any process
+    # tunedeck.engine.run.preflight: the model source, the data, the loss mask, the launch, GGUF notes; refused before any process
     run = start_run(recipe, lambda m: print(m, flush=True))
     print(f"run {run.id} started in {run.path}", flush=True)
     if args.detach:
@@ -98,8 +98,8 @@ def _age(seconds: float) -> str:
 
 
 def cmd_runs(args) -> int:
-    from engine.events import run_summary
-    from engine.runs import list_runs
+    from tunedeck.engine.run.events import run_summary
+    from tunedeck.engine.run.rundir import list_runs
 
     rows = [run_summary(run) for run in list_runs(_runs_dir(args))]
     if args.json:
@@ -119,15 +119,15 @@ def cmd_runs(args) -> int:
 
 
 def cmd_attach(args) -> int:
-    from engine.runs import find_run
+    from tunedeck.engine.run.rundir import find_run
 
     state = follow_run(find_run(args.run, _runs_dir(args)))
     return EXIT_FAILED if state in ("failed", "crashed") else EXIT_OK
 
 
 def cmd_stop(args) -> int:
-    from engine.launch import stop_run
-    from engine.runs import find_run
+    from tunedeck.engine.run.launch import stop_run
+    from tunedeck.engine.run.rundir import find_run
 
     run = find_run(args.run, _runs_dir(args))
     how = "killing" if args.now else "stopping (checkpoint at the next step)"
@@ -142,8 +142,8 @@ def cmd_stop(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from engine.launch import delete_run
-    from engine.runs import find_run
+    from tunedeck.engine.run.launch import delete_run
+    from tunedeck.engine.run.rundir import find_run
 
     run = find_run(args.run, _runs_dir(args))
     if not args.yes:
@@ -159,8 +159,8 @@ def cmd_delete(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from engine.launch import resume_run
-    from engine.runs import find_run
+    from tunedeck.engine.run.launch import resume_run
+    from tunedeck.engine.run.rundir import find_run
 
     run = resume_run(find_run(args.run, _runs_dir(args)))
     ckpts = run.complete_checkpoints()
@@ -173,7 +173,7 @@ def cmd_resume(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from engine.doctor import lines, report, run_checks
+    from tunedeck.engine.doctor import lines, report, run_checks
 
     checks = run_checks(_runs_dir(args))
     result = report(checks)
@@ -192,7 +192,7 @@ class StageBars:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from engine.export.stages import stage_label
+        from tunedeck.engine.export.stages import stage_label
 
         self.label = stage_label
         self.bars = Progress(TextColumn("{task.description:<26}"), BarColumn(), TextColumn("{task.fields[state]:<7}"),
@@ -222,13 +222,13 @@ class StageBars:
 
 
 def cmd_export(args) -> int:
-    """Start the export job (engine.export.job) and follow its events; Ctrl-C, or losing the terminal, leaves it
+    """Start the export job (tunedeck.engine.export.job) and follow its events; Ctrl-C, or losing the terminal, leaves it
     running. At the end: the report's table."""
-    from engine.export.errors import ExportError
-    from engine.export.job import start_export
-    from engine.export.stages import planned_stages
-    from engine.recipe import load_recipe, normalize_quant
-    from engine.runs import find_run
+    from tunedeck.engine.export.errors import ExportError
+    from tunedeck.engine.export.job import start_export
+    from tunedeck.engine.export.stages import planned_stages
+    from tunedeck.engine.recipe import load_recipe, normalize_quant
+    from tunedeck.engine.run.rundir import find_run
 
     run = find_run(args.run, _runs_dir(args))
     quants = [q for q in args.quant.split(",") if q.strip()] if args.quant else None
@@ -272,7 +272,7 @@ def cmd_export(args) -> int:
 
 
 def _print_export_report(run, job, as_json: bool) -> int:
-    from engine.export.report import COLUMNS, checks_line, fidelity_rows, parity_line
+    from tunedeck.engine.export.report import COLUMNS, checks_line, fidelity_rows, parity_line
 
     report = json.loads(run.export_report.read_text()) if run.export_report.is_file() else {}
     if job.state() != "finished" or not report.get("ok"):
@@ -308,7 +308,7 @@ def _print_export_report(run, job, as_json: bool) -> int:
 
 
 def cmd_chat(args) -> int:
-    from engine.chat import ChatSession
+    from tunedeck.engine.chat import ChatSession
 
     history: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system else []
     params = dict(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens)
@@ -363,7 +363,7 @@ def _print_demo_table(result: dict) -> None:
 
 def _demo_workspace(args) -> Path:
     """--dir, else the user data dir's demo/ (the toy) or <model>/ (a real model's demo)."""
-    from engine.demo import default_workspace
+    from tunedeck.engine.demo.base import default_workspace
 
     if args.dir:
         return Path(args.dir)
@@ -371,11 +371,11 @@ def _demo_workspace(args) -> Path:
 
 
 def cmd_demo(args) -> int:
-    from engine.demo import init_workspace
+    from tunedeck.engine.demo.base import init_workspace
 
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
     if args.family == "list" or (args.family and not args.init):
-        from engine.families import FAMILIES
+        from tunedeck.engine.demo.families import FAMILIES
 
         if args.family != "list":
             _err("--family needs --init DIR (or use --family list)")
@@ -387,13 +387,13 @@ def cmd_demo(args) -> int:
         _err("--model and --family are two different demos: choose one")
         return EXIT_USAGE
     if args.init and args.model:
-        from engine.demo_real import init_real_workspace
+        from tunedeck.engine.demo.real import init_real_workspace
 
         recipe = init_real_workspace(Path(args.init), log, args.model)
         print(f"{args.model} workspace ready: {recipe}\nnext: cd {recipe.parent} && tunedeck train recipe.yaml")
         return EXIT_OK
     if args.init and args.family:
-        from engine.families import init_family_workspace
+        from tunedeck.engine.demo.families import init_family_workspace
 
         try:
             recipe = init_family_workspace(Path(args.init), args.family, log)
@@ -409,13 +409,13 @@ def cmd_demo(args) -> int:
     if not args.headless:
         workspace = _demo_workspace(args)
         if args.model:
-            from engine.demo_real import init_real_workspace
+            from tunedeck.engine.demo.real import init_real_workspace
 
             init_real_workspace(workspace, log, args.model)
         else:
             init_workspace(workspace, log)
         return _open_tui(workspace)
-    from engine.demo_pipeline import real_demo, run_demo
+    from tunedeck.engine.demo.pipeline import real_demo, run_demo
 
     demo = real_demo(args.model) if args.model else None
     workspace = _demo_workspace(args)
@@ -438,7 +438,7 @@ def cmd_demo(args) -> int:
 
 
 def _open_tui(workspace: Path | None = None, recipe: Path | None = None) -> int:
-    from tui.app import TunedeckApp
+    from tunedeck.tui.app import TunedeckApp
 
     TunedeckApp(workspace=workspace, recipe=recipe).run()
     return EXIT_OK
@@ -506,7 +506,7 @@ def _add_run_commands(sub) -> None:
 
 def _add_export_command(sub) -> None:
     """export: merge, GGUF, quantize and check a run's weights."""
-    from engine.recipe import allowed
+    from tunedeck.engine.recipe import allowed
 
     sp = sub.add_parser("export", help="merge, convert to GGUF, quantize, and prove each file's fidelity")
     sp.add_argument("run", help="run id, id prefix, path, or 'latest'")
@@ -570,12 +570,12 @@ def main(argv: list[str] | None = None) -> int:
         return _open_tui(
             Path(args.workspace) if args.workspace else None, Path(args.recipe) if args.recipe else None
         )
-    from engine.data import DataError
-    from engine.gguf_import import GGUFImportError
-    from engine.launch import RunStateError
-    from engine.models import ModelLoadError
-    from engine.preflight import PreflightError
-    from engine.recipe import RecipeError
+    from tunedeck.engine.data import DataError
+    from tunedeck.engine.model.gguf_import import GGUFImportError
+    from tunedeck.engine.model.loading import ModelLoadError
+    from tunedeck.engine.recipe import RecipeError
+    from tunedeck.engine.run.launch import RunStateError
+    from tunedeck.engine.run.preflight import PreflightError
 
     try:
         return args.func(args)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def pretrained_tokenizer(source: str, trust_remote_code: bool, revision: str | None):
-    """The tokenizer of a model folder or Hub id (at ``revision``); engine.models adds the chat template."""
+    """The tokenizer of a model folder or Hub id (at ``revision``); tunedeck.engine.model.loading adds the chat template."""
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.demo import Progress, build_once, cache_root
+from tunedeck.engine.demo.base import Progress, build_once, cache_root
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ _SPLIT_NAME = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
 
 
 class GGUFImportError(ValueError):
-    """The GGUF cannot become a model folder; the message names the file and what to do (engine.models raises it on
+    """The GGUF cannot become a model folder; the message names the file and what to do (tunedeck.engine.model.loading raises it on
     as a ModelLoadError)."""
 
 
@@ -106,7 +106,7 @@ def sha256_file(path: Path) -> str:
 def check_gguf(path: Path) -> dict:
     """The file's metadata, or GGUFImportError in one line: not a GGUF, one part of a split GGUF, truncated, or an
     architecture transformers cannot dequantize."""
-    from engine.export.gguf import read_header
+    from tunedeck.engine.export.gguf import read_header
 
     if not path.is_file():
         raise GGUFImportError(f"model.name_or_path: {path}: no such file")
@@ -204,7 +204,7 @@ def _folder(sha: str) -> Path:
     """The cached folder for a GGUF: keyed by its sha256 and by the code and templates that build it."""
     import inspect
 
-    from engine.templates.specs import TEMPLATES
+    from tunedeck.engine.templates.specs import TEMPLATES
 
     code = [inspect.getsource(f) for f in (_dequantize, _declare_user_defined, mark_control_tokens, write_sentencepiece_model)]
     spec = json.dumps([code, [TEMPLATES[m.template].text for m in PACKAGED.values()]])
@@ -273,9 +273,9 @@ def _dequantize(path: Path, sha: str, packaged: PackagedModel | None, out: Path,
     import torch
     from transformers import AutoModelForCausalLM
 
-    from engine.export.gguf import read_metadata
-    from engine.templates import BUILTIN_TEMPLATES, end_of_turn_ids
-    from engine.tokenizers import load_saved_tokenizer
+    from tunedeck.engine.export.gguf import read_metadata
+    from tunedeck.engine.model.tokenizers import load_saved_tokenizer
+    from tunedeck.engine.templates import BUILTIN_TEMPLATES, end_of_turn_ids
 
     meta = read_metadata(path)
     quant = _file_type(meta)

@@ -1,7 +1,7 @@
 """A run's events, both sides: one TypedDict per kind for the writers, one follow generator, one progress fold and
 one formatter for the readers.
 
-Writers append through engine.runs.RunDir.append_event(kind, **fields), typed per kind by the TypedDicts below (a
+Writers append through tunedeck.engine.run.rundir.RunDir.append_event(kind, **fields), typed per kind by the TypedDicts below (a
 type checker names a wrong field; an unknown kind is a ValueError at once). ``tunedeck attach``/``train``/
 ``resume``/``export``, the Runs, Train and Export screens and the bench scripts all read events through
 RunDir.read_events or ``follow`` and show them through this module, so a new event kind is taught here once.
@@ -13,37 +13,37 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import NotRequired, TypedDict
 
-from engine.units import fmt_bytes, fmt_duration
+from tunedeck.engine.units import fmt_bytes, fmt_duration
 
 # No ``from __future__ import annotations`` here: the TypedDicts keep their required and optional keys at runtime.
 if TYPE_CHECKING:
-    from engine.runs import RunDir
+    from tunedeck.engine.run.rundir import RunDir
 
-# Every kind the worker (engine.worker, engine.launch, engine.supervisor) appends to events.jsonl.
+# Every kind the worker (tunedeck.engine.run.worker, tunedeck.engine.run.launch, tunedeck.engine.run.supervisor) appends to events.jsonl.
 EventKind = Literal[
     "started", "model", "launched", "train_begin", "step", "eval", "gpu", "checkpoint", "warning", "stopping",
     "stopped", "killed", "resumed", "finished", "failed",
-    # the export job (engine.export.job), into the same file: started, its stages, what it does, each file, the end
+    # the export job (tunedeck.engine.export.job), into the same file: started, its stages, what it does, each file, the end
     "export_started", "export_stage", "export_line", "export_file", "export", "export_failed",
 ]  # fmt: skip
 
 # ---- the writing side: the fields of each kind, as the writers write them (every event also has ts and kind)
 
 
-class StartedEvent(TypedDict):  # engine.worker: the worker process is up
+class StartedEvent(TypedDict):  # tunedeck.engine.run.worker: the worker process is up
     pid: int
     resume: bool
     world_size: int
 
 
-class ModelEvent(TypedDict):  # engine.worker: the model is loaded (engine.models.model_summary)
+class ModelEvent(TypedDict):  # tunedeck.engine.run.worker: the model is loaded (tunedeck.engine.model.loading.model_summary)
     adapter: str
     trainable_params: int
     total_params: int
     trainable_percent: float
 
 
-class LaunchedEvent(TypedDict):  # engine.supervisor: accelerate launch started the ranks
+class LaunchedEvent(TypedDict):  # tunedeck.engine.run.supervisor: accelerate launch started the ranks
     command: str
     machine_rank: int
     num_processes: int
@@ -71,7 +71,7 @@ class EvalEvent(TypedDict, extra_items=Any):  # the Trainer's eval log as it is:
     step: int
 
 
-class GpuEvent(TypedDict):  # engine.gpu.sample_gpus: one dict per device
+class GpuEvent(TypedDict):  # tunedeck.engine.gpu.sample_gpus: one dict per device
     step: int
     devices: list[dict[str, Any]]
 
@@ -93,7 +93,7 @@ class StoppedEvent(TypedDict):
     step: int | None
 
 
-class KilledEvent(TypedDict):  # engine.launch: stop --now
+class KilledEvent(TypedDict):  # tunedeck.engine.run.launch: stop --now
     step: int | None
 
 
@@ -112,11 +112,11 @@ class FailedEvent(TypedDict):
     error: str
     hint: str
     traceback: list[str]  # the last lines
-    rank: NotRequired[int]  # engine.supervisor: the rank that died first, and its exit code
+    rank: NotRequired[int]  # tunedeck.engine.run.supervisor: the rank that died first, and its exit code
     exitcode: NotRequired[int]
 
 
-class ExportStartedEvent(TypedDict):  # engine.export.job: the job's pid and its request
+class ExportStartedEvent(TypedDict):  # tunedeck.engine.export.job: the job's pid and its request
     pid: int
     quants: NotRequired[list[str] | None]
     overrides: NotRequired[dict[str, Any]]
@@ -161,7 +161,7 @@ EVENT_FIELDS: dict[str, type] = {
 def check_kind(kind: str) -> None:
     """ValueError naming ``kind`` when it is not an EventKind: a typo'd kind never reaches events.jsonl."""
     if kind not in EVENT_FIELDS:
-        raise ValueError(f"unknown event kind {kind!r}: engine.events.EventKind lists the kinds a run writes")
+        raise ValueError(f"unknown event kind {kind!r}: tunedeck.engine.run.events.EventKind lists the kinds a run writes")
 
 
 # ---- the reading side
@@ -173,9 +173,12 @@ def follow(run: "RunDir", since: int = 0, *, until: Callable[[], bool] | None = 
     written, each once and in order.
 
     Exit rule: a read that finds nothing new asks ``until()`` (default ``run.ended``: the training run is in a
-    terminal state and no export of it is starting or running); once it is true, one last read yields whatever was written before it, then the generator
-    returns. So every event written before the end is yielded, and nothing after. It sleeps ``poll`` seconds
-    between reads that find nothing."""
+    terminal state and no export of it is starting or running); once it is true, one last read yields whatever
+    was written before it, then the generator returns. So every event written before the end is yielded, and
+    nothing after. It sleeps ``poll`` seconds between reads that find nothing.
+
+    The TUI's screens do not block on it: a timer asks a worker for one ``RunDir.read_events`` from their
+    offset, and the worker posts what it read as one message."""
     until = until or run.ended
     offset = since
     while True:
@@ -196,7 +199,7 @@ def events_of(run: "RunDir", *kinds: EventKind) -> list[dict[str, Any]]:
 
 
 def run_summary(run) -> dict[str, Any]:
-    """What a list of runs shows of ``run`` (engine.runs.RunDir), raw and as text: the CLI's ``runs``
+    """What a list of runs shows of ``run`` (tunedeck.engine.run.rundir.RunDir), raw and as text: the CLI's ``runs``
     and the Runs screen both read this."""
     status = run.read_status()
     step, total, loss, started = status.get("step"), status.get("max_steps"), status.get("loss"), status.get("started")

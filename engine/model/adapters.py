@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.models import meta_model, quantization_config, trainable_after_freeze
-from engine.recipe import TARGET_PRESETS, Recipe, RecipeError
+from tunedeck.engine.model.loading import meta_model, quantization_config, trainable_after_freeze
+from tunedeck.engine.recipe import TARGET_PRESETS, Recipe, RecipeError
 
 # --------------------------------------------------------------------------- target discovery
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.recipe import allowed
+from tunedeck.engine.recipe import allowed
 
 
 def cmd_launch_script(args) -> int:
-    from engine.recipe import load_recipe
-    from engine.slurm import slurm_script
+    from tunedeck.engine.recipe import load_recipe
+    from tunedeck.engine.run.slurm import slurm_script
 
     recipe_path = Path(args.recipe).resolve()
     strategy = args.strategy or load_recipe(recipe_path, args.set).launch.strategy

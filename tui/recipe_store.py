@@ -8,11 +8,11 @@ from typing import Any
 
 import yaml
 
-from engine.recipe import Recipe, RecipeError, recipe_from_dict
+from tunedeck.engine.recipe import Recipe, RecipeError, recipe_from_dict
 
 
 class RecipeStore:
-    """Holds recipe.yaml as written (relative paths stay relative); every edit validates through engine.recipe."""
+    """Holds recipe.yaml as written (relative paths stay relative); every edit validates through tunedeck.engine.recipe."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -113,7 +113,7 @@ class RecipeStore:
         return str(p) if p.exists() else value
 
     def tokenizer_source(self) -> dict[str, Any]:
-        """engine.models.load_chat_tokenizer's model, revision and trust_remote_code, as the recipe says."""
+        """tunedeck.engine.model.loading.load_chat_tokenizer's model, revision and trust_remote_code, as the recipe says."""
         return {
             "model": self.resolve(str(self.get("model.name_or_path", ""))),
             "revision": self.get("model.revision") or None,

@@ -7,15 +7,15 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from engine.recipe import Recipe, RecipeError
-from engine.runs import RunDir
+from tunedeck.engine.recipe import Recipe, RecipeError
+from tunedeck.engine.run.rundir import RunDir
 
 DISTRIBUTED_TYPES = {"ddp": "MULTI_GPU", "fsdp": "FSDP", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED"}
 
 
 def nvidia_gpus() -> int:
     """How many NVIDIA GPUs NVML sees here (no torch import)."""
-    from engine.gpu import sample_gpus
+    from tunedeck.engine.gpu import sample_gpus
 
     return len(sample_gpus())
 

@@ -1,4 +1,4 @@
-"""The shape of a causal LM as the memory estimate (engine.estimate) needs it, read from its meta-device copy."""
+"""The shape of a causal LM as the memory estimate (tunedeck.engine.model.estimate) needs it, read from its meta-device copy."""
 
 from __future__ import annotations
 
@@ -66,8 +66,8 @@ def _per_layer_mean(config, key: str, default: int) -> int:
 
 def arch_of(model) -> Arch:
     """Read the shapes the formulas need from a (meta-device) causal LM."""
-    from engine.adapters import discover_targets
-    from engine.models import decoder_layers
+    from tunedeck.engine.model.adapters import discover_targets
+    from tunedeck.engine.model.loading import decoder_layers
 
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     h = config.hidden_size

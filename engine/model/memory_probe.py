@@ -1,5 +1,5 @@
 """The memory probe: a few real training steps with the worker's own trainer, peak memory measured and set
-beside engine.estimate's figure for the same batch (``tunedeck estimate --probe``)."""
+beside tunedeck.engine.model.estimate's figure for the same batch (``tunedeck estimate --probe``)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.estimate import device_budget, estimate
-from engine.recipe import Recipe
-from engine.units import GIB
+from tunedeck.engine.model.estimate import device_budget, estimate
+from tunedeck.engine.recipe import Recipe
+from tunedeck.engine.units import GIB
 
 
 def _rss() -> int:
@@ -104,7 +104,7 @@ def _probe_recipe(recipe: Recipe, data_file: Path, runs_dir: Path, batch: int, s
 
 
 def _subset(recipe: Recipe, rows: int, path: Path) -> Path:
-    from engine.data import load_rows
+    from tunedeck.engine.data import load_rows
 
     ds = load_rows(recipe.data.train)
     ds = ds.shuffle(seed=recipe.train.seed).select(range(min(rows, len(ds))))
@@ -120,8 +120,8 @@ def _run_steps(recipe: Recipe, workdir: Path, device: str) -> dict[str, Any]:
     """
     import torch
 
-    from engine.methods.common import build_trainer
-    from engine.runs import RunDir
+    from tunedeck.engine.methods.common import build_trainer
+    from tunedeck.engine.run.rundir import RunDir
 
     run = RunDir(Path(tempfile.mkdtemp(prefix="probe-", dir=workdir)))
     run.checkpoints.mkdir()

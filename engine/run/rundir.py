@@ -18,15 +18,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from engine.events import EventKind, check_kind
+from tunedeck.engine.run.events import EventKind, check_kind
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    import engine.events as ev
+    import tunedeck.engine.run.events as ev
 
 TERMINAL_STATES = ("finished", "failed", "stopped", "crashed")
-EXPORT_DONE = ("finished", "failed", "crashed")  # an export job's (engine.export.job) terminal states
+EXPORT_DONE = ("finished", "failed", "crashed")  # an export job's (tunedeck.engine.export.job) terminal states
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -116,7 +116,7 @@ class RunDir:
     merged = property(lambda self: self.path / "merged")
     gguf = property(lambda self: self.path / "gguf")
     export_report = property(lambda self: self.path / "export-report.json")
-    export_status_path = property(lambda self: self.path / "export-status.json")  # engine.export.job's status
+    export_status_path = property(lambda self: self.path / "export-status.json")  # tunedeck.engine.export.job's status
     ranks_dir = property(lambda self: self.path / "ranks")  # one heartbeat file per training process
     accelerate_config = property(lambda self: self.path / "accelerate_config.yaml")
 
@@ -184,7 +184,7 @@ class RunDir:
 
     def append_event(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
         """Append one event as a single write of one line (readers never see half a line); its fields are
-        engine.events' TypedDict for ``kind``. ValueError for a kind engine.events.EventKind does not name."""
+        tunedeck.engine.run.events' TypedDict for ``kind``. ValueError for a kind tunedeck.engine.run.events.EventKind does not name."""
         check_kind(kind)
         event = {"ts": time.time(), "kind": kind, **fields}
         line = (json.dumps(event, default=str) + "\n").encode()
@@ -224,14 +224,14 @@ class RunDir:
         return StatusFile(self.status_path).state(TERMINAL_STATES, "starting", lambda status: self.path.stat().st_mtime)
 
     def export_state(self) -> str | None:
-        """The export job's state (engine.export.job): None when the run was never exported that way; ``crashed``
+        """The export job's state (tunedeck.engine.export.job): None when the run was never exported that way; ``crashed``
         when its process is gone (start_export writes ``starting`` with no pid just before the process exists, which
         has 30 s to write its own)."""
         return StatusFile(self.export_status_path).state(EXPORT_DONE, None, lambda status: status.get("started", 0))
 
     def ended(self) -> bool:
         """The training run is in a terminal state and no export job of it is starting or running: what a follower
-        of the whole run (engine.events.follow) waits for."""
+        of the whole run (tunedeck.engine.run.events.follow) waits for."""
         return self.state() in TERMINAL_STATES and self.export_state() not in ("starting", "running")
 
     def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:

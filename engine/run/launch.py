@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.accelerate_config import check_launchable, write_accelerate_config
-from engine.recipe import Recipe
-from engine.runs import TERMINAL_STATES, RunDir, new_run_id, pid_alive
-from engine.supervisor import local_rank_pids
+from tunedeck.engine.recipe import Recipe
+from tunedeck.engine.run.accelerate_config import check_launchable, write_accelerate_config
+from tunedeck.engine.run.rundir import TERMINAL_STATES, RunDir, new_run_id, pid_alive
+from tunedeck.engine.run.supervisor import local_rank_pids
 
 
 class RunStateError(RuntimeError):
@@ -24,7 +24,7 @@ class RunStateError(RuntimeError):
 
 def _spawn(run: RunDir, extra: list[str], distributed: bool = False, **status) -> int:
     """The worker (or, for many processes, its accelerate supervisor) in a new session, output to worker.log."""
-    module = "engine.supervisor" if distributed else "engine.worker"
+    module = "tunedeck.engine.run.supervisor" if distributed else "tunedeck.engine.run.worker"
     with run.log_path.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", module, str(run.path.resolve()), *extra],  # cwd is the run: no relative path
@@ -52,12 +52,12 @@ def create_run(recipe: Recipe) -> RunDir:
 
 
 def start_run(recipe: Recipe, progress: Callable[[str], None] = lambda m: None) -> RunDir:
-    """Check the recipe (engine.preflight: a refusal is a PreflightError, and then nothing is created), create
+    """Check the recipe (tunedeck.engine.run.preflight: a refusal is a PreflightError, and then nothing is created), create
     runs/<id>/ and start its worker; many processes go through ``accelerate launch``.
 
     The run's recipe.yaml names what it loads (a GGUF source resolved to its folder); the preflight's notes become
     its first events and go to ``progress`` with the other lines."""
-    from engine.preflight import preflight
+    from tunedeck.engine.run.preflight import preflight
 
     checked = preflight(recipe, progress)
     progress(f"data: {checked.data_format} rows for {recipe.method.name}")
@@ -86,7 +86,7 @@ def resume_run(run: RunDir) -> RunDir:
         raise RunStateError(f"run {run.id} already finished; raise train.max_steps in a new run to train further")
     distributed = run.accelerate_config.exists()
     if distributed:
-        from engine.recipe import load_recipe
+        from tunedeck.engine.recipe import load_recipe
 
         check_launchable(load_recipe(run.recipe_path))
     _spawn(run, ["--resume"], distributed, resumed=time.time())

@@ -1,8 +1,8 @@
 """The supervisor of a run of many processes: one per machine, around accelerate's launcher.
 
 A run with ``launch.num_processes > 1`` (or FSDP / DeepSpeed, or several machines) is started as
-``python -m engine.supervisor RUN_DIR``: a small supervisor, detached like a single worker, that
-runs ``accelerate launch --config_file RUN_DIR/accelerate_config.yaml -m engine.worker RUN_DIR``
+``python -m tunedeck.engine.run.supervisor RUN_DIR``: a small supervisor, detached like a single worker, that
+runs ``accelerate launch --config_file RUN_DIR/accelerate_config.yaml -m tunedeck.engine.run.worker RUN_DIR``
 and waits. Rank 0 writes events and status as a single worker would; every rank writes
 ``ranks/rank<N>.json`` and logs to ``worker-rank<N>.log``. When the launcher fails, the
 supervisor names the rank that died first (torch elastic's root cause) and writes ``failed``.
@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.accelerate_config import write_accelerate_config
-from engine.runs import TERMINAL_STATES, RunDir, pid_alive
+from tunedeck.engine.run.accelerate_config import write_accelerate_config
+from tunedeck.engine.run.rundir import TERMINAL_STATES, RunDir, pid_alive
 
 # Seconds torch elastic gives ranks to exit after a peer died or the launcher was signalled, then SIGKILL.
 SHUTDOWN_TIMEOUT_S = 120
@@ -41,7 +41,7 @@ def launcher_command(run: RunDir, resume: bool = False, machine_rank: int | None
         cmd += ["--machine_rank", str(machine_rank)]
     if main_ip:
         cmd += ["--main_process_ip", main_ip]
-    return [*cmd, "-m", "engine.worker", str(run.path), *(["--resume"] if resume else [])]
+    return [*cmd, "-m", "tunedeck.engine.run.worker", str(run.path), *(["--resume"] if resume else [])]
 
 
 def launcher_env(use_cpu: bool) -> dict[str, str]:
@@ -110,7 +110,7 @@ def supervise(run: RunDir, resume: bool = False, machine_rank: int | None = None
     The supervisor owns the run's status (pid, final state) unless ``shared`` and this is not machine 0
     (SLURM: one run folder on a shared filesystem, written by machine 0 only).
     """
-    from engine.recipe import load_recipe
+    from tunedeck.engine.recipe import load_recipe
 
     recipe = load_recipe(run.recipe_path)
     machine = recipe.launch.machine_rank if machine_rank is None else machine_rank
@@ -169,7 +169,7 @@ def local_rank_pids(run: RunDir) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(prog="python -m engine.supervisor", description="supervise a run's accelerate launcher")
+    p = argparse.ArgumentParser(prog="python -m tunedeck.engine.run.supervisor", description="supervise a run's accelerate launcher")
     p.add_argument("run_dir")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--machine-rank", type=int)

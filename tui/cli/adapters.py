@@ -1,6 +1,6 @@
 """``tunedeck estimate RECIPE`` and ``tunedeck adapter targets RECIPE``: the Adapter screen's headless twins.
 
-``add_adapter_commands(sub)`` registers both on tui.cli's subparsers; ``python -m tui.cli_adapters``
+``add_adapter_commands(sub)`` registers both on tunedeck.tui.cli.main's subparsers; ``python -m tunedeck.tui.cli.adapters``
 runs them on their own. Heavy libraries load inside the commands.
 """
 
@@ -18,7 +18,7 @@ def _err(message: str) -> None:
 
 
 def _load(args):
-    from engine.recipe import load_recipe
+    from tunedeck.engine.recipe import load_recipe
 
     return load_recipe(args.recipe, args.set)
 
@@ -27,8 +27,8 @@ def _guarded(command):
     """Bad input (recipe, model path) is a usage error with a message, never a traceback."""
 
     def run(args) -> int:
-        from engine.models import ModelLoadError
-        from engine.recipe import RecipeError
+        from tunedeck.engine.model.loading import ModelLoadError
+        from tunedeck.engine.recipe import RecipeError
 
         try:
             return command(args)
@@ -45,8 +45,8 @@ def _guarded(command):
 
 @_guarded
 def cmd_adapter_targets(args) -> int:
-    from engine.adapters import discover_targets, parameter_lines, parameter_math, resolve_target_modules
-    from engine.models import meta_model
+    from tunedeck.engine.model.adapters import discover_targets, parameter_lines, parameter_math, resolve_target_modules
+    from tunedeck.engine.model.loading import meta_model
 
     recipe = _load(args)
     model = meta_model(recipe)
@@ -89,13 +89,13 @@ def cmd_adapter_targets(args) -> int:
 
 
 def _fmt(n: float) -> str:
-    from engine.units import fmt_bytes
+    from tunedeck.engine.units import fmt_bytes
 
     return fmt_bytes(n) if n else "0"
 
 
 def _estimate_text(est, budget: tuple[float, str] | None) -> list[str]:
-    from engine.estimate import estimate_lines
+    from tunedeck.engine.model.estimate import estimate_lines
 
     a, p = est.arch, est.precision
     mixed = "bf16 mixed precision" if p.autocast else "no mixed precision"
@@ -153,7 +153,7 @@ def _probe_text(result: dict) -> list[str]:
 
 @_guarded
 def cmd_estimate(args) -> int:
-    from engine.estimate import GIB, device_budget, estimate, max_batch_that_fits
+    from tunedeck.engine.model.estimate import GIB, device_budget, estimate, max_batch_that_fits
 
     recipe = _load(args)
     device = None if args.device == "auto" else args.device
@@ -182,7 +182,7 @@ def cmd_estimate(args) -> int:
         est.max_batch = {"batch": best, "cap": cap, "budget_bytes": int(budget[0]), "budget": budget[1]}
     probe_result = None
     if args.probe:
-        from engine.memory_probe import probe
+        from tunedeck.engine.model.memory_probe import probe
 
         if args.batch:
             recipe.train.per_device_train_batch_size = args.batch
@@ -214,8 +214,8 @@ def cmd_estimate(args) -> int:
 
 def add_adapter_commands(sub) -> None:
     """Register ``estimate`` and ``adapter targets`` on tunedeck's subparsers."""
-    from engine.estimate import Device
-    from engine.recipe import allowed
+    from tunedeck.engine.model.estimate import Device
+    from tunedeck.engine.recipe import allowed
 
     sp = sub.add_parser(
         "estimate", help="training memory per GPU for a recipe, from its model config (no weights loaded)"

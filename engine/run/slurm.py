@@ -1,4 +1,4 @@
-"""SLURM: an sbatch script that runs one supervisor (engine.supervisor) per node on one shared run folder."""
+"""SLURM: an sbatch script that runs one supervisor (tunedeck.engine.run.supervisor) per node on one shared run folder."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from engine.launch import create_run
-from engine.preflight import PreflightError
-from engine.recipe import RecipeError, load_recipe
-from engine.runs import RunDir
+from tunedeck.engine.recipe import RecipeError, load_recipe
+from tunedeck.engine.run.launch import create_run
+from tunedeck.engine.run.preflight import PreflightError
+from tunedeck.engine.run.rundir import RunDir
 
 
 def slurm_script(recipe_path: Path, nodes: int, gpus_per_node: int, overrides: list[str], job_name: str = "tunedeck",
@@ -21,7 +21,7 @@ def slurm_script(recipe_path: Path, nodes: int, gpus_per_node: int, overrides: l
     sets = [*overrides, f"launch.num_machines={nodes}", f"launch.num_processes={nodes * gpus_per_node}",
             f"launch.main_process_port={port}"]  # fmt: skip
     prepare = " ".join(
-        [shlex.quote(python), "-m", "engine.slurm", "prepare", shlex.quote(str(recipe_path))]
+        [shlex.quote(python), "-m", "tunedeck.engine.run.slurm", "prepare", shlex.quote(str(recipe_path))]
         + [f"--set {shlex.quote(s)}" for s in sets]
     )
     directives = [
@@ -37,7 +37,7 @@ def slurm_script(recipe_path: Path, nodes: int, gpus_per_node: int, overrides: l
     if partition:
         directives.append(f"#SBATCH --partition={partition}")
     node_cmd = (
-        f'{shlex.quote(python)} -m engine.supervisor "$RUN_DIR" --shared '
+        f'{shlex.quote(python)} -m tunedeck.engine.run.supervisor "$RUN_DIR" --shared '
         '--machine-rank "$SLURM_NODEID" --main-process-ip "$MAIN_IP"'
     )
     return "\n".join(
@@ -64,7 +64,7 @@ def slurm_script(recipe_path: Path, nodes: int, gpus_per_node: int, overrides: l
 
 def prepare_run(recipe_path: str, overrides: list[str]) -> RunDir:
     """A run folder with the resolved recipe and accelerate config, no process started (for SLURM)."""
-    from engine.preflight import preflight
+    from tunedeck.engine.run.preflight import preflight
 
     checked = preflight(load_recipe(recipe_path, overrides), lambda m: print(m, file=sys.stderr, flush=True))
     recipe = checked.recipe
@@ -76,8 +76,8 @@ def prepare_run(recipe_path: str, overrides: list[str]) -> RunDir:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m engine.slurm prepare RECIPE [--set k=v ...]``: print the new run folder (the script runs it)."""
-    p = argparse.ArgumentParser(prog="python -m engine.slurm")
+    """``python -m tunedeck.engine.run.slurm prepare RECIPE [--set k=v ...]``: print the new run folder (the script runs it)."""
+    p = argparse.ArgumentParser(prog="python -m tunedeck.engine.run.slurm")
     p.add_argument("command", choices=["prepare"])
     p.add_argument("recipe")
     p.add_argument("--set", action="append", default=[])

@@ -1,7 +1,7 @@
 """``tunedeck data inspect`` and ``tunedeck template render|list``: see the data and the loss mask before training.
 
 ``add_data_commands(sub)`` registers the commands on ``tunedeck``'s subparsers; ``main(argv)`` runs
-them standalone (``python -m tui.cli_data data inspect FILE``). Heavy libraries (datasets,
+them standalone (``python -m tunedeck.tui.cli.data data inspect FILE``). Heavy libraries (datasets,
 transformers) are imported inside the commands that need them. Exit codes: 0 all rows valid,
 1 some rows invalid (or the loss mask trains nothing), 2 unreadable input or bad usage.
 """
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.recipe import allowed
+from tunedeck.engine.recipe import allowed
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 FIRST_PAGE_END = "checking all rows"  # printed (and flushed) right after the first page; bench/ waits for it
@@ -64,7 +64,7 @@ def _recipe_defaults(args) -> None:
     """Fill unset options from ``--recipe``: data.*, model, template, max_length, seed."""
     if not args.recipe:
         return
-    from engine.recipe import load_recipe
+    from tunedeck.engine.recipe import load_recipe
 
     try:
         recipe = load_recipe(args.recipe)
@@ -73,7 +73,7 @@ def _recipe_defaults(args) -> None:
     data = recipe.data
     base = Path(args.recipe).resolve().parent
     args.path = args.path or data.train
-    from engine.gguf_import import is_gguf_source
+    from tunedeck.engine.model.gguf_import import is_gguf_source
 
     name = recipe.model.name_or_path
     if not args.model and (Path(name).is_dir() or is_gguf_source(name)):  # a Hub id would need the network
@@ -88,7 +88,7 @@ def _recipe_defaults(args) -> None:
     if not args.mix and getattr(data, "mix", None):
         import dataclasses
 
-        from engine.data.mix import as_mix_sources
+        from tunedeck.engine.data.mix import as_mix_sources
 
         def local(src):
             candidate = base / Path(src.path).expanduser()
@@ -130,11 +130,11 @@ def _print_first_page(report, out) -> None:
 
 def _token_section(args, report, result: dict) -> list[str]:
     """Token-length stats over a sample and the loss-mask check; returns problems that fail the command."""
-    from engine.data.stats import length_stats
-    from engine.models import load_chat_tokenizer
-    from engine.templates.check import check_trainable
-    from engine.templates.render import TemplateRefused
-    from engine.templates.views import token_lengths
+    from tunedeck.engine.data.stats import length_stats
+    from tunedeck.engine.model.loading import load_chat_tokenizer
+    from tunedeck.engine.templates.check import check_trainable
+    from tunedeck.engine.templates.render import TemplateRefused
+    from tunedeck.engine.templates.views import token_lengths
 
     try:
         tokenizer, template = load_chat_tokenizer(args.model, args.template or "model")
@@ -249,9 +249,9 @@ def _rows_read(rows: int) -> None:
 
 
 def cmd_data_inspect(args) -> int:
-    from engine.data import DataError, inspect_data
-    from engine.data.formats import parse_columns
-    from engine.data.mix import as_mix_sources, parse_mix_arg
+    from tunedeck.engine.data import DataError, inspect_data
+    from tunedeck.engine.data.formats import parse_columns
+    from tunedeck.engine.data.mix import as_mix_sources, parse_mix_arg
 
     out = sys.stdout
     try:
@@ -284,7 +284,7 @@ def cmd_data_inspect(args) -> int:
         if args.model:
             failures += _token_section(args, report, result)
         if args.mix_sources:
-            from engine.data.mix import inspect_mix
+            from tunedeck.engine.data.mix import inspect_mix
 
             mix = inspect_mix(report, args.mix_sources, args.seed, args.split)
             result["mix"] = {**mix, "errors": [e.to_dict() for e in mix["errors"]]}
@@ -304,7 +304,7 @@ def cmd_data_inspect(args) -> int:
 def _quiet_if_needed(path: str) -> None:
     """Silence datasets' progress bars when it will be used (not for JSON Lines, to keep startup fast)."""
     if not str(path).lower().endswith((".jsonl", ".json", ".txt")):
-        from engine.data.load import quiet_datasets
+        from tunedeck.engine.data.load import quiet_datasets
 
         quiet_datasets()
 
@@ -343,12 +343,12 @@ def _styled(view, color: bool) -> str:
 
 
 def cmd_template_render(args) -> int:
-    from engine.data import DataError
-    from engine.data.formats import parse_columns
-    from engine.data.inspect import read_row
-    from engine.models import load_chat_tokenizer
-    from engine.templates.check import check_trainable
-    from engine.templates.views import token_views
+    from tunedeck.engine.data import DataError
+    from tunedeck.engine.data.formats import parse_columns
+    from tunedeck.engine.data.inspect import read_row
+    from tunedeck.engine.model.loading import load_chat_tokenizer
+    from tunedeck.engine.templates.check import check_trainable
+    from tunedeck.engine.templates.views import token_views
 
     try:
         _quiet_if_needed(args.data)
@@ -420,7 +420,7 @@ def cmd_template_render(args) -> int:
 
 
 def cmd_template_list(args) -> int:
-    from engine.templates.specs import TEMPLATES
+    from tunedeck.engine.templates.specs import TEMPLATES
 
     for name, spec in TEMPLATES.items():
         source = (f"{spec.llama_cpp}'s own template" if spec.llama_cpp

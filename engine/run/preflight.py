@@ -1,7 +1,7 @@
 """One preflight: every check a recipe must pass before a run folder or a worker exists.
 
-``engine.launch.start_run`` runs it, so the CLI (``tunedeck train``), the TUI (Train, Runs) and the SLURM launch
-script (``python -m engine.slurm prepare``) all get the same refusals, in the same words, before anything starts:
+``tunedeck.engine.run.launch.start_run`` runs it, so the CLI (``tunedeck train``), the TUI (Train, Runs) and the SLURM launch
+script (``python -m tunedeck.engine.run.slurm prepare``) all get the same refusals, in the same words, before anything starts:
 
 1. the model source: a local folder, a cached Hub id (offline), or a GGUF (checked and dequantized once);
 2. the data: data.train readable, its format detected, and that format fits the method;
@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.recipe import Recipe
+from tunedeck.engine.recipe import Recipe
 
 
 class PreflightError(ValueError):
@@ -40,9 +40,9 @@ class Preflight:
 def preflight(recipe: Recipe, progress: Callable[[str], None] = lambda m: None) -> Preflight:
     """Run every check in order; the first refusal is a PreflightError. ``progress`` gets a line per long step
     (a GGUF's first dequantization takes about a minute)."""
-    from engine.data import DataError
-    from engine.models import ModelLoadError, check_model_source
-    from engine.recipe import RecipeError
+    from tunedeck.engine.data import DataError
+    from tunedeck.engine.model.loading import ModelLoadError, check_model_source
+    from tunedeck.engine.recipe import RecipeError
 
     check = "model"
     try:
@@ -50,20 +50,20 @@ def preflight(recipe: Recipe, progress: Callable[[str], None] = lambda m: None) 
         if folder != recipe.model.name_or_path:
             recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, name_or_path=folder))
         check = "data"
-        from engine.data.prepare import check_data
+        from tunedeck.engine.data.prepare import check_data
 
         data_format, rows = check_data(recipe)
         check = "mask"
         notes = _mask_notes(recipe, rows)
         check = "launch"
         if recipe.launch.distributed:
-            from engine.accelerate_config import check_launchable
+            from tunedeck.engine.run.accelerate_config import check_launchable
 
             check_launchable(recipe)
     except (ModelLoadError, DataError, RecipeError) as e:
         raise PreflightError(check, str(e)) from None
     if recipe.export.quant:
-        from engine.export.support import gguf_notes
+        from tunedeck.engine.export.support import gguf_notes
 
         notes += gguf_notes(recipe.model.name_or_path)
     return Preflight(recipe, data_format, notes)
@@ -74,8 +74,8 @@ def _mask_notes(recipe: Recipe, rows: list[dict]) -> list[str]:
     PreflightError when nothing would be trained, else its warnings."""
     if recipe.method.name != "sft" or not rows:
         return []
-    from engine.models import load_tokenizer
-    from engine.templates.check import check_trainable
+    from tunedeck.engine.model.loading import load_tokenizer
+    from tunedeck.engine.templates.check import check_trainable
 
     tokenizer = load_tokenizer(recipe)
     chats = any("messages" in r for r in rows)

@@ -1,0 +1,1 @@
+"""The run lifecycle: run directory, typed events, preflight, launch, worker, supervisor, slurm."""

@@ -1,0 +1,1 @@
+"""The headless twins: argparse built from the recipe's types (not Textual)."""
