@@ -155,9 +155,9 @@ _PROBE = r"""
 import ctypes
 from pathlib import Path
 import llama_cpp
-from llama_cpp import _ggml
-lib = _ggml.libggml
-cpu = ctypes.CDLL(str(Path(llama_cpp.__file__).parent / "lib" / "libggml-cpu.so"))
+libs = Path(llama_cpp.__file__).parent / "lib"  # the libraries the wheel ships, loaded as llama_cpp loads them
+lib = ctypes.CDLL(str(libs / "libggml.so"))
+cpu = ctypes.CDLL(str(libs / "libggml-cpu.so"))
 class Params(ctypes.Structure):
     _fields_ = [("mem_size", ctypes.c_size_t), ("mem_buffer", ctypes.c_void_p), ("no_alloc", ctypes.c_bool)]
 vp, i64 = ctypes.c_void_p, ctypes.c_int64
