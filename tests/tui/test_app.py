@@ -140,26 +140,18 @@ def test_train_without_recipe_says_what_to_do(tmp_path: Path, monkeypatch: pytes
     drive(app, steps)
 
 
-def test_train_with_a_bad_recipe_names_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "recipe.yaml").write_text("model: {name_or_path: m}\ndata: {train: d}\nadapter: {r: lots}\n")
-    app = TunedeckApp(workspace=tmp_path)
-    seen = record_notifications(app, monkeypatch)
-
-    async def steps(pilot: Pilot) -> None:
-        await pilot.press("t")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert seen[-1][0] == "error" and "adapter.r" in seen[-1][1]
-        assert not (tmp_path / "runs").exists()
-
-    drive(app, steps)
-
-
-def test_train_refuses_a_missing_model_before_any_worker_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The same preflight as `tunedeck train` (tunedeck.engine.run.preflight, inside start_run): no run folder, no process.
+@pytest.mark.parametrize("case", ["bad field", "missing model"])
+def test_train_refuses_before_any_worker_starts(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad recipe names its field; a missing model is refused by the same preflight as `tunedeck train`
+    (tunedeck.engine.run.preflight, inside start_run). Either way: no run folder, no process."""
     data = tmp_path / "d.jsonl"
     data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
-    (tmp_path / "recipe.yaml").write_text(f"model: {{name_or_path: {tmp_path}/no-model}}\ndata: {{train: {data}}}\n")
+    if case == "bad field":
+        recipe, wanted = "model: {name_or_path: m}\ndata: {train: d}\nadapter: {r: lots}\n", "adapter.r"
+    else:
+        recipe = f"model: {{name_or_path: {tmp_path}/no-model}}\ndata: {{train: {data}}}\n"
+        wanted = f"model.name_or_path: {tmp_path}/no-model: no such folder"
+    (tmp_path / "recipe.yaml").write_text(recipe)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     app = TunedeckApp(workspace=tmp_path)
     seen = record_notifications(app, monkeypatch)
@@ -168,7 +160,7 @@ def test_train_refuses_a_missing_model_before_any_worker_starts(tmp_path: Path, 
         await pilot.press("t")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert seen[-1][0] == "error" and f"model.name_or_path: {tmp_path}/no-model: no such folder" in seen[-1][1]
+        assert seen[-1][0] == "error" and wanted in seen[-1][1]
         assert not (tmp_path / "runs").exists()
 
     drive(app, steps)
