@@ -251,3 +251,57 @@ def test_inspect_of_a_large_file_shows_rows_read_on_a_terminal(tmp_path):
     code, stdout, terminal = tunedeck_on_a_terminal("data", "inspect", str(path), cwd=tmp_path)
     assert code == 0 and "10,000 rows read" in terminal and "25,000 rows read" in terminal
     assert "rows read" not in stdout  # progress goes to the terminal, never into piped output
+
+
+def test_openai_preference_alpaca_without_instruction_and_dolly_need_no_flag(tmp_path):
+    """Issue 30's inputs, each written from its documentation: OpenAI's preference fine-tuning rows (a BOM, a
+    multi-turn input with tools), Alpaca rows that ask in input, and databricks-dolly-15k's columns."""
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    doc = {"input": {"messages": [{"role": "user", "content": "Hello, can you tell me how cold San Francisco is today?"}],
+                     "tools": [], "parallel_tool_calls": True},
+           "preferred_output": [{"role": "assistant", "content": "Today in San Francisco, it is not quite cold as "
+                                 "expected. Morning clouds will give away to sunshine, with a high near 68°F (20°C) and "
+                                 "a low around 57°F (14°C)."}],
+           "non_preferred_output": [{"role": "assistant", "content": "It is not particularly cold in San Francisco today."}]}
+    multi = {"input": {"messages": [{"role": "system", "content": "You report the weather."},
+                                    {"role": "user", "content": "Is it cold in Oslo?"},
+                                    {"role": "assistant", "content": "It is 2 C in Oslo."},
+                                    {"role": "user", "content": "And in Rome?"}], "tools": [weather]},
+             "preferred_output": [{"role": "assistant", "content": "It is 14 C in Rome."}],
+             "non_preferred_output": [{"role": "assistant", "content": "Rome is in Italy."}]}  # fmt: skip
+    dpo = tmp_path / "openai_dpo.jsonl"
+    dpo.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in (doc, multi)).encode())
+    proc = run("data", "inspect", str(dpo))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "format: preference  (confidence 100% of the first 2 rows)  → trains as: prompt/chosen/rejected" in out
+    assert f"read: {dpo} starts with a UTF-8 byte-order mark (BOM); read past it" in out
+    assert "line 2      prompt: system: You report the weather. │ user: Is it cold in Oslo?" in out
+    assert "rows 2   valid 2   invalid 0   duplicates 0" in out
+    assert "warning: ignored columns: input.parallel_tool_calls (1 rows); the preference format does not read them" in out
+
+    alpaca = write(tmp_path / "alpaca.jsonl", [
+        {"instruction": "", "input": "What is 3 plus 4?", "output": "7"},
+        {"instruction": "Answer with a number.", "input": "What is 5 plus 6?", "output": "11"},
+        {"instruction": "", "input": "", "output": "0"},
+    ])  # fmt: skip
+    proc = run("data", "inspect", str(alpaca))
+    assert proc.returncode == 1
+    assert "format: alpaca" in proc.stdout and "rows 3   valid 2   invalid 1" in proc.stdout
+    assert "line 1      user: What is 3 plus 4? │ assistant: 7" in proc.stdout
+    assert f"{alpaca}:3: instruction: empty, and so is input: the row has no prompt" in proc.stdout
+    report = json.loads(run("data", "inspect", str(alpaca), "--json").stdout)
+    assert [(e["line"], e["field"], e["kind"]) for e in report["errors"]] == [(3, "instruction", "empty")]
+
+    dolly = write(tmp_path / "dolly.jsonl", [
+        {"instruction": "How many moons does Mars have?",
+         "context": "Mars has two small moons, Phobos and Deimos.", "response": "Two: Phobos and Deimos.",
+         "category": "closed_qa"},
+        {"instruction": "Which of these is a prime number: 9 or 7?", "context": "", "response": "7",
+         "category": "classification"},
+    ])  # fmt: skip
+    proc = run("data", "inspect", str(dolly))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "format: alpaca  (confidence 100% of the first 2 rows)  → trains as: messages" in proc.stdout
+    assert "line 1      user: How many moons does Mars have?  Mars has two" in proc.stdout  # the context joins the prompt
+    assert "warning: ignored columns: category (2 rows); the alpaca format does not read them" in proc.stdout
