@@ -134,10 +134,40 @@ def test_rows_a_real_template_refuses_are_named_and_the_rest_inspected(demo_asse
     base = ["data", "inspect", str(data), "--model", str(demo_assets.base), "--template", str(template)]
     proc = run(*base)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "template refuses 1 rows:" in proc.stdout and f"{data}:2: System role not supported" in proc.stdout
+    why = 'the template raises "System role not supported": its own rule, which this row breaks (roles: system → user → assistant)'
+    assert "template refuses 1 rows:" in proc.stdout and f"{data}:2: {why}" in proc.stdout
     report = json.loads(run(*base, "--json").stdout)
-    assert report["template_refused"] == {"count": 1, "rows": [{"where": f"{data}:2", "error": "System role not supported"}]}
+    assert report["template_refused"] == {"count": 1, "rows": [{"where": f"{data}:2", "error": why}]}
     assert (report["tokens"]["sampled"], report["tokens"]["rendered"]) == (3, 2)
+
+
+def test_what_a_template_drops_is_counted_and_its_refusals_explained(demo_assets, tmp_path):
+    """Mistral-Nemo's own template drops the system message of rows that end with the assistant; Hermes 3's
+    tool_use template iterates over `tools` and refuses a row without them, and says so."""
+    from tunedeck.engine.templates.corpus import llama_cpp_sdist, vendored_templates
+
+    found = vendored_templates(llama_cpp_sdist())
+    system = {"messages": [{"role": "system", "content": "Be brief."}, *GOOD["messages"]]}
+    data = tmp_path / "chats.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in (GOOD, system, system)) + "\n")
+    model = ["--model", str(demo_assets.base)]
+    proc = run("data", "inspect", str(data), *model, "--template", "mistral-nemo")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (f"template drops: system message in 2 rows (e.g. {data}:2): a model trained on them never sees these"
+            in proc.stdout)  # fmt: skip
+    report = json.loads(run("data", "inspect", str(data), *model, "--template", "mistral-nemo", "--json").stdout)
+    assert report["template_drops"] == {"checked_rows": 3, "kinds": {"system message": {"rows": 2, "example": f"{data}:2"}}}
+    proc = run("template", "render", *model, "--template", "mistral-nemo", "--data", str(data), "--row", "1")
+    assert "template drops: system message (message 0): a model trained on this row never sees them" in proc.stdout
+
+    hermes = tmp_path / "hermes-3-tool_use.jinja"
+    hermes.write_text(found["NousResearch-Hermes-3-Llama-3.1-8B-tool_use"])
+    proc = run("template", "render", *model, "--template", str(hermes), "--data", str(data))
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: row 0: template {str(hermes)!r} refuses it: TypeError: 'NoneType' object is not iterable: this "
+        "template iterates over `tools`; the row has none: add a tools column or choose the model's default template "
+        "(template.name: model) or a built-in"
+    )
 
 
 def test_mix_is_shown(demo_assets, tmp_path):
