@@ -1,8 +1,8 @@
 """How many of llama.cpp's vendored chat templates get a right assistant-only mask; prints JSON.
 
 Every template in the llama-cpp-python sdist (``vendor/llama.cpp/models/templates``, kept in the
-wheelhouse by ``make install``) renders five conversations (single turn, system, multi-turn, tools,
-reasoning) through tunedeck.engine.templates.corpus. Handled: every conversation it accepts gets a mask that
+wheelhouse by ``make install``) renders six conversations (single turn, system, multi-turn, tools, two
+rounds of tool calls under a system prompt, reasoning) through tunedeck.engine.templates.corpus. Handled: every conversation it accepts gets a mask that
 covers each assistant reply and no system/user/tool text. Goal: >= 90% handled, the rest refused
 with a reason, never a wrong mask.
 

@@ -13,12 +13,13 @@ from tunedeck.engine.data.errors import DataError
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text", "preference", "kto", "prompt")
 FORMAT_HELP = {
-    "alpaca": "instruction/input/output (optional system)",
+    "alpaca": "instruction/input/output (optional system)",  # Dolly's instruction/context/response too
     "sharegpt": "conversations: [{from: human|gpt|system, value}]",
     "messages": "messages: [{role: system|user|assistant, content}]",
     "prompt_completion": "prompt/completion (strings or message lists)",
     "text": "text (plain text, continued pretraining)",
-    "preference": "prompt/chosen/rejected, or chosen/rejected conversations with an implicit prompt",
+    "preference": "prompt/chosen/rejected, chosen/rejected conversations with an implicit prompt, or OpenAI's "
+    "input/preferred_output/non_preferred_output",
     "kto": "prompt/completion or a conversation, plus a boolean label or kto_tag (unpaired preference)",
     "prompt": "prompt only, for online methods (GRPO, RLOO); other columns go to the reward functions",
 }
@@ -37,7 +38,7 @@ CONVERSATION_COLUMNS = ("messages", "conversations")
 # The columns each format reads (after data.columns mapping); any other column is named as ignored.
 # None: every column is kept (prompt rows hand their other columns to the reward functions).
 FORMAT_COLUMNS: dict[str, tuple[str, ...] | None] = {
-    "alpaca": ("instruction", "input", "output", "system", "history"),
+    "alpaca": ("instruction", "input", "output", "system", "history"),  # or context/response (Dolly): alpaca_fields
     "sharegpt": ("conversations", "messages", "system", "tools"),
     "messages": ("conversations", "messages", "system", "tools"),
     "prompt_completion": ("prompt", "completion"),
@@ -55,6 +56,9 @@ SHAREGPT_ROLES = {
     "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
     "function_call": "assistant", "observation": "tool", "tool": "tool", "function": "tool",
 }  # fmt: skip
+# OpenAI's preference fine-tuning rows: input {messages, tools}, and the two replies (message lists).
+OPENAI_PREFERENCE = ("input", "preferred_output", "non_preferred_output")
+OPENAI_INPUT = ("messages", "tools")  # the keys of ``input`` that are read
 LABEL_COLUMNS = ("label", "kto_tag")  # KTO: desirable (true) or not; kto_tag is LLaMA-Factory's name
 # Columns of images, audio or video (LLaMA-Factory, TRL's vision formats): text-only training refuses them.
 MEDIA_COLUMNS = ("images", "image", "audios", "audio", "videos", "video")
@@ -125,6 +129,38 @@ def no_calls(value: Any) -> bool:
     return value is None or value == [] or (isinstance(value, str) and value.strip() in ("", "null", "[]"))
 
 
+def alpaca_fields(row: dict) -> tuple[str, str]:
+    """(input column, output column) of an alpaca row: ``input``/``output``, or Dolly's ``context``/``response``
+    where the row has no ``input``/``output``."""
+    given = "input" if _has(row, "input") or not _has(row, "context") else "context"
+    output = "output" if _has(row, "output") or not _has(row, "response") else "response"
+    return given, output
+
+
+def is_openai_preference(row: dict) -> bool:
+    """A row in OpenAI's preference fine-tuning format (``input``, ``preferred_output``, ``non_preferred_output``)."""
+    return _has(row, "preferred_output") or _has(row, "non_preferred_output")
+
+
+def unread_columns(row: dict, fmt: str) -> list[str]:
+    """The columns of a (mapped) row with a value that format ``fmt`` does not read; keys of OpenAI's ``input``
+    object other than messages and tools are named ``input.KEY``."""
+    read = FORMAT_COLUMNS.get(fmt)
+    if read is None:
+        return []
+    nested: dict = {}
+    if fmt == "alpaca":
+        read = ("instruction", *alpaca_fields(row), "system", "history")
+    elif fmt == "preference" and is_openai_preference(row):
+        read = OPENAI_PREFERENCE
+        if isinstance(row.get("input"), dict):
+            nested = {f"input.{k}": v for k, v in row["input"].items() if k not in OPENAI_INPUT}
+    elif fmt in ("preference", "kto") and not conversation_key(row):  # a text prompt has no system turn
+        read = tuple(k for k in read if k != "system")
+    empty = (None, "", [], {})
+    return [k for k, v in (*row.items(), *nested.items()) if k not in read and v not in empty]
+
+
 def conversation_key(row: dict) -> str | None:
     """The column holding the conversation: ``messages`` or ``conversations``."""
     for key in CONVERSATION_COLUMNS:
@@ -150,14 +186,16 @@ def row_formats(row: dict) -> set[str]:
             found.add("messages")
         else:
             found.add("messages" if key == "messages" else "sharegpt")
-    if _has(row, "instruction") and _has(row, "output"):
-        found.add("alpaca")
+    if _has(row, "instruction") and (_has(row, "output") or _has(row, "response")):
+        found.add("alpaca")  # response: Dolly's name for the output (and context for the input)
     if _has(row, "prompt") and _has(row, "completion"):
         found.add("kto" if label_key(row) else "prompt_completion")
     elif _has(row, "prompt") and not (_has(row, "chosen") or _has(row, "rejected")):
         found.add("prompt")
     if _has(row, "chosen") and _has(row, "rejected"):
         found.add("preference")
+    if _has(row, "preferred_output") and _has(row, "non_preferred_output"):
+        found.add("preference")  # OpenAI's preference fine-tuning rows
     if _has(row, "text"):
         found.add("text")
     return found
@@ -302,6 +340,18 @@ def _conversation(row: dict) -> list[dict[str, str]]:
     return messages
 
 
+def _openai_preference(row: dict) -> dict:
+    """OpenAI's preference row in TRL's conversational preference form: the prompt is ``input.messages``, chosen
+    and rejected are ``preferred_output`` and ``non_preferred_output``; ``input.tools`` (if any) become the row's
+    ``tools``, as JSON text (TRL's DPO, KTO and reward trainers pass a ``tools`` column to the chat template)."""
+    out = {"prompt": _messages(row["input"]["messages"]), "chosen": _maybe_messages(row["preferred_output"]),
+           "rejected": _maybe_messages(row["non_preferred_output"])}  # fmt: skip
+    tools = as_tools(row["input"].get("tools"))
+    if tools:
+        out["tools"] = json.dumps(tools)
+    return out
+
+
 def parse_label(value: Any) -> bool | None:
     """A KTO label: true/false, 1/0, or those words as text (CSV); None when it is none of them."""
     if isinstance(value, bool):
@@ -324,13 +374,12 @@ def split_implicit_prompt(chosen: list, rejected: list) -> tuple[list, list, lis
 def normalize_row(row: dict, fmt: str) -> dict:
     """One valid row in its TRL form (see ``TRL_COLUMNS``)."""
     if fmt == "alpaca":
-        user = row["instruction"]
-        if row.get("input"):
-            user = f"{user}\n\n{row['input']}"
+        given, output = alpaca_fields(row)  # the prompt: the non-empty parts of instruction and input, joined
+        user = "\n\n".join(p for p in (row.get("instruction"), row.get(given)) if p and p.strip())
         messages = [_message("system", row["system"])] if row.get("system") else []
         for turn in row.get("history") or []:  # earlier [instruction, response] pairs
             messages += [_message("user", turn[0]), _message("assistant", turn[1])]
-        return {"messages": [*messages, _message("user", user), _message("assistant", row["output"])]}
+        return {"messages": [*messages, _message("user", user), _message("assistant", row[output])]}
     if fmt in ("messages", "sharegpt"):
         out = {"messages": _conversation(row)}
         if as_tools(row.get("tools")):  # the functions the assistant may call, for the chat template
@@ -341,6 +390,8 @@ def normalize_row(row: dict, fmt: str) -> dict:
     if fmt == "text":
         return {"text": row["text"]}
     if fmt == "preference":
+        if is_openai_preference(row):
+            return _openai_preference(row)
         if row.get("prompt") is None and conversation_key(row):  # the conversation is the prompt
             return {"prompt": _conversation(row), "chosen": _maybe_messages(row["chosen"]),
                     "rejected": _maybe_messages(row["rejected"])}  # fmt: skip
@@ -417,7 +468,12 @@ def needs_fields(row: dict) -> tuple[bool, bool]:
     on some message, and a ``tools`` list. Cheap; ``inspect_data`` asks it of every row so that the one Arrow
     schema of ``normalize_dataset`` fits all of them, not just the first."""
     extras = False
-    for value in row.values():
+    tools_value = row.get("tools")
+    values = list(row.values())
+    if is_openai_preference(row) and isinstance(row.get("input"), dict):  # the prompt and tools are in input
+        values.append(row["input"].get("messages"))
+        tools_value = row["input"].get("tools")
+    for value in values:
         for m in value if isinstance(value, list) else [value] if isinstance(value, dict) else []:
             if isinstance(m, dict) and (
                 any(m.get(k) is not None and not (k == "tool_calls" and no_calls(m[k])) for k in MESSAGE_EXTRAS)
@@ -427,7 +483,7 @@ def needs_fields(row: dict) -> tuple[bool, bool]:
                 break
         if extras:
             break
-    tools = row.get("tools") is not None and not (isinstance(row["tools"], str) and not row["tools"].strip())
+    tools = tools_value is not None and not (isinstance(tools_value, str) and not tools_value.strip())
     return extras, tools
 
 

@@ -15,15 +15,14 @@ from typing import Any
 from tunedeck.engine.data.errors import DataError, Location, RowError
 from tunedeck.engine.data.formats import (
     DETECT_ROWS,
-    FORMAT_COLUMNS,
     TRL_COLUMNS,
     choose_format,
-    conversation_key,
     label_key,
     map_row,
     needs_fields,
     normalize_row,
     parse_label,
+    unread_columns,
     user_field,
 )
 from tunedeck.engine.data.load import Source, iter_records, resolve_source
@@ -143,7 +142,6 @@ class _RowChecker:
         self.fmt = report.format
         self.columns = columns
         self.validator = RowValidator(self.fmt)
-        self.read = FORMAT_COLUMNS.get(self.fmt)
         self.reservoir = reservoir
         self.sample_size = sample_size
         self.max_errors = max_errors
@@ -167,15 +165,9 @@ class _RowChecker:
 
     def _count_ignored(self, mapped: dict) -> None:
         """Columns with a value that the format does not read."""
-        if self.read is None:
-            return
-        unread = mapped.keys() - self.read
-        if self.fmt in ("preference", "kto") and not conversation_key(mapped):  # a text prompt has no system turn
-            unread |= {"system"} & mapped.keys()
         ignored = self.report.ignored
-        for key in unread:
-            if mapped[key] not in (None, "", [], {}):
-                ignored[key] = ignored.get(key, 0) + 1
+        for key in unread_columns(mapped, self.fmt):
+            ignored[key] = ignored.get(key, 0) + 1
 
     def _invalid(self, where: Location, obj, problems: list, keep_preview: bool) -> None:
         report = self.report

@@ -115,7 +115,7 @@ def read_entry(source: str) -> Entry:
     if not path.is_file():
         raise DataError(f"{path}: no such file (data source {source})")
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is read past
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(info, dict) or name not in info:

@@ -1,9 +1,9 @@
 """Loading: local files and folders through ``datasets`` for training, and a bounded-memory record
 stream for validation that knows each row's FILE:LINE.
 
-JSON Lines are streamed here line by line (that is what gives line numbers and lets BOMs,
-non-UTF-8 bytes and invalid JSON be reported per line); every other format goes through
-``datasets`` and rows are named by index.
+JSON Lines are streamed here line by line (that is what gives line numbers and lets non-UTF-8
+bytes and invalid JSON be reported per line); every other format goes through ``datasets`` and
+rows are named by index. A UTF-8 byte-order mark (BOM) at the start of a file is read past.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ BUILDERS = {
 }
 ROW_LIST_KEYS = ("train", "data", "rows", "examples", "instances")  # {"train": [...]}-style JSON files
 WHOLE_JSON_LIMIT = 2 << 30  # a .json file this size or less may be parsed whole to tell one object from JSON Lines
-BOM = b"\xef\xbb\xbf"
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark: some editors and exports start files with one; it is skipped
 
 # One record of the stream: (file, line or None, row index, parsed object or None, error or None, raw line or None).
 # ``error`` is (field, kind, reason). A plain tuple keeps the per-line cost low on million-row files.
@@ -110,6 +110,13 @@ def _json_object_rows(path: Path, name: str, split: str) -> tuple[list, str]:
     return obj[key], f"{name} holds one JSON object: read the {len(obj[key]):,} rows of its {key!r} list"
 
 
+def _bom_notes(path: Path, source: str) -> list[str]:
+    """A note for the report when the file starts with a byte-order mark (read past, as ``utf-8-sig`` does)."""
+    with path.open("rb") as f:
+        starts = f.read(len(BOM)) == BOM
+    return [f"{source} starts with a UTF-8 byte-order mark (BOM); read past it"] if starts else []
+
+
 def _blank_line_separated(path: Path) -> bool:
     """True when blank lines separate multi-line documents in a text file: some block between blank lines has
     more than one line. Blank lines between one-line documents are just spacing."""
@@ -160,11 +167,11 @@ def resolve_source(source: str, split: str = "train") -> Source:
         if path.stat().st_size == 0:
             raise DataError(f"{path}: the file is empty; there is nothing to train on")
         if suffix == ".jsonl":
-            return Source(source, "jsonl", [path], split)
+            return Source(source, "jsonl", [path], split, _bom_notes(path, source))
         if suffix == ".json":
             kind = _sniff_json(path)
             notes = [_json_object_rows(path, source, split)[1]] if kind == "json_object" else []
-            return Source(source, kind, [path], split, notes)
+            return Source(source, kind, [path], split, _bom_notes(path, source) + notes)
         if suffix == ".txt":
             if _blank_line_separated(path):
                 return Source(source, "text_blocks", [path], split, [f"{source}: plain text; blank lines separate documents"])
@@ -312,21 +319,16 @@ def _iter_jsonl(path: Path, name: str, first_row: int) -> Iterator[Record]:
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):
             line = raw.strip()
+            skipped = len(raw) - len(raw.lstrip())  # bytes before the line's text, for columns
+            if lineno == 1 and line.startswith(BOM):  # read past a byte-order mark
+                rest = line[len(BOM) :]
+                line, skipped = rest.strip(), skipped + len(BOM) + len(rest) - len(rest.lstrip())
             if not line:
-                continue
-            if lineno == 1 and line.startswith(BOM):
-                yield (
-                    name, lineno, row, None,
-                    ("", "bom", "the file starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without a BOM "
-                     f"(e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' {name})"),
-                    None,
-                )  # fmt: skip
-                row += 1
                 continue
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError as e:
-                col = e.start + len(raw) - len(raw.lstrip()) + 1
+                col = e.start + skipped + 1
                 yield (
                     name, lineno, row, None,
                     ("", "not_utf8", f"not valid UTF-8 (byte 0x{line[e.start]:02x} at column {col}); "
@@ -371,16 +373,7 @@ def _iter_json_array(path: Path, name: str) -> Iterator[Record]:
     if not rows:
         raise DataError(f"{name}: the JSON array is empty; there is nothing to train on")
     for i, obj in enumerate(rows):
-        if i == 0 and bom:
-            yield (
-                name,
-                None,
-                i,
-                None,
-                ("", "bom", "the file starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without a BOM"),
-                None,
-            )
-        elif not isinstance(obj, dict):
+        if not isinstance(obj, dict):
             yield name, None, i, None, ("", "wrong_type", f"expected a JSON object, got {json_type_name(obj)}"), None
         else:
             yield name, None, i, obj, None, None

@@ -2,7 +2,7 @@
 
 Kinds are stable strings for counting: missing, empty, wrong_type, unknown_role,
 not_assistant_last, no_prompt, identical, mixed_forms, bad_tool_call, multimodal (plus invalid_json,
-not_utf8, bom and wrong_type from the loader).
+not_utf8 and wrong_type from the loader).
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from tunedeck.engine.data.formats import (
     ROLES,
     SHAREGPT_ROLES,
     TEXT_PARTS,
+    alpaca_fields,
     as_tool_calls,
     as_tools,
     conversation_key,
+    is_openai_preference,
     label_key,
     no_calls,
     parse_label,
@@ -26,8 +28,6 @@ from tunedeck.engine.data.formats import (
 )
 
 Problem = tuple[str, str, str]  # (field, kind, reason)
-
-
 
 
 def _string(row: dict, key: str, out: list[Problem], required: bool = True, allow_empty: bool = False) -> None:
@@ -161,14 +161,49 @@ def _prompt_or_messages(row: dict, key: str, out: list[Problem], *, is_prompt: b
 def _check_conversation_columns(row: dict, out: list[Problem]) -> None:
     """The ``system`` and ``tools`` columns beside a conversation (LLaMA-Factory's sharegpt, OpenAI's tools)."""
     _string(row, "system", out, required=False, allow_empty=True)
-    if row.get("tools") is not None:
-        try:
-            tools = as_tools(row["tools"])
-            if any(not isinstance(t.get("function"), dict) or not t["function"].get("name") for t in tools):
-                raise KeyError("name")
-        except (ValueError, TypeError, KeyError, AttributeError):
-            out.append(("tools", "wrong_type", "expected a list of function definitions {name, description, "
-                        'parameters} (or OpenAI\'s {"type": "function", "function": {...}}), or their JSON'))  # fmt: skip
+    _check_tools(row.get("tools"), "tools", out)
+
+
+def _check_tools(value: Any, field: str, out: list[Problem]) -> None:
+    """A ``tools`` list (absent is fine): function definitions, OpenAI's or LLaMA-Factory's, or their JSON."""
+    if value is None:
+        return
+    try:
+        tools = as_tools(value)
+        if any(not isinstance(t.get("function"), dict) or not t["function"].get("name") for t in tools):
+            raise KeyError("name")
+    except (ValueError, TypeError, KeyError, AttributeError):
+        out.append((field, "wrong_type", "expected a list of function definitions {name, description, "
+                    'parameters} (or OpenAI\'s {"type": "function", "function": {...}}), or their JSON'))  # fmt: skip
+
+
+def _check_openai_preference(row: dict, out: list[Problem]) -> str:
+    """OpenAI's preference fine-tuning rows: ``input`` {messages, tools}, ``preferred_output`` and
+    ``non_preferred_output`` (message lists). The input is the prompt: it may hold several turns, not ending
+    with an assistant one."""
+    given = row.get("input")
+    if given is None:
+        out.append(("input", "missing", "missing; it holds the prompt: {messages, tools}"))
+    elif not isinstance(given, dict):
+        out.append(("input", "wrong_type", f"expected an object {{messages, tools}}, got {json_type_name(given)}"))
+    elif given.get("messages") is None:
+        out.append(("input.messages", "missing", "missing; the prompt's turns"))
+    else:
+        messages = given["messages"]
+        last = check_messages(messages, "input.messages", out, must_end_with_assistant=False)
+        if last == "assistant":
+            out.append((f"input.messages[{len(messages) - 1}].role", "wrong_type", "the prompt ends with an "
+                        "assistant turn; preferred_output and non_preferred_output are the reply"))  # fmt: skip
+        _check_tools(given.get("tools"), "input.tools", out)
+    for name in ("preferred_output", "non_preferred_output"):
+        value = row.get(name)
+        if value is None:
+            out.append((name, "missing", "missing; a list of assistant messages"))
+        else:
+            check_messages([value] if isinstance(value, dict) else value, name, out)
+    if not out and row["preferred_output"] == row["non_preferred_output"]:
+        out.append(("non_preferred_output", "identical", "preferred_output and non_preferred_output are identical"))
+    return "chat"
 
 
 def _is_sharegpt(value: Any) -> bool:
@@ -207,9 +242,17 @@ class RowValidator:
     # one method per format; each returns the row's form ("text" or "chat") when it has one
 
     def _alpaca(self, row: dict, out: list[Problem]) -> str | None:
-        _string(row, "instruction", out)
-        _string(row, "input", out, required=False, allow_empty=True)
-        _string(row, "output", out)
+        given, output = alpaca_fields(row)  # input/output, or Dolly's context/response
+        instruction, extra = row.get("instruction"), row.get(given)
+        if isinstance(extra, str) and extra.strip():  # the input alone may be the prompt (LLaMA-Factory joins both)
+            _string(row, "instruction", out, required=False, allow_empty=True)
+        elif isinstance(instruction, str) and not instruction.strip():
+            also = f", and so is {given}" if given in row else ""
+            out.append(("instruction", "empty", f"empty{also}: the row has no prompt"))
+        else:
+            _string(row, "instruction", out)
+        _string(row, given, out, required=False, allow_empty=True)
+        _string(row, output, out)
         _string(row, "system", out, required=False, allow_empty=True)
         history = row.get("history")
         if history is not None and not (
@@ -272,6 +315,8 @@ class RowValidator:
         return form
 
     def _preference(self, row: dict, out: list[Problem]) -> str | None:
+        if is_openai_preference(row):
+            return _check_openai_preference(row, out)
         key = conversation_key(row)
         if row.get("prompt") is None and key:  # the conversation is the prompt; chosen/rejected one turn or a list
             sharegpt = _is_sharegpt(row[key])

@@ -5,6 +5,8 @@
 - ``mask``: the assistant-only mask of a template without markers, from renders of growing prefixes;
 - ``views``: a training row as the token sequences TRL trains, with the trained-token mask;
 - ``check``: the loss-mask check before training starts;
+- ``drops``: the parts of a row a template leaves out (a system message, tool calls, their arguments);
+- ``refusals``: why a template refused a row: what it needed, what the row lacked;
 - ``corpus``: the masks checked against the chat templates llama.cpp vendors (tests and bench).
 
 Loading a tokenizer is tunedeck.engine.model.loading' (load_tokenizer, load_chat_tokenizer). Nothing here imports an ML

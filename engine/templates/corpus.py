@@ -2,9 +2,9 @@
 
 The llama-cpp-python sdist (kept beside the wheel it builds, see the Makefile) carries
 ``vendor/llama.cpp/models/templates/*.jinja``: the chat templates of current model families.
-``check_template`` renders a fixed set of conversations (single turn, system, multi-turn, tools,
-reasoning) through one template and checks that the derived mask covers every assistant reply and
-no system, user or tool text. ``coverage`` does it for every template: the test suite asserts it,
+``check_template`` renders a fixed set of conversations (single turn, system, multi-turn, tools, two
+rounds of tool calls under a system prompt, reasoning) through one template and checks that the derived
+mask covers every assistant reply and tool call, and no system, user or tool text. ``coverage`` does it for every template: the test suite asserts it,
 bench/template_coverage.py reports it.
 """
 
@@ -30,6 +30,7 @@ TOOLS = [
     }
 ]
 _CALL = {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo-7"}}}
+_CALL_2 = {**_CALL, "id": "call00002", "function": {"name": "get_weather", "arguments": {"city": "Bergen-3"}}}
 # Every text is unique, so where it lands in the render says whether it is trained.
 CONVERSATIONS: dict[str, list[dict[str, Any]]] = {
     "single": [{"role": "user", "content": "USER-1 what is 3 plus 4?"},
@@ -45,6 +46,17 @@ CONVERSATIONS: dict[str, list[dict[str, Any]]] = {
               {"role": "assistant", "content": "", "tool_calls": [_CALL]},
               {"role": "tool", "tool_call_id": "call00001", "name": "get_weather", "content": "TOOL-1 sunny, 21 C"},
               {"role": "assistant", "content": "REPLY-2 it is sunny."}],
+    # Tool calls alone, on templates that rewrite earlier turns (Mistral's moves the system prompt to the last
+    # user turn): each turn of calls must be found by its rendered call and trained through its end-of-turn.
+    "tool-rounds": [{"role": "system", "content": "SYSTEM-1 you report the weather."},
+                    {"role": "user", "content": "USER-1 weather in Oslo?"},
+                    {"role": "assistant", "content": "", "tool_calls": [_CALL]},
+                    {"role": "tool", "tool_call_id": "call00001", "name": "get_weather", "content": "TOOL-1 sunny, 21 C"},
+                    {"role": "assistant", "content": "REPLY-2 it is sunny."},
+                    {"role": "user", "content": "USER-3 and in Bergen?"},
+                    {"role": "assistant", "content": "", "tool_calls": [_CALL_2]},
+                    {"role": "tool", "tool_call_id": "call00002", "name": "get_weather", "content": "TOOL-2 rain, 12 C"},
+                    {"role": "assistant", "content": "REPLY-4 it rains."}],
     "reasoning": [{"role": "user", "content": "USER-1 what is 3 plus 4?"},
                   {"role": "assistant", "content": "REPLY-1 the sum is 7.", "reasoning_content": "THINK-1 add them"},
                   {"role": "user", "content": "USER-2 and 5 plus 6?"},
@@ -82,7 +94,7 @@ def _inside(text: str, needle: str, spans: list[tuple[int, int]]) -> bool | None
 def check_conversation(tokenizer, template: str, name: str, **template_kwargs: Any) -> dict[str, Any]:
     """One conversation through one template: ``{"status": ok|wrong|refused, "problems": [...], "how", "notes"}``."""
     messages = CONVERSATIONS[name]
-    render = chat_render(tokenizer, template, TOOLS if name == "tools" else None, **template_kwargs)
+    render = chat_render(tokenizer, template, TOOLS if name.startswith("tool") else None, **template_kwargs)
     try:
         spans = assistant_spans(render, messages)
         no_reasoning = assistant_spans(render, messages, train_on_reasoning=False) if name == "reasoning" else None
@@ -96,8 +108,9 @@ def check_conversation(tokenizer, template: str, name: str, **template_kwargs: A
             problems.append(f"{text[:8]} is {'not rendered' if where is None else 'not trained'}")
         if role != "assistant" and where:
             problems.append(f"{role} text {text[:8]} is trained")
-        if m.get("tool_calls") and _inside(spans.text, "Oslo-7", spans.spans) is False:
-            problems.append("the tool call is not trained")
+        for call in m.get("tool_calls") or []:
+            if _inside(spans.text, call["function"]["arguments"]["city"], spans.spans) is False:
+                problems.append(f"the tool call {call['function']['arguments']['city']} is not trained")
         if no_reasoning and m.get("reasoning_content") and _inside(no_reasoning.text, m["reasoning_content"], no_reasoning.spans):
             problems.append(f"{m['reasoning_content'][:7]} is trained with train_on_reasoning false")
     return {"status": "wrong" if problems else "ok", "problems": problems, "how": spans.how, "notes": spans.notes}

@@ -122,6 +122,58 @@ def _locate(full: str, turn: str, content: str, start: int, cursor: int, others:
     return 0, 0, "its text is not in the full conversation"
 
 
+_PROBE = {"role": "assistant", "content": "\u2063PROBE\u2063"}
+
+
+def _calls(message: dict) -> list:
+    """The (name, arguments) of each tool call: what a template renders of it, ids aside."""
+    return [((c.get("function") or {}).get("name"), (c.get("function") or {}).get("arguments"))
+            for c in message.get("tool_calls") or []]  # fmt: skip
+
+
+def call_text(render: Render, messages: list, k: int, upto: str, lo: int = 0) -> str:
+    """What the template writes for assistant turn k's tool calls (a turn without text), as it stands at the
+    end of ``upto`` (the render of ``messages[:k + 1]``): where ``upto`` parts from the same conversation with
+    the turn replaced by a reply of probe text, through where the two agree again (the end-of-turn text), the
+    call's markers included (``[TOOL_CALLS]``, ``<｜tool▁calls▁begin｜>``) and never cutting a tag, from ``lo`` on
+    (where the generation prompt ends). "" when the template renders none of the calls' names there or raises."""
+    try:
+        alt = render([*messages[:k], _PROBE], False)
+    except Exception:
+        return ""
+    begin = common_prefix(upto, alt)
+    end = len(upto) - common_prefix(upto[begin:][::-1], alt[begin:][::-1])
+    for m in _TAG.finditer(upto):
+        begin = m.start() if m.start() < begin < m.end() else begin
+        end = m.end() if m.start() < end < m.end() else end
+    text = upto[max(begin, lo) : end].strip()
+    return text if any(isinstance(n, str) and n and n in text for n, _ in _calls(messages[k])) else ""
+
+
+def _call_anchor(render: Render, messages: list, k: int, upto: str, full: str, cursor: int,
+                 lo: int = 0) -> tuple[str, str]:  # fmt: skip
+    """(the rendered tool call of turn k to find the turn by, "") or ("", why it cannot be used)."""
+    text = call_text(render, messages, k, upto, lo)
+    if not text:
+        return "", "the template writes no tool call for it that names the function"
+    same = sum(1 for m in messages[k:] if m.get("role") == "assistant" and _calls(m) == _calls(messages[k]))
+    n = full.count(text, cursor)
+    if n > same:
+        return "", (f"its tool call renders as {text[:80]!r}, which stands {n} times in the rest of the conversation "
+                    f"for {same} turn(s) that make that call: which one is its is ambiguous")  # fmt: skip
+    return text, ""
+
+
+def _call_start(upto: str, prompt: str, start: int, call: str) -> int:
+    """``start`` moved back to the tag it falls inside when that tag opens the turn's tool ``call`` and is not
+    the generation prompt's (DeepSeek: the prompt ends ``<think>\n</think>``, the turn starts
+    ``<｜tool▁calls▁begin｜>``: one token, which would go untrained as it starts before the span)."""
+    tag = next((m for m in _TAG.finditer(upto) if m.start() < start < m.end()), None)
+    if tag and call and upto.startswith(call, tag.start()) and tag.group() not in prompt[tag.start() :]:
+        return tag.start()
+    return start
+
+
 @dataclass
 class TurnRender:
     """What a template writes for message k, from renders of growing prefixes: the mechanism behind both the
@@ -171,28 +223,41 @@ def assistant_spans(render: Render, messages: list, *, train_on_reasoning: bool 
         if message.get("role") != "assistant":
             continue
         content = message.get("content") if isinstance(message.get("content"), str) else ""
+        calls_only = bool(message.get("tool_calls")) and not content.strip()  # found by its rendered call instead
         t = render_turn(render, messages, k)
         prompt, upto, start = t.before, t.after, t.start
         if start < len(t.plain):  # the messages before render differently
+            lost = ""
+            if calls_only:
+                content, lost = _call_anchor(render, messages, k, upto, full, cursor)
             found = upto.rfind(content) if content else -1
             if found < 0:
                 notes.append(f"turn {k}: the template renders the messages before it differently once it "
-                             "follows, and it has no text to find it by; not trained")  # fmt: skip
+                             f"follows, and {lost or 'it has no text to find it by'}; not trained")  # fmt: skip
                 how = "rewritten"
                 continue
             notes.append(f"turn {k}: the template renders the messages before it differently once it follows; "
-                         "trained from its content on")  # fmt: skip
+                         f"trained from its {'tool call' if calls_only else 'content'} on")  # fmt: skip
             how, start = "rewritten", found
         elif start < len(prompt):  # e.g. the generation prompt opens a thinking block the rendered turn lacks
+            start = _call_start(upto, prompt, start, call_text(render, messages, k, upto)) if calls_only else start
             notes.append(f"turn {k}: the generation prompt adds {prompt[start:]!r}, which the rendered turn does "
                          "not have; trained from where they part")  # fmt: skip
-        turn = upto[start : _turn_end(render, messages[: k + 1], upto, start, content)].rstrip()
         aligned = full[:start] == upto[:start]
         others = [
             m.get("content") for m in messages if m.get("role") != "assistant" and isinstance(m.get("content"), str)
         ]
         later = [m.get("content") for m in messages[k + 1 :] if isinstance(m.get("content"), str)]
+        turn = upto[start : _turn_end(render, messages[: k + 1], upto, start, content)].rstrip()
         a, b, why = _locate(full, turn, content, start if aligned else -1, cursor, others, later)
+        if not b and calls_only and not content:  # a turn of tool calls alone: found by its rendered call instead
+            content, lost = _call_anchor(render, messages, k, upto, full, cursor, start)
+            if not content:
+                why = f"{why}, and {lost}"
+            else:
+                turn = upto[start : _turn_end(render, messages[: k + 1], upto, start, content)].rstrip()
+                a, b, why = _locate(full, turn, content, start if aligned else -1, cursor, others, later)
+                why = why or "the template renders it differently once later turns follow; found by its tool call"
         if why:
             how = "rewritten"
             notes.append(f"turn {k}: {why}" + ("; trained as rendered there" if b else "; not trained"))

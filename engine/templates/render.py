@@ -14,7 +14,13 @@ _GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
 
 
 class TemplateRefused(ValueError):
-    """The chat template raised on this conversation (its own message, e.g. "System role not supported")."""
+    """The chat template raised on this conversation: its own message (e.g. "System role not supported"), and
+    what it needed that the row lacks when that is known (tunedeck.engine.templates.refusals). ``error``: what
+    the template raised."""
+
+    def __init__(self, message: str, error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 def strip_generation_markers(template: str) -> str:
@@ -30,10 +36,13 @@ def has_generation_markers(template: str | None) -> bool:
     return bool(template) and _GENERATION_TAG.search(template) is not None
 
 
-def refusal(e: Exception) -> str:
-    """The template's own words for raise_exception(); the error's kind too for anything else (SecurityError: ...)."""
+def refusal(e: BaseException, why: str = "") -> str:
+    """The template's own words for raise_exception(), the error's kind too for anything else (SecurityError: ...);
+    ``why``: what the template needed that the row lacks (tunedeck.engine.templates.refusals.explain)."""
     text = str(e).strip()
-    return text if type(e).__name__ == "TemplateError" and text else f"{type(e).__name__}: {text}"
+    if type(e).__name__ == "TemplateError" and text:
+        return f'the template raises "{text}": {why}' if why else text
+    return f"{type(e).__name__}: {text}" + (f": {why}" if why else "")
 
 
 def safe_render(render: Render, messages: list, generation_prompt: bool) -> str:
@@ -41,7 +50,7 @@ def safe_render(render: Render, messages: list, generation_prompt: bool) -> str:
     try:
         return render(messages, generation_prompt)
     except Exception as e:  # jinja2 raise_exception(), TypeError on missing inputs, ...
-        raise TemplateRefused(refusal(e)) from None
+        raise TemplateRefused(refusal(e), e) from None
 
 
 def chat_render(tokenizer, template: str, tools: list | None = None, **template_kwargs: Any) -> Render:

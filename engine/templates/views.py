@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunedeck.engine.templates.mask import assistant_spans, common_prefix, spans_to_tokens
+from tunedeck.engine.templates.refusals import explained, inputs_of
 from tunedeck.engine.templates.render import (
     TemplateRefused,
     chat_render,
     chat_text,
     has_generation_markers,
-    refusal,
     render_chat_ids,
     template_inputs,
 )
@@ -96,11 +96,14 @@ def chat_view(tokenizer, row: dict, template: str, *, assistant_only_loss: bool 
             ids, mask = render_chat_ids(tokenizer, messages, template, mask=assistant_only_loss, tools=tools)
             text = render(messages, False)
         except Exception as e:
-            raise TemplateRefused(refusal(e)) from None
+            raise explained(e, template, messages, tools) from None
         trained = mask if assistant_only_loss else [True] * len(ids)
         how, notes = ("markers" if assistant_only_loss else "all"), []
     else:
-        spans = assistant_spans(render, messages, train_on_reasoning=train_on_reasoning)
+        try:
+            spans = assistant_spans(render, messages, train_on_reasoning=train_on_reasoning)
+        except TemplateRefused as e:
+            raise explained(e, template, messages, tools) from None
         ids, trained = spans_to_tokens(tokenizer, spans)
         text, how, notes = spans.text, spans.how, spans.notes
     pieces = _pieces(tokenizer, text, ids, False) if with_text else []
@@ -159,7 +162,8 @@ def token_views(
     except TemplateRefused:
         raise
     except Exception as e:  # jinja2's raise_exception(), a TypeError on a missing input, ...
-        raise TemplateRefused(refusal(e)) from None
+        template = chat_template or tokenizer.chat_template
+        raise explained(e, template, *inputs_of(row)) from None
 
 
 def token_lengths(tokenizer, rows: list[dict], chat_template: str | None = None) -> list[int]:

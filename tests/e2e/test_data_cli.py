@@ -134,10 +134,40 @@ def test_rows_a_real_template_refuses_are_named_and_the_rest_inspected(demo_asse
     base = ["data", "inspect", str(data), "--model", str(demo_assets.base), "--template", str(template)]
     proc = run(*base)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "template refuses 1 rows:" in proc.stdout and f"{data}:2: System role not supported" in proc.stdout
+    why = 'the template raises "System role not supported": its own rule, which this row breaks (roles: system → user → assistant)'
+    assert "template refuses 1 rows:" in proc.stdout and f"{data}:2: {why}" in proc.stdout
     report = json.loads(run(*base, "--json").stdout)
-    assert report["template_refused"] == {"count": 1, "rows": [{"where": f"{data}:2", "error": "System role not supported"}]}
+    assert report["template_refused"] == {"count": 1, "rows": [{"where": f"{data}:2", "error": why}]}
     assert (report["tokens"]["sampled"], report["tokens"]["rendered"]) == (3, 2)
+
+
+def test_what_a_template_drops_is_counted_and_its_refusals_explained(demo_assets, tmp_path):
+    """Mistral-Nemo's own template drops the system message of rows that end with the assistant; Hermes 3's
+    tool_use template iterates over `tools` and refuses a row without them, and says so."""
+    from tunedeck.engine.templates.corpus import llama_cpp_sdist, vendored_templates
+
+    found = vendored_templates(llama_cpp_sdist())
+    system = {"messages": [{"role": "system", "content": "Be brief."}, *GOOD["messages"]]}
+    data = tmp_path / "chats.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in (GOOD, system, system)) + "\n")
+    model = ["--model", str(demo_assets.base)]
+    proc = run("data", "inspect", str(data), *model, "--template", "mistral-nemo")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (f"template drops: system message in 2 rows (e.g. {data}:2): a model trained on them never sees these"
+            in proc.stdout)  # fmt: skip
+    report = json.loads(run("data", "inspect", str(data), *model, "--template", "mistral-nemo", "--json").stdout)
+    assert report["template_drops"] == {"checked_rows": 3, "kinds": {"system message": {"rows": 2, "example": f"{data}:2"}}}
+    proc = run("template", "render", *model, "--template", "mistral-nemo", "--data", str(data), "--row", "1")
+    assert "template drops: system message (message 0): a model trained on this row never sees them" in proc.stdout
+
+    hermes = tmp_path / "hermes-3-tool_use.jinja"
+    hermes.write_text(found["NousResearch-Hermes-3-Llama-3.1-8B-tool_use"])
+    proc = run("template", "render", *model, "--template", str(hermes), "--data", str(data))
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: row 0: template {str(hermes)!r} refuses it: TypeError: 'NoneType' object is not iterable: this "
+        "template iterates over `tools`; the row has none: add a tools column or choose the model's default template "
+        "(template.name: model) or a built-in"
+    )
 
 
 def test_mix_is_shown(demo_assets, tmp_path):
@@ -251,3 +281,57 @@ def test_inspect_of_a_large_file_shows_rows_read_on_a_terminal(tmp_path):
     code, stdout, terminal = tunedeck_on_a_terminal("data", "inspect", str(path), cwd=tmp_path)
     assert code == 0 and "10,000 rows read" in terminal and "25,000 rows read" in terminal
     assert "rows read" not in stdout  # progress goes to the terminal, never into piped output
+
+
+def test_openai_preference_alpaca_without_instruction_and_dolly_need_no_flag(tmp_path):
+    """Issue 30's inputs, each written from its documentation: OpenAI's preference fine-tuning rows (a BOM, a
+    multi-turn input with tools), Alpaca rows that ask in input, and databricks-dolly-15k's columns."""
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    doc = {"input": {"messages": [{"role": "user", "content": "Hello, can you tell me how cold San Francisco is today?"}],
+                     "tools": [], "parallel_tool_calls": True},
+           "preferred_output": [{"role": "assistant", "content": "Today in San Francisco, it is not quite cold as "
+                                 "expected. Morning clouds will give away to sunshine, with a high near 68°F (20°C) and "
+                                 "a low around 57°F (14°C)."}],
+           "non_preferred_output": [{"role": "assistant", "content": "It is not particularly cold in San Francisco today."}]}
+    multi = {"input": {"messages": [{"role": "system", "content": "You report the weather."},
+                                    {"role": "user", "content": "Is it cold in Oslo?"},
+                                    {"role": "assistant", "content": "It is 2 C in Oslo."},
+                                    {"role": "user", "content": "And in Rome?"}], "tools": [weather]},
+             "preferred_output": [{"role": "assistant", "content": "It is 14 C in Rome."}],
+             "non_preferred_output": [{"role": "assistant", "content": "Rome is in Italy."}]}  # fmt: skip
+    dpo = tmp_path / "openai_dpo.jsonl"
+    dpo.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in (doc, multi)).encode())
+    proc = run("data", "inspect", str(dpo))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "format: preference  (confidence 100% of the first 2 rows)  → trains as: prompt/chosen/rejected" in out
+    assert f"read: {dpo} starts with a UTF-8 byte-order mark (BOM); read past it" in out
+    assert "line 2      prompt: system: You report the weather. │ user: Is it cold in Oslo?" in out
+    assert "rows 2   valid 2   invalid 0   duplicates 0" in out
+    assert "warning: ignored columns: input.parallel_tool_calls (1 rows); the preference format does not read them" in out
+
+    alpaca = write(tmp_path / "alpaca.jsonl", [
+        {"instruction": "", "input": "What is 3 plus 4?", "output": "7"},
+        {"instruction": "Answer with a number.", "input": "What is 5 plus 6?", "output": "11"},
+        {"instruction": "", "input": "", "output": "0"},
+    ])  # fmt: skip
+    proc = run("data", "inspect", str(alpaca))
+    assert proc.returncode == 1
+    assert "format: alpaca" in proc.stdout and "rows 3   valid 2   invalid 1" in proc.stdout
+    assert "line 1      user: What is 3 plus 4? │ assistant: 7" in proc.stdout
+    assert f"{alpaca}:3: instruction: empty, and so is input: the row has no prompt" in proc.stdout
+    report = json.loads(run("data", "inspect", str(alpaca), "--json").stdout)
+    assert [(e["line"], e["field"], e["kind"]) for e in report["errors"]] == [(3, "instruction", "empty")]
+
+    dolly = write(tmp_path / "dolly.jsonl", [
+        {"instruction": "How many moons does Mars have?",
+         "context": "Mars has two small moons, Phobos and Deimos.", "response": "Two: Phobos and Deimos.",
+         "category": "closed_qa"},
+        {"instruction": "Which of these is a prime number: 9 or 7?", "context": "", "response": "7",
+         "category": "classification"},
+    ])  # fmt: skip
+    proc = run("data", "inspect", str(dolly))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "format: alpaca  (confidence 100% of the first 2 rows)  → trains as: messages" in proc.stdout
+    assert "line 1      user: How many moons does Mars have?  Mars has two" in proc.stdout  # the context joins the prompt
+    assert "warning: ignored columns: category (2 rows); the alpaca format does not read them" in proc.stdout

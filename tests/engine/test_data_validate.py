@@ -67,12 +67,14 @@ def test_every_bad_row_is_reported_with_its_line_field_and_reason(tmp_path):
     assert report.error_kinds["wrong_type"] == 3
 
 
-def test_a_bom_is_reported_on_line_one(tmp_path):
+def test_a_bom_is_read_past_and_noted(tmp_path):
     path = write(tmp_path / "bom.jsonl", [b"\xef\xbb\xbf" + json.dumps(GOOD).encode(), GOOD])
     report = inspect_data(str(path))
-    assert (report.valid, report.invalid) == (1, 1)
-    assert report.errors[0].where.line == 1 and report.errors[0].kind == "bom"
-    assert "byte-order mark" in report.errors[0].reason
+    assert (report.valid, report.invalid, report.duplicates) == (2, 0, 1)  # line 1 is the same row as line 2
+    assert report.notes == [f"{path} starts with a UTF-8 byte-order mark (BOM); read past it"]
+    bad = write(tmp_path / "bad.jsonl", [b'\xef\xbb\xbf {"text": "caf\xe9"}'])
+    report = inspect_data(str(bad), fmt="text")
+    assert report.errors[0].kind == "not_utf8" and "column 18" in report.errors[0].reason  # bytes, the BOM's 3 too
 
 
 @pytest.mark.parametrize(

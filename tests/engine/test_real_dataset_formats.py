@@ -1,7 +1,8 @@
 """Datasets as people have them: LLaMA-Factory's, OpenAI's and TRL's formats, detected with no flag.
 
 Every fixture is written here from the format's documentation (LLaMA-Factory's data/README.md,
-OpenAI's chat fine-tuning guide, TRL's dataset formats page); none is copied from a dataset.
+OpenAI's chat and preference fine-tuning guides, TRL's dataset formats page, databricks-dolly-15k's
+dataset card); none is copied from a dataset.
 """
 
 from __future__ import annotations
@@ -354,3 +355,193 @@ def test_blank_lines_between_one_line_documents_are_spacing(tmp_path):
     path.write_text("doc one\n\ndoc two\n\ndoc three\n")
     report = inspected(str(path))
     assert report.valid == 3 and report.notes == [f"{path}: plain text; one document per line"]
+
+
+# --------------------------------------------------------------------------- issue 30: OpenAI preference, Alpaca, Dolly
+
+# OpenAI's preference (DPO) fine-tuning format: the example row of its direct-preference-optimization guide, a
+# multi-turn input with tools, and one with no tools at all.
+OPENAI_DOC_ROW = {
+    "input": {"messages": [{"role": "user", "content": "Hello, can you tell me how cold San Francisco is today?"}],
+              "tools": [], "parallel_tool_calls": True},
+    "preferred_output": [{"role": "assistant", "content": "Today in San Francisco, it is not quite cold as expected. "
+                          "Morning clouds will give away to sunshine, with a high near 68°F (20°C) and a low around "
+                          "57°F (14°C)."}],
+    "non_preferred_output": [{"role": "assistant", "content": "It is not particularly cold in San Francisco today."}],
+}  # fmt: skip
+OPENAI_MULTI_TURN = {
+    "input": {"messages": [{"role": "system", "content": "You report the weather."},
+                           {"role": "user", "content": "Is it cold in Oslo?"},
+                           {"role": "assistant", "content": "It is 2 C in Oslo."},
+                           {"role": "user", "content": "And in Rome?"}],
+              "tools": [{"type": "function", "function": WEATHER}], "parallel_tool_calls": False},
+    "preferred_output": [{"role": "assistant", "content": "It is 14 C in Rome: milder than Oslo."}],
+    "non_preferred_output": [{"role": "assistant", "content": "Rome is a city in Italy."}],
+}  # fmt: skip
+OPENAI_NO_TOOLS = {
+    "input": {"messages": [{"role": "user", "content": "What is 3 plus 4?"}]},
+    "preferred_output": [{"role": "assistant", "content": "7"}],
+    "non_preferred_output": [{"role": "assistant", "content": "34"}],
+}
+BOM = b"\xef\xbb\xbf"
+
+
+def with_bom(path: Path, rows: list[dict], *, array: bool = False) -> str:
+    text = json.dumps(rows, ensure_ascii=False) if array else "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    path.write_bytes(BOM + text.encode())
+    return str(path)
+
+
+def roles(messages: list[dict]) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in messages]
+
+
+def test_openai_preference_rows_are_preference_data_with_their_tools(tmp_path):
+    path = with_bom(tmp_path / "dpo.jsonl", [OPENAI_DOC_ROW, OPENAI_MULTI_TURN, OPENAI_NO_TOOLS])
+    report = inspected(path)
+    assert (report.format, report.confidence, report.valid, report.invalid) == ("preference", 1.0, 3, 0)
+    assert report.notes == [f"{path} starts with a UTF-8 byte-order mark (BOM); read past it"]
+    assert report.ignored == {"input.parallel_tool_calls": 2}  # an API setting: nothing to train on
+    assert report.needs == (False, True)
+    doc, multi, plain = normalized(path)
+    assert roles(doc["prompt"]) == [("user", "Hello, can you tell me how cold San Francisco is today?")]
+    assert roles(doc["chosen"]) == roles(OPENAI_DOC_ROW["preferred_output"])
+    assert roles(doc["rejected"]) == [("assistant", "It is not particularly cold in San Francisco today.")]
+    assert doc["tools"] is None and plain["tools"] is None  # tools: [] is no tools
+    assert [r for r, _ in roles(multi["prompt"])] == ["system", "user", "assistant", "user"]
+    assert json.loads(multi["tools"]) == [{"type": "function", "function": WEATHER}]
+
+
+def test_wrong_openai_preference_rows_are_named(tmp_path):
+    ends_with_reply = {**OPENAI_NO_TOOLS, "input": {"messages": [{"role": "user", "content": "3+4?"},
+                                                                 {"role": "assistant", "content": "7"}]}}  # fmt: skip
+    rows = [
+        OPENAI_NO_TOOLS,  # 1
+        ends_with_reply,  # 2
+        {k: v for k, v in OPENAI_NO_TOOLS.items() if k != "non_preferred_output"},  # 3
+        {**OPENAI_NO_TOOLS, "non_preferred_output": OPENAI_NO_TOOLS["preferred_output"]},  # 4
+        {**OPENAI_NO_TOOLS, "input": "What is 3 plus 4?"},  # 5
+        {**OPENAI_NO_TOOLS, "input": {**OPENAI_NO_TOOLS["input"], "tools": [{"type": "function"}]}},  # 6
+        {**OPENAI_NO_TOOLS, "preferred_output": [{"role": "assistant", "content": ""}]},  # 7
+    ]
+    path = jsonl(tmp_path / "bad.jsonl", rows)
+    report = inspected(path, fmt="preference")
+    assert (report.valid, report.invalid) == (1, 6)
+    assert [(e.where.line, e.field, e.kind) for e in report.errors] == [
+        (2, "input.messages[1].role", "wrong_type"),
+        (3, "non_preferred_output", "missing"),
+        (4, "non_preferred_output", "identical"),
+        (5, "input", "wrong_type"),
+        (6, "input.tools", "wrong_type"),
+        (7, "preferred_output[0].content", "empty"),
+    ]
+    assert "the prompt ends with an assistant turn" in report.errors[0].reason
+
+
+def test_dpo_trains_on_openai_preference_rows_as_on_trl_ones(tmp_path):
+    """What the DPO trainer is given (prepare_splits, as the worker calls it) is TRL's conversational preference
+    form, as for the demo's preference.jsonl, with the tools as JSON text (TRL's DPOTrainer passes a row's tools
+    to the chat template)."""
+    from trl.data_utils import is_conversational
+
+    from tunedeck.engine.demo.base import preference_rows
+    from tunedeck.engine.recipe import recipe_from_dict
+
+    openai = with_bom(tmp_path / "openai.jsonl", [OPENAI_DOC_ROW, OPENAI_MULTI_TURN, OPENAI_NO_TOOLS])
+    trl_rows = [{"prompt": r["input"]["messages"], "chosen": r["preferred_output"], "rejected": r["non_preferred_output"]}
+                for r in (OPENAI_DOC_ROW, OPENAI_MULTI_TURN, OPENAI_NO_TOOLS)]  # fmt: skip
+    trl = jsonl(tmp_path / "trl.jsonl", trl_rows)
+    train, _ = prepare_splits(openai, method="dpo")
+    reference, _ = prepare_splits(trl, method="dpo")
+    assert train.column_names == ["prompt", "chosen", "rejected", "tools"]
+    for key in ("prompt", "chosen", "rejected"):
+        assert train[key] == reference[key]
+        assert train.features[key] == reference.features[key]
+    assert all(is_conversational(row) for row in train)
+    demo, _ = prepare_splits(jsonl(tmp_path / "demo.jsonl", preference_rows()[:4]), method="dpo")
+    assert {k: demo.features[k] for k in demo.column_names} == {k: train.features[k] for k in demo.column_names}
+    recipe = recipe_from_dict({"model": {"name_or_path": "m"}, "data": {"train": openai}, "method": {"name": "dpo"}})
+    from tunedeck.engine.data.prepare import check_data
+
+    fmt, first = check_data(recipe)
+    assert fmt == "preference" and [r for r, _ in roles(first[1]["prompt"])] == ["system", "user", "assistant", "user"]
+
+
+@pytest.mark.parametrize(
+    "rows, fmt",
+    [
+        ([OPENAI_DOC_ROW, OPENAI_NO_TOOLS], "preference"),
+        ([{"instruction": "What is 3 plus 4?", "input": "", "output": "7"}] * 2, "alpaca"),
+        ([{"instruction": "Summarize.", "context": "3 plus 4 is 7.", "response": "7.", "category": "summarization"}] * 2,
+         "alpaca"),
+        ([{"messages": [{"role": "user", "content": "3+4?"}, {"role": "assistant", "content": "7"}]}] * 2, "messages"),
+        ([{"prompt": "3+4=", "chosen": "7", "rejected": "8"}] * 2, "preference"),
+        ([{"text": "The sum of 3 and 4 is 7."}] * 2, "text"),
+    ],
+    ids=["openai-preference", "alpaca", "dolly", "messages", "trl-preference", "text"],
+)
+@pytest.mark.parametrize("array", [False, True], ids=["jsonl", "json-array"])
+def test_a_byte_order_mark_is_read_past_in_every_format(tmp_path, rows, fmt, array):
+    path = with_bom(tmp_path / ("bom.json" if array else "bom.jsonl"), rows, array=array)
+    report = inspected(path)
+    assert (report.format, report.valid, report.invalid) == (fmt, 2, 0)
+    assert report.notes == [f"{path} starts with a UTF-8 byte-order mark (BOM); read past it"]
+    ds, _ = load_normalized(path)
+    assert len(ds) == 2 and "\ufeff" not in json.dumps(ds[0], ensure_ascii=False)
+
+
+def test_alpaca_with_an_empty_instruction_is_prompted_by_its_input(tmp_path):
+    """Unsloth Studio's sample dataset: most rows leave instruction empty and ask in input (LLaMA-Factory joins
+    the non-empty parts). Only a row with neither has no prompt."""
+    rows = [
+        {"instruction": "", "input": "What is 3 plus 4?", "output": "7"},  # 1
+        {"instruction": "Answer with a number.", "input": "What is 5 plus 6?", "output": "11"},  # 2
+        {"instruction": "What is 1 plus 1?", "input": "", "output": "2"},  # 3
+        {"instruction": "", "input": "", "output": "0"},  # 4: no prompt
+        {"instruction": "  ", "output": "0"},  # 5: no prompt
+        {"input": "What is 2 plus 2?", "output": "4"},  # 6: input alone
+    ]
+    path = jsonl(tmp_path / "studio.jsonl", rows)
+    report = inspected(path)
+    assert (report.format, report.valid, report.invalid) == ("alpaca", 4, 2)
+    assert [(str(e.where), e.field, e.kind, e.reason) for e in report.errors] == [
+        (f"{path}:4", "instruction", "empty", "empty, and so is input: the row has no prompt"),
+        (f"{path}:5", "instruction", "empty", "empty: the row has no prompt"),
+    ]
+    good = jsonl(tmp_path / "good.jsonl", [r for i, r in enumerate(rows) if i not in (3, 4)])
+    prompts = [r["messages"][0]["content"] for r in normalized(good)]
+    assert prompts == ["What is 3 plus 4?", "Answer with a number.\n\nWhat is 5 plus 6?", "What is 1 plus 1?",
+                       "What is 2 plus 2?"]  # fmt: skip
+
+
+# databricks-dolly-15k's columns (instruction, context, response, category), as its dataset card describes them:
+# the context is reference text for some categories (closed_qa, summarization), empty for others.
+DOLLY = [
+    {"instruction": "How many moons does Mars have?",
+     "context": "Mars has two small moons, Phobos and Deimos, named after the sons of Ares.",
+     "response": "Mars has two moons: Phobos and Deimos.", "category": "closed_qa"},
+    {"instruction": "Which of these is a prime number: 9 or 7?", "context": "", "response": "7",
+     "category": "classification"},
+    {"instruction": "Why do leaves change colour in autumn?", "context": "",
+     "response": "As days shorten, trees stop making chlorophyll and the yellow and red pigments show.",
+     "category": "open_qa"},
+]  # fmt: skip
+
+
+def test_dolly_is_alpaca_with_its_context_in_the_prompt_and_its_category_unread(tmp_path):
+    path = jsonl(tmp_path / "dolly.jsonl", DOLLY)
+    report = inspected(path)
+    assert (report.format, report.confidence, report.valid, report.invalid) == ("alpaca", 1.0, 3, 0)
+    assert report.ignored == {"category": 3}
+    assert report.warnings == ["ignored columns: category (3 rows); the alpaca format does not read them"]
+    first, second, _ = normalized(path)
+    assert roles(first["messages"]) == [
+        ("user", "How many moons does Mars have?\n\n" + DOLLY[0]["context"]),
+        ("assistant", DOLLY[0]["response"]),
+    ]
+    assert roles(second["messages"]) == [("user", "Which of these is a prime number: 9 or 7?"), ("assistant", "7")]
+    bad = jsonl(tmp_path / "bad.jsonl", [{**DOLLY[0], "response": ""}, {**DOLLY[1], "instruction": ""}])
+    report = inspected(bad)
+    assert [(e.where.line, e.field, e.reason) for e in report.errors] == [
+        (1, "response", "empty"), (2, "instruction", "empty, and so is context: the row has no prompt"),
+    ]  # fmt: skip

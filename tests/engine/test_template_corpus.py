@@ -1,17 +1,24 @@
 """Assistant-only masks on llama.cpp's vendored chat templates (the llama-cpp-python sdist `make install` keeps).
 
-Every template, five conversations (single turn, system, multi-turn, tools, reasoning): the mask derived
-from the template covers every assistant reply and no system, user or tool text, or the template is
-refused with a reason. Never a wrong mask: no template may train text that is not the assistant's.
+Every template, six conversations (single turn, system, multi-turn, tools, two rounds of tool calls under a
+system prompt, reasoning): the mask derived from the template covers every assistant reply and no system, user
+or tool text, or the template is refused with a reason. Never a wrong mask: no template may train text that is not the assistant's.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tunedeck.engine.templates import BUILTIN_TEMPLATES, FAMILY_TEMPLATES, strip_generation_markers
+from tunedeck.engine.templates import (
+    BUILTIN_TEMPLATES,
+    FAMILY_TEMPLATES,
+    assistant_spans,
+    chat_render,
+    strip_generation_markers,
+)
 from tunedeck.engine.templates.corpus import (
     CONVERSATIONS,
+    TOOLS,
     check_template,
     coverage,
     llama_cpp_sdist,
@@ -55,6 +62,32 @@ def test_at_least_90_percent_of_real_templates_get_a_right_mask_and_none_a_wrong
 def test_popular_families_are_handled(tokenizer, templates, family):
     result = check_template(tokenizer, templates[family], bos_token="<s>", eos_token="</s>")
     assert result["handled"], result["reason"]
+
+
+@pytest.mark.parametrize(
+    ("family", "opening", "end_of_turn"),
+    [
+        ("mistralai-Mistral-Nemo-Instruct-2407", "[TOOL_CALLS]", "</s>"),  # the system prompt moves: turns rewritten
+        ("Mistral-Small-3.2-24B-Instruct-2506", "[TOOL_CALLS]", "</s>"),
+        ("unsloth-mistral-Devstral-Small-2507", "[TOOL_CALLS]", "</s>"),
+        ("deepseek-ai-DeepSeek-V3.1", "<｜tool▁calls▁begin｜>", "<｜end▁of▁sentence｜>"),
+        # its second call opens with "\n<｜tool▁call▁begin｜>" (the template never resets its first-call flag)
+        ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "<｜tool▁call", "<｜end▁of▁sentence｜>"),
+    ],
+)
+def test_tool_calls_are_trained_from_their_opening_through_their_end_of_turn(tokenizer, templates, family, opening,
+                                                                           end_of_turn):  # fmt: skip
+    """A turn that only calls a tool is found by its rendered call, also where the template rewrites earlier turns,
+    and trained from the call's own opening marker through its end-of-turn, never left with a "not trained" note."""
+    render = chat_render(tokenizer, templates[family], TOOLS, bos_token="<s>", eos_token="</s>")
+    spans = assistant_spans(render, CONVERSATIONS["tool-rounds"])
+    assert not [n for n in spans.notes if "not trained" in n], spans.notes
+    for city in ("Oslo-7", "Bergen-3"):
+        at = spans.text.find(city)
+        [(a, b)] = [(a, b) for a, b in spans.spans if a <= at < b]
+        call = spans.text[a:b]
+        assert call.lstrip().startswith(opening) and "get_weather" in call and call.endswith(end_of_turn), (family, call)
+        assert "TOOL-" not in call and "USER-" not in call and "SYSTEM-" not in call
 
 
 def test_the_built_ins_pass_the_same_check(tokenizer):

@@ -267,6 +267,49 @@ def test_repeated_replies_are_all_trained_when_the_template_moves_the_system_pro
     assert [spans.text[a:b] for a, b in spans.spans] == ["Yes.</s>", "Yes.</s>", "No.</s>"]
 
 
+MISTRAL_TOOLS = (  # Mistral-style: the system prompt goes into the last user turn; a call is [TOOL_CALLS]name{args}
+    "{%- set sys = messages[0].content if messages[0].role == 'system' else '' -%}"
+    "{%- for m in messages if m.role != 'system' -%}{%- if m.role == 'user' -%}"
+    "[INST]{{ sys + ' ' if loop.last and sys else '' }}{{ m.content }}[/INST]"
+    "{%- elif m.role == 'tool' -%}[TOOL_RESULTS]{{ m.content }}[/TOOL_RESULTS]"
+    "{%- elif m.tool_calls -%}[TOOL_CALLS]{%- for c in m.tool_calls -%}{{ c.function.name }}"
+    "{{ c.function.arguments | tojson }}{%- endfor -%}</s>{%- else -%}{{ m.content }}</s>{%- endif -%}{%- endfor -%}"
+)
+
+
+def _weather_rounds(first_question: str) -> list[dict]:
+    call = {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]}  # fmt: skip
+    return [{"role": "system", "content": "Be brief."}, {"role": "user", "content": first_question}, call,
+            {"role": "tool", "content": "sunny"}, {"role": "assistant", "content": "Sunny."},
+            {"role": "user", "content": "And now?"}, call, {"role": "tool", "content": "sunny"},
+            {"role": "assistant", "content": "Still sunny."}]  # fmt: skip
+
+
+def test_tool_calls_are_found_by_their_rendered_call_when_the_template_moves_the_system_prompt(plain_tokenizer):
+    """A turn with only tool calls has no text to search for: it is found by the call as the template renders it
+    (name and arguments through tojson) and trained with its end-of-turn; the same call made twice is no ambiguity."""
+    from tunedeck.engine.templates import assistant_spans, chat_render
+
+    spans = assistant_spans(chat_render(plain_tokenizer, MISTRAL_TOOLS), _weather_rounds("Weather in Oslo?"))
+    call = '[TOOL_CALLS]get_weather{"city": "Oslo"}</s>'
+    assert [spans.text[a:b] for a, b in spans.spans] == [call, "Sunny.</s>", call, "Still sunny.</s>"]
+    assert "turn 2: the template renders the messages before it differently once it follows; trained from its tool " \
+           "call on" in spans.notes  # fmt: skip
+
+
+def test_a_tool_call_whose_rendered_text_a_user_also_wrote_is_left_untrained_and_says_why(plain_tokenizer):
+    from tunedeck.engine.templates import assistant_spans, chat_render
+
+    quoted = 'Say [TOOL_CALLS]get_weather{"city": "Oslo"} back.'  # the call's rendered text, before the call
+    spans = assistant_spans(chat_render(plain_tokenizer, MISTRAL_TOOLS), _weather_rounds(quoted))
+    call = '[TOOL_CALLS]get_weather{"city": "Oslo"}</s>'
+    assert [spans.text[a:b] for a, b in spans.spans] == ["Sunny.</s>", call, "Still sunny.</s>"]
+    assert spans.spans[1][0] == spans.text.rindex(call)  # the second call, not the user's words nor the first
+    [note] = [n for n in spans.notes if n.startswith("turn 2:")]
+    assert "stands 3 times" in note and "ambiguous; not trained" in note, note
+
+
 # Google's Gemma formatting page (ai.google.dev/gemma/docs/core/prompt-structure), its three examples as printed
 # there; the template writes the tokenizer's BOS first, which the page leaves out.
 GEMMA_DOC_DIALOGUE = (

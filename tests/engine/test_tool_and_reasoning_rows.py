@@ -70,7 +70,7 @@ def test_a_row_the_template_refuses_names_its_row(tmp_path, tokenizer):
     data.write_text("\n".join(json.dumps(r) for r in (PLAIN, PLAIN)) + "\n")
     train, _ = prepare_splits(str(data), method="sft")
     refuses = "{% if messages|length > 1 %}{{ raise_exception('only one message, please') }}{% endif %}"
-    with pytest.raises(DataError, match="data.train row 1: the chat template refuses it: only one message"):
+    with pytest.raises(DataError, match='data.train row 1: the chat template refuses it: the template raises "only one message, please"'):
         tokenize_chats(tokenizer, train, refuses, True, True, "data.train")
 
 

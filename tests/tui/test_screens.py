@@ -230,6 +230,29 @@ def test_template_screen_warns_when_the_mask_is_derived(workspace: Path) -> None
     drive(app, steps)
 
 
+def test_template_screen_says_what_the_template_drops(workspace: Path) -> None:
+    """A template that never writes the system message: the banner names it for the shown row."""
+    import json
+
+    (workspace / "nosystem.jinja").write_text(
+        "{% for m in messages if m.role != 'system' %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    )
+    row = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"},
+                        {"role": "assistant", "content": "Hello."}]}  # fmt: skip
+    (workspace / "data.jsonl").write_text(json.dumps(row) + "\n")
+    recipe = workspace / "recipe.yaml"
+    recipe.write_text(recipe.read_text() + "template: {name: nosystem.jinja}\n")
+    app = TunedeckApp(workspace=workspace)
+
+    async def steps(pilot: Pilot) -> None:
+        await pilot.press("3")
+        await settle(pilot)
+        assert ("⚠ template drops: system message (message 0): a model trained on this row never sees them"
+                in text_of(app, "#tpl-banner"))  # fmt: skip
+
+    drive(app, steps)
+
+
 def test_method_screen_sets_the_method_and_shows_its_settings(workspace: Path) -> None:
     app = TunedeckApp(workspace=workspace)
 

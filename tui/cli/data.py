@@ -133,6 +133,7 @@ def _token_section(args, report, result: dict) -> list[str]:
     from tunedeck.engine.data.stats import length_stats
     from tunedeck.engine.model.loading import load_chat_tokenizer
     from tunedeck.engine.templates.check import check_trainable
+    from tunedeck.engine.templates.drops import count_dropped
     from tunedeck.engine.templates.render import TemplateRefused
     from tunedeck.engine.templates.views import token_lengths
 
@@ -151,6 +152,7 @@ def _token_section(args, report, result: dict) -> list[str]:
         sample.append((where, row))
         lengths.append(n)
     result["template_refused"] = {"count": len(refused), "rows": refused[:10]}
+    result["template_drops"] = {"checked_rows": len(sample), "kinds": count_dropped(tokenizer, sample, template)}
     rows = [row for _, row in sample]
     if not rows:
         raise UsageError(f"template {args.template or 'model'!r} refuses every sampled row, e.g. {refused[0]['where']}: "
@@ -177,6 +179,8 @@ def _token_section(args, report, result: dict) -> list[str]:
 
 
 def _print_tail(args, report, result: dict, out) -> None:
+    from tunedeck.engine.templates.drops import drops_line
+
     print(
         f"rows {report.rows:,}   valid {report.valid:,}   invalid {report.invalid:,}   duplicates {report.duplicates:,}",
         file=out,
@@ -215,6 +219,9 @@ def _print_tail(args, report, result: dict, out) -> None:
             print(f"template refuses {refused['count']:,} {what}:", file=out)
             for r in refused["rows"][:3]:
                 print(f"  {r['where']}: {r['error']}", file=out)
+        drops = drops_line((result.get("template_drops") or {}).get("kinds") or {})
+        if drops:
+            print(drops, file=out)
         mask = result["mask"]
         if mask["error"]:
             print(f"loss mask: FAILS: {mask['error']}", file=out)
@@ -342,12 +349,39 @@ def _styled(view, color: bool) -> str:
     return "".join(out)
 
 
+def _print_render_json(args, fmt: str, where, views, drops, warnings: list[str]) -> None:
+    """``template render --json``: the row's text, per-token {id, text, trained}, the mask and what the template drops."""
+    seqs = [{"name": v.name, "text": v.text, "tokens": v.tokens()} for v in views]
+    print(
+        json.dumps(
+            {
+                "source": args.data,
+                "row": args.row,
+                "where": str(where),
+                "format": fmt,
+                "template": args.template,
+                "text": views[0].text,
+                "tokens": views[0].tokens(),
+                "total": sum(len(v.ids) for v in views),
+                "trained": sum(sum(v.trained) for v in views),
+                "sequences": seqs,
+                "mask": {"how": views[0].how, "notes": views[0].notes},
+                "drops": [{"kind": d.kind, "message": d.message, "name": d.name} for d in drops],
+                "warnings": warnings,
+            },
+            indent=2,
+        )
+    )
+
+
 def cmd_template_render(args) -> int:
     from tunedeck.engine.data import DataError
     from tunedeck.engine.data.formats import parse_columns
     from tunedeck.engine.data.inspect import read_row
     from tunedeck.engine.model.loading import load_chat_tokenizer
     from tunedeck.engine.templates.check import check_trainable
+    from tunedeck.engine.templates.drops import dropped_parts, row_drops_line
+    from tunedeck.engine.templates.render import TemplateRefused
     from tunedeck.engine.templates.views import token_views
 
     try:
@@ -365,6 +399,9 @@ def cmd_template_render(args) -> int:
     try:
         tokenizer, template = load_chat_tokenizer(args.model, args.template)
         views = token_views(tokenizer, row, template, assistant_only_loss=not args.full_loss)
+        drops = dropped_parts(tokenizer, row, template)
+    except TemplateRefused as e:
+        return _unreadable(f"row {args.row}: template {args.template!r} refuses it: {e}", args.json)
     except ValueError as e:
         return _unreadable(str(e), args.json)
     except Exception as e:  # jinja2 TemplateError / SecurityError from the sandbox
@@ -381,26 +418,7 @@ def cmd_template_render(args) -> int:
     if failure:
         warnings = [failure]
     if args.json:
-        seqs = [{"name": v.name, "text": v.text, "tokens": v.tokens()} for v in views]
-        print(
-            json.dumps(
-                {
-                    "source": args.data,
-                    "row": args.row,
-                    "where": str(where),
-                    "format": fmt,
-                    "template": args.template,
-                    "text": views[0].text,
-                    "tokens": views[0].tokens(),
-                    "total": sum(len(v.ids) for v in views),
-                    "trained": sum(sum(v.trained) for v in views),
-                    "sequences": seqs,
-                    "mask": {"how": views[0].how, "notes": views[0].notes},
-                    "warnings": warnings,
-                },
-                indent=2,
-            )
-        )
+        _print_render_json(args, fmt, where, views, drops, warnings)
         return EXIT_INVALID if failure else EXIT_OK
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     total, trained = sum(len(v.ids) for v in views), sum(sum(v.trained) for v in views)
@@ -414,6 +432,8 @@ def cmd_template_render(args) -> int:
         print("mask: derived by rendering growing prefixes (the template has no {% generation %} markers)")
     for note in views[0].notes:
         print(f"mask: {note}")
+    if drops:
+        print(row_drops_line(drops))
     for w in warnings:
         print(f"warning: {w}")
     return EXIT_INVALID if failure else EXIT_OK

@@ -72,6 +72,7 @@ class TemplateScreen(StudioScreen):
         from tunedeck.engine.data.inspect import read_row
         from tunedeck.engine.model.loading import load_chat_tokenizer
         from tunedeck.engine.templates import token_views
+        from tunedeck.engine.templates.drops import dropped_parts, row_drops_line
 
         try:
             fmt, where, row, errors = read_row(source, index)
@@ -80,6 +81,7 @@ class TemplateScreen(StudioScreen):
             with ml_turn(self, "the template preview"):
                 tokenizer, template = load_chat_tokenizer(template=template_path, **model)  # a .jinja beside the recipe
                 views = token_views(tokenizer, row, template, assistant_only_loss=assistant_only)
+                drops = row_drops_line(dropped_parts(tokenizer, row, template))
         except (OSError, ValueError) as e:  # a bad template or row is shown, never raised
             self.post_message(TemplateRendered(name, index, error=str(e)))
             return
@@ -92,7 +94,8 @@ class TemplateScreen(StudioScreen):
         trained = sum(sum(v.trained) for v in views)
         total = sum(len(v.ids) for v in views)
         head = f"template: {name}   row {index} ({where.short()}, {fmt})   {trained}/{total} tokens trained"
-        self.post_message(TemplateRendered(name, index, head, tokens, mask_banner(views)))
+        banner = "\n".join(b for b in (mask_banner(views), f"⚠ {drops}" if drops else "") if b)
+        self.post_message(TemplateRendered(name, index, head, tokens, banner))
 
     def on_template_rendered(self, message: TemplateRendered) -> None:
         if message.index != self.index:  # n/p moved on while this row rendered
