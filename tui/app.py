@@ -12,7 +12,7 @@ from tunedeck.engine.recipe import RecipeError
 from tunedeck.themes import DEFAULT_THEME, load_themes
 from tunedeck.tui.commands import TunedeckCommands
 from tunedeck.tui.keymap import keymap_path, load_keymap
-from tunedeck.tui.messages import RunActionFinished, TrainLaunched, TrainLaunchFailed, WorkFailed
+from tunedeck.tui.messages import QueueWaiting, RunActionFinished, TrainLaunched, TrainLaunchFailed, WorkFailed
 from tunedeck.tui.recipe_store import RecipeStore
 from tunedeck.tui.screens import MODES, SCREEN_ORDER
 from tunedeck.tui.screens.confirm import ConfirmScreen
@@ -176,6 +176,9 @@ class TunedeckApp(App[None]):
 
     def on_train_launch_failed(self, message: TrainLaunchFailed) -> None:
         self.notify(message.reason, title="train", severity="error", timeout=15, markup=False)
+
+    def on_queue_waiting(self, message: QueueWaiting) -> None:
+        self.notify(message.text, markup=False)
 
     def on_work_failed(self, message: WorkFailed) -> None:
         self.notify(message.reason, title=message.title, severity="error", timeout=15, markup=False)

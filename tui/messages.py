@@ -58,6 +58,13 @@ class GpuSampled(Message):
 
 
 @dataclass
+class QueueWaiting(Message):
+    """A worker waits for the ML queue; ``text`` says for what."""
+
+    text: str
+
+
+@dataclass
 class WorkFailed(Message):
     """A background task failed; ``reason`` is what the user is told."""
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from textual import work
 
+from tunedeck.tui.messages import QueueWaiting
+
 
 def error_log_path() -> Path:
     from platformdirs import user_state_dir
@@ -28,7 +30,7 @@ def error_log_path() -> Path:
 
 
 def report_error(app: Any, where: str, exc: BaseException) -> None:
-    """Log ``exc`` with its traceback and notify the user (from any thread)."""
+    """Log ``exc`` with its traceback and notify the user (from any thread): the one error path, in any App."""
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     path = error_log_path()
     try:
@@ -97,11 +99,4 @@ ML_QUEUE = MLQueue()
 def ml_turn(node: Any, what: str) -> Any:
     """``with ml_turn(self, "the template preview"):`` in a worker: wait for the ML queue, saying so."""
     app = node.app
-
-    def waiting(message: str) -> None:
-        try:
-            app.call_from_thread(app.notify, message, markup=False)
-        except RuntimeError:
-            pass
-
-    return ML_QUEUE.turn(what, waiting)
+    return ML_QUEUE.turn(what, lambda text: app.post_message(QueueWaiting(text)))

@@ -147,3 +147,37 @@ def test_no_worker_queries_or_updates_a_widget(tmp_path, demo_assets, monkeypatc
 
     drive(app, steps)
     assert not off_thread, off_thread
+
+
+def test_a_screen_job_that_waits_for_the_ml_queue_says_so_through_the_app(tmp_path, monkeypatch) -> None:
+    from tunedeck.tui.app import TunedeckApp
+    from tunedeck.tui.workers import ml_turn
+
+    app = TunedeckApp(workspace=tmp_path)
+    seen = record_notifications(app, monkeypatch)
+    held, release = threading.Event(), threading.Event()
+
+    def export() -> None:
+        with ML_QUEUE.turn("the export"):
+            held.set()
+            release.wait(5)
+
+    async def steps(pilot: Pilot) -> None:
+        first = threading.Thread(target=export)
+        first.start()
+        held.wait(5)
+        def preview() -> None:
+            with ml_turn(app.screen, "the template preview"):
+                pass
+
+        second = threading.Thread(target=preview)
+        second.start()
+        deadline = time.time() + 10
+        while "waiting" not in str(seen) and time.time() < deadline:  # the notice comes as a message, then notify
+            await pilot.pause(0.05)
+        release.set()
+        first.join(5)
+        second.join(5)
+        assert ("information", "the template preview: waiting for the export to finish") in seen
+
+    drive(app, steps)
