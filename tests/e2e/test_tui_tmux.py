@@ -38,7 +38,9 @@ class Tmux:
             time.sleep(0.3)
 
     def wait(self, found: Callable[[str], bool] | str, timeout: float, what: str = "") -> str:
-        """Poll the pane until ``found`` (a predicate or a substring) holds; fail with the last screen."""
+        """Poll the pane until ``found`` (a predicate or a substring) holds; fail with the last screen.
+
+        Timeouts are generous: they cost nothing when the screen is right, and CI's 2 busy cores are slow."""
         test = found if callable(found) else (lambda s: found in s)
         end = time.time() + timeout
         while time.time() < end:
@@ -78,13 +80,13 @@ def test_tui_journey_in_tmux(workspace: Path, cache_dir: Path) -> None:
         tui.keys("2")
         tui.wait("1500 valid", 120, "the demo data")
         tui.keys("1")
-        tui.wait("press t to train", 30, "the Runs screen")  # a key sent mid-switch goes to the screen being left
+        tui.wait("press t to train", 120, "the Runs screen")  # a key sent mid-switch goes to the screen being left
         tui.keys("t")
-        tui.wait(re.compile(r"\d{8}-\d{6}-sft-").search, 60, "the new run in the table")
+        tui.wait(re.compile(r"\d{8}-\d{6}-sft-").search, 180, "the new run in the table")  # preflight loads a tokenizer
         tui.keys("6")
         tui.wait(re.compile(r"loss \d+\.\d{4}").search, 400, "a loss value on Train")
         tui.keys("q")  # quit while it trains: the run must carry on without the TUI
-        end = time.time() + 30
+        end = time.time() + 120
         while not tui.dead() and time.time() < end:
             time.sleep(0.5)
         assert tui.dead(), tui.screen()
@@ -96,10 +98,10 @@ def test_tui_journey_in_tmux(workspace: Path, cache_dir: Path) -> None:
         text = tui.wait(re.compile(r"-sft-\S+\s+finished\s+200/200").search, 600, "the run, finished, after reopening")
         assert "loss" in text
         tui.keys("7")
-        tui.wait("(finished)", 30, "the run on Export")
+        tui.wait("(finished)", 120, "the run on Export")
         tui.keys("x")
         tui.wait("done:", 900, "the export to finish")
-        tui.wait("F16", 10)
+        tui.wait("F16", 60)
         tui.keys("8")
         tui.wait(".F16.gguf ready", 180, "the GGUF to load")
         tui.keys("i")
