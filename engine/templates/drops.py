@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tunedeck.engine.templates.render import Render, TemplateRefused, chat_render, safe_render, template_inputs
+from tunedeck.engine.templates.render import Render, TemplateRefused, chat_render, conversations, safe_render
 
 KINDS = {"system": "system message", "user": "user message", "assistant": "assistant text", "tool": "tool result"}
 CALLS, ARGUMENTS = "tool calls", "tool-call arguments"
@@ -120,21 +120,10 @@ def dropped_in(render: Render, messages: list[dict]) -> list[Dropped]:
     return out
 
 
-def _conversations(row: dict) -> list[tuple[list[dict], list | None]]:
-    """The chat conversations a normalized row trains on, with its tools."""
-    if "messages" in row:
-        return [template_inputs(row)]
-    prompt = row.get("prompt")
-    if not isinstance(prompt, list):
-        return []
-    return [template_inputs({"messages": prompt + row[k], "tools": row.get("tools")})
-            for k in ("completion", "chosen", "rejected") if isinstance(row.get(k), list)]  # fmt: skip
-
-
 def dropped_parts(tokenizer, row: dict, template: str) -> list[Dropped]:
     """What ``template`` leaves out of a normalized row (TemplateRefused when it raises on the row)."""
     out: list[Dropped] = []
-    for messages, tools in _conversations(row):
+    for messages, tools in conversations(row):
         out += [d for d in dropped_in(chat_render(tokenizer, template, tools), messages) if d not in out]
     return out
 

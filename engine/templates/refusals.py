@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tunedeck.engine.templates.render import TemplateRefused, refusal, strip_generation_markers, template_inputs
+from tunedeck.engine.templates.render import (
+    TemplateRefused,
+    conversations,
+    refusal,
+    strip_generation_markers,
+    template_inputs,
+)
 
 # The variables transformers' apply_chat_template passes to every template (tools and documents as None when
 # the row has none); anything else a template reads must come from its caller.
@@ -115,11 +121,9 @@ def explain(error: BaseException, template: str | None, messages: list[dict] | N
 
 
 def inputs_of(row: dict[str, Any]) -> tuple[list[dict], list | None]:
-    """(messages, tools) of any normalized row, for ``explain``: a prompt/completion row's chat parts joined."""
-    if "messages" in row:
-        return template_inputs(row)
-    parts = [row.get(k) for k in ("prompt", "completion", "chosen") if isinstance(row.get(k), list)]
-    return template_inputs({"messages": [m for p in parts for m in p], "tools": row.get("tools")})
+    """(messages, tools) of any normalized row, for ``explain``: its first conversation (render.conversations)."""
+    found = conversations(row)
+    return found[0] if found else template_inputs({"messages": [], "tools": row.get("tools")})
 
 
 def explained(e: BaseException, template: str | None, messages: list | None, tools: list | None) -> TemplateRefused:

@@ -100,3 +100,15 @@ def template_inputs(row: dict) -> tuple[list[dict], list | None]:
         {k: decoded(v) if k == "tool_calls" else v for k, v in m.items() if v is not None} for m in row["messages"]
     ]
     return messages, decoded(row.get("tools")) or None
+
+
+def conversations(row: dict) -> list[tuple[list[dict], list | None]]:
+    """The chat conversations a normalized row trains on, as (messages, tools): a ``messages`` row's one; a
+    chat prompt joined with each chat completion, chosen and rejected answer. [] for other rows."""
+    if "messages" in row:
+        return [template_inputs(row)]
+    prompt = row.get("prompt")
+    if not isinstance(prompt, list):
+        return []
+    return [template_inputs({"messages": prompt + row[k], "tools": row.get("tools")})
+            for k in ("completion", "chosen", "rejected") if isinstance(row.get(k), list)]  # fmt: skip
